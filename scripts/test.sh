@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The one test command (README "Test"; .ci/run calls exactly this). On a fresh machine it
+# provides what the tests need, then runs every check: format, lints, all tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/ensure-redis.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --profile ci --lib --bins --tests
+else
+  cargo test --locked --lib --bins --tests
+fi
+cargo test --locked --doc

@@ -1,0 +1,71 @@
+//! The command line: one binary, one subcommand per role, so every deployment runs the same
+//! image with different `args`.
+//!
+//! `main` parses [`Cli`] and calls [`run`]; each subcommand lives in its own file and goes
+//! through the same composition roots the tests use.
+
+mod tools;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+
+/// payworker: a Redis-backed job-queue payment worker.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Config file (default: $PAYWORKER_CONFIG, else ./worker.yaml when present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the effective configuration, secrets redacted, after validating it.
+    CheckConfig,
+    /// Encrypt a card (JSON on stdin) with an account's key, as an S2S job carries it.
+    EncryptCard(tools::EncryptCardArgs),
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::CheckConfig => tools::check_config(&load(cli.config.as_deref())?),
+        Command::EncryptCard(args) => tools::encrypt_card(&load(cli.config.as_deref())?, args),
+    }
+}
+
+fn load(path: Option<&std::path::Path>) -> anyhow::Result<Settings> {
+    Settings::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM: the one signal every loop watches.
+pub fn shutdown_token() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+        trigger.cancel();
+    });
+    cancel
+}

@@ -1,0 +1,81 @@
+//! The configuration boundary's errors.
+//!
+//! One enum for everything that can stop start-up because of configuration. Messages name the
+//! key path and the reason; none of them ever contains a secret's value (key deserialization and
+//! validation are written so that figment has nothing secret to quote).
+
+use std::{fmt, io, path::PathBuf};
+
+/// Why the configuration could not be loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer could not be read or did not fit the typed tree (bad YAML, wrong type, unknown
+    /// key, missing config file named explicitly).
+    #[error("could not load configuration: {0}")]
+    Load(Box<figment::Error>),
+    /// The tree loaded but breaks one or more rules; every problem found is listed.
+    #[error("invalid configuration:\n{}", ProblemList(.0))]
+    Invalid(Vec<ConfigProblem>),
+    /// An account's `key_file` could not be read.
+    #[error("gateway.accounts.{account}.key_file: cannot read {}: {source}", path.display())]
+    KeyFile {
+        /// The account's name under `gateway.accounts`.
+        account: String,
+        /// The file that could not be read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: io::Error,
+    },
+    /// An account was asked for by a name that `gateway.accounts` does not declare.
+    #[error("gateway.accounts: no account named \"{0}\" is declared")]
+    UnknownAccount(String),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(error: figment::Error) -> Self {
+        Self::Load(Box::new(error))
+    }
+}
+
+/// One broken rule: the dotted key path and what is wrong with its value.
+///
+/// Displays as `path: message`, e.g.
+/// `gateway.accounts.main.key: must be exactly 32 characters, got 31`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The dotted key path, as written in `worker.yaml` (e.g. `gateway.http.request_timeout`).
+    pub path: String,
+    /// What is wrong, phrased to follow the path.
+    pub message: String,
+}
+
+impl ConfigProblem {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Displays problems one per line, for [`ConfigError::Invalid`].
+struct ProblemList<'a>(&'a [ConfigProblem]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "  {problem}")?;
+        }
+        Ok(())
+    }
+}

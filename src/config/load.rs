@@ -1,0 +1,207 @@
+//! Loading: defaults, then the YAML file, then `PAYWORKER_*` variables; then key files; then
+//! validation.
+//!
+//! Figment does the layering. Two things are done here instead of by figment's `Env`: the
+//! variables come from an argument, so tests never touch the process environment; and an
+//! account key from the environment is kept as the exact string, where figment would turn an
+//! all-digit value into a number and lose its leading zeros.
+
+use std::{
+    ffi::OsStr,
+    fs,
+    path::{Path, PathBuf},
+};
+
+use figment::{
+    Figment, Metadata, Profile, Provider,
+    providers::{Format, Serialized, Yaml},
+    value::{Dict, Map, Value},
+};
+use secrecy::SecretString;
+use zeroize::Zeroize;
+
+use super::{ConfigError, Settings};
+
+/// Prefix of the environment variables that override the file; `__` separates levels, as in
+/// `PAYWORKER_GATEWAY__HTTP__REQUEST_TIMEOUT=10s`.
+pub const ENV_PREFIX: &str = "PAYWORKER_";
+
+/// The environment variable naming the configuration file (it is not itself a setting).
+pub const CONFIG_ENV: &str = "PAYWORKER_CONFIG";
+
+/// The configuration file read from the working directory when no other is named.
+pub const DEFAULT_FILE: &str = "worker.yaml";
+
+impl Settings {
+    /// Loads, resolves and validates the configuration from the file at `path` (else the one
+    /// named by `PAYWORKER_CONFIG`, else `worker.yaml` if the working directory has one) and
+    /// the process's `PAYWORKER_*` variables.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Load`] if a named file is missing or any layer does not fit the tree,
+    /// [`ConfigError::KeyFile`] if a key file cannot be read, [`ConfigError::Invalid`] with
+    /// every broken rule otherwise.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::figment(path, std::env::vars_os()))
+    }
+
+    /// The layered figment that [`Settings::load`] extracts, with the environment given as
+    /// `vars` (name, value) pairs, so that tests and tools can supply their own.
+    pub fn figment<I, K, V>(path: Option<&Path>, vars: I) -> Figment
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        let mut env = EnvLayer::new(vars);
+        let figment = Figment::from(Serialized::defaults(Self::default()));
+        let figment = match path.map(Path::to_path_buf).or(env.config_file.take()) {
+            Some(path) => figment.merge(Yaml::file_exact(path)),
+            None if Path::new(DEFAULT_FILE).is_file() => {
+                figment.merge(Yaml::file_exact(DEFAULT_FILE))
+            }
+            None => figment,
+        };
+        figment.merge(env)
+    }
+
+    /// Extracts the tree from `figment`, reads key files and validates.
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::load`].
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let mut settings: Self = figment.extract()?;
+        settings.resolve_keys()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Gives every account its key, from `key` or from `key_file`. An account with both or
+    /// neither is left unresolved for validation to report.
+    fn resolve_keys(&mut self) -> Result<(), ConfigError> {
+        for (name, account) in &mut self.gateway.accounts {
+            let key = match (&account.key, &account.key_file) {
+                (Some(key), None) => key.clone(),
+                (None, Some(path)) => {
+                    read_key_file(path).map_err(|source| ConfigError::KeyFile {
+                        account: name.clone(),
+                        path: path.clone(),
+                        source,
+                    })?
+                }
+                _ => continue,
+            };
+            account.set_resolved_key(key);
+        }
+        Ok(())
+    }
+}
+
+/// Reads a key file, dropping the trailing newline that `echo` and editors add.
+fn read_key_file(path: &Path) -> std::io::Result<SecretString> {
+    let mut raw = fs::read_to_string(path)?;
+    let key = SecretString::from(raw.trim_end_matches(['\n', '\r']));
+    raw.zeroize();
+    Ok(key)
+}
+
+/// The `PAYWORKER_*` variables as a figment provider.
+struct EnvLayer {
+    /// The file named by `PAYWORKER_CONFIG`, if set and not empty.
+    config_file: Option<PathBuf>,
+    /// (dotted lower-case key path, raw value), sorted by path so that merging is stable.
+    vars: Vec<(String, String)>,
+}
+
+impl EnvLayer {
+    fn new<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        let mut config_file = None;
+        let mut settings = Vec::new();
+        for (name, value) in vars {
+            let name = name.as_ref().to_string_lossy();
+            if name.eq_ignore_ascii_case(CONFIG_ENV) {
+                let value = value.as_ref();
+                config_file = (!value.is_empty()).then(|| PathBuf::from(value));
+                continue;
+            }
+            let Some(rest) = strip_prefix_ignore_case(&name, ENV_PREFIX) else {
+                continue;
+            };
+            let path = rest.to_ascii_lowercase().replace("__", ".");
+            if path.split('.').any(str::is_empty) {
+                continue;
+            }
+            settings.push((path, value.as_ref().to_string_lossy().into_owned()));
+        }
+        settings.sort_by(|a, b| a.0.cmp(&b.0));
+        Self {
+            config_file,
+            vars: settings,
+        }
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &name[prefix.len()..])
+}
+
+/// Whether a key path holds an account key, which must stay the exact string given.
+fn is_secret(path: &str) -> bool {
+    path.starts_with("gateway.accounts.") && path.ends_with(".key")
+}
+
+impl Provider for EnvLayer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("`{ENV_PREFIX}` environment variable(s)")).interpolater(
+            |_: &Profile, keys: &[&str]| {
+                let keys: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
+                format!("{ENV_PREFIX}{}", keys.join("__"))
+            },
+        )
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (path, raw) in &self.vars {
+            let value = if is_secret(path) {
+                Value::from(raw.clone())
+            } else {
+                raw.parse().unwrap_or_else(|never| match never {})
+            };
+            let keys: Vec<&str> = path.split('.').collect();
+            insert(&mut dict, &keys, value);
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Puts `value` at `keys` in `dict`, creating (or replacing non-dictionary values with)
+/// dictionaries on the way.
+fn insert(dict: &mut Dict, keys: &[&str], value: Value) {
+    match keys {
+        [] => {}
+        [last] => {
+            dict.insert((*last).to_owned(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict
+                .entry((*first).to_owned())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if !matches!(entry, Value::Dict(..)) {
+                *entry = Value::from(Dict::new());
+            }
+            if let Value::Dict(_, inner) = entry {
+                insert(inner, rest, value);
+            }
+        }
+    }
+}

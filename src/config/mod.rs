@@ -1,0 +1,38 @@
+//! Configuration: one typed tree, loaded once at start-up and checked before anything runs.
+//!
+//! Layers, later ones winning: the defaults in the types, then `worker.yaml` (or the file named
+//! by `PAYWORKER_CONFIG`), then `PAYWORKER_*` environment variables with `__` between levels.
+//! Key files are read after the layers are merged, and validation reports every problem at
+//! once, each naming the key path, so an operator fixes a bad deployment in one round.
+//!
+//! Secrets (the gateway keys, a Redis password) never leave this module in clear: `Debug`
+//! masks them, `Serialize` writes `"[REDACTED]"`, and no error message quotes a key.
+//!
+//! - `settings.rs`: the root [`Settings`], the Redis section, choosing an account.
+//! - `gateway.rs`: the gateway section and its merchant accounts.
+//! - `sections.rs`: queues, retry, ingress, results and telemetry.
+//! - `load.rs`: the figment layering and key-file resolution.
+//! - `validate.rs`: start-up checks.
+//! - `error.rs`: [`ConfigError`] and [`ConfigProblem`].
+//! - `redact.rs`: the redacted YAML view and the serializers behind it.
+
+mod error;
+mod gateway;
+mod load;
+mod redact;
+mod sections;
+mod settings;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ConfigError, ConfigProblem};
+pub use gateway::{AccountSettings, GatewaySettings, HttpSettings, PathSettings};
+pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};
+pub use redact::REDACTED;
+pub use sections::{
+    IngressSettings, Jitter, LogFormat, QueueSettings, QueuesSettings, ResultsSettings,
+    RetrySettings, TelemetrySettings,
+};
+pub use settings::{RedisSettings, Settings};

@@ -1,0 +1,169 @@
+//! The sections beyond Redis and the gateway: queues, retry, ingress, results, telemetry.
+//!
+//! Each has defaults that run a single small worker; the components that read them document
+//! how. Closed sets of choices are enums, so a typo fails at load time, not at first use.
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The job queues the worker consumes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueuesSettings {
+    /// Jobs that create a payment at the gateway.
+    pub create_payment: QueueSettings,
+    /// Notifications from the gateway, waiting to be applied.
+    pub process_notification: QueueSettings,
+}
+
+/// One job queue.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Redis streams the queue is spread over (1 to 1024); more spreads load in a cluster.
+    pub partitions: u32,
+    /// Jobs processed at the same time by one worker process.
+    pub concurrency: usize,
+    /// Jobs fetched from Redis in one round trip.
+    pub batch_size: usize,
+    /// How long a fetched job stays claimed; a job not finished by then is handed out again.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Attempts before a job is moved to the dead-letter queue.
+    pub max_attempts: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            partitions: 1,
+            concurrency: 64,
+            batch_size: 100,
+            lease: Duration::from_secs(30),
+            max_attempts: 8,
+        }
+    }
+}
+
+/// How failed gateway calls are retried: exponential backoff with jitter, capped.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Delay before the first retry; each later one doubles it.
+    #[serde(with = "humantime_serde")]
+    pub base_delay: Duration,
+    /// Longest delay between two attempts (a `Retry-After` may ask for longer).
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+    /// Time after the first attempt when a job stops being retried.
+    #[serde(with = "humantime_serde")]
+    pub total_budget: Duration,
+    /// Randomness added to each delay: `full`, `equal` or `none`.
+    pub jitter: Jitter,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(5 * 60),
+            total_budget: Duration::from_secs(60 * 60),
+            jitter: Jitter::Full,
+        }
+    }
+}
+
+/// Randomness added to a retry delay, so that failed jobs do not retry in lockstep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Jitter {
+    /// A delay drawn uniformly between zero and the computed delay.
+    #[default]
+    Full,
+    /// Half the computed delay plus a random share of the other half.
+    Equal,
+    /// The computed delay exactly.
+    None,
+}
+
+/// The HTTP server that receives the gateway's notifications.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngressSettings {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// The URL at which the gateway reaches this server; notification `callback_url`s start
+    /// with it.
+    pub public_url: Url,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How far a notification's `timestamp` may be from the current time before it is refused
+    /// as a replay.
+    #[serde(with = "humantime_serde")]
+    pub timestamp_window: Duration,
+}
+
+impl Default for IngressSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: Url::parse("http://127.0.0.1:8080").expect("a valid literal URL"),
+            max_body_bytes: 64 * 1024,
+            timestamp_window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Where job outcomes are published for other services.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResultsSettings {
+    /// Redis streams that receive every outcome; the `{...}` is a cluster hash tag.
+    pub streams: Vec<String>,
+    /// Approximate length each stream is trimmed to.
+    pub max_len: usize,
+}
+
+impl Default for ResultsSettings {
+    fn default() -> Self {
+        Self {
+            streams: vec!["payworker:{results}".to_owned()],
+            max_len: 1_000_000,
+        }
+    }
+}
+
+/// Logs and traces.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Log output: `pretty` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    /// Log filter in `RUST_LOG` syntax, e.g. `info` or `info,payworker=debug`.
+    pub log_level: String,
+    /// OpenTelemetry collector (OTLP) URL; traces are exported only when it is set.
+    pub otlp_endpoint: Option<Url>,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Pretty,
+            log_level: "info".to_owned(),
+            otlp_endpoint: None,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}

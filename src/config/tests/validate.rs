@@ -1,0 +1,225 @@
+//! Each validation message, exactly, and several reported at once.
+
+use std::time::Duration;
+
+use super::{ACCOUNT_YAML, TEST_KEY, from_yaml, problems, problems_of, valid};
+use crate::config::{AccountSettings, ConfigError, Settings};
+
+/// The problems of a valid configuration after `change`.
+fn after(change: impl FnOnce(&mut Settings)) -> Vec<String> {
+    let mut settings = valid();
+    change(&mut settings);
+    problems_of(&settings)
+}
+
+/// `ACCOUNT_YAML` with its key line replaced by `line`.
+fn with_key_line(line: &str) -> String {
+    ACCOUNT_YAML.replace(&format!("key: {TEST_KEY}"), line)
+}
+
+#[test]
+fn a_valid_configuration_passes() {
+    assert!(valid().validate().is_ok());
+}
+
+#[test]
+fn key_length_is_exactly_32() {
+    let short = &TEST_KEY[..31];
+    let problems = problems(from_yaml(&with_key_line(&format!("key: {short}"))));
+    assert_eq!(
+        problems,
+        ["gateway.accounts.main.key: must be exactly 32 characters, got 31"]
+    );
+}
+
+#[test]
+fn key_must_be_printable_ascii() {
+    let key = format!("{}é", &TEST_KEY[..30]);
+    let problems = problems(from_yaml(&with_key_line(&format!("key: \"{key}\""))));
+    assert_eq!(
+        problems,
+        ["gateway.accounts.main.key: must be printable ASCII without spaces"]
+    );
+}
+
+#[test]
+fn key_and_key_file_are_exclusive_and_one_is_required() {
+    let both = with_key_line(&format!("key: {TEST_KEY}\n      key_file: /run/key"));
+    assert_eq!(
+        problems(from_yaml(&both)),
+        ["gateway.accounts.main.key: set key or key_file, not both"]
+    );
+    assert_eq!(
+        problems(from_yaml(&with_key_line(""))),
+        [
+            "gateway.accounts.main.key: missing; set PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY or key_file"
+        ]
+    );
+}
+
+#[test]
+fn base_url_must_be_http_or_https() {
+    let problems = after(|s| {
+        let main = s.gateway.accounts.get_mut("main").unwrap();
+        main.base_url = "ftp://uat-stripe.colawallex.com".parse().unwrap();
+    });
+    assert_eq!(
+        problems,
+        ["gateway.accounts.main.base_url: must be http or https"]
+    );
+}
+
+#[test]
+fn default_account_must_be_declared() {
+    let problems = after(|s| s.gateway.default_account = Some("x".to_owned()));
+    assert_eq!(
+        problems,
+        ["gateway.default_account: names \"x\", which is not declared"]
+    );
+}
+
+#[test]
+fn at_least_one_account_is_required() {
+    let problems = after(|s| s.gateway.accounts.clear());
+    assert_eq!(
+        problems,
+        ["gateway.accounts: at least one account is required"]
+    );
+}
+
+#[test]
+fn account_names_are_lower_case() {
+    let problems = after(|s| {
+        let main = s.gateway.accounts.remove("main").unwrap();
+        s.gateway.accounts.insert("Main".to_owned(), main);
+    });
+    assert_eq!(
+        problems,
+        [
+            "gateway.accounts.Main: account names must be lower-case letters, digits and single \"_\" \
+          (environment variables reach them in lower case)"
+        ]
+    );
+}
+
+#[test]
+fn header_values_must_be_present() {
+    let problems = after(|s| {
+        let main = s.gateway.accounts.get_mut("main").unwrap();
+        main.account_id.clear();
+        main.site = "https://shop\n.example.com".to_owned();
+    });
+    assert_eq!(
+        problems,
+        [
+            "gateway.accounts.main.account_id: must not be empty",
+            "gateway.accounts.main.site: must be printable ASCII (it is sent as an HTTP header)",
+        ]
+    );
+}
+
+#[test]
+fn timeouts_must_be_positive() {
+    let problems = after(|s| s.gateway.http.request_timeout = Duration::ZERO);
+    assert_eq!(
+        problems,
+        ["gateway.http.request_timeout: must be greater than 0"]
+    );
+}
+
+#[test]
+fn paths_must_be_absolute() {
+    let problems = after(|s| s.gateway.paths.host = "open-api/payment/host".to_owned());
+    assert_eq!(problems, ["gateway.paths.host: must start with \"/\""]);
+}
+
+#[test]
+fn partitions_are_bounded() {
+    for partitions in [0, 1025] {
+        let problems = after(|s| s.queues.create_payment.partitions = partitions);
+        assert_eq!(
+            problems,
+            ["queues.create_payment.partitions: must be between 1 and 1024"]
+        );
+    }
+    let mut settings = valid();
+    settings.queues.create_payment.partitions = 1024;
+    assert!(settings.validate().is_ok());
+}
+
+#[test]
+fn the_other_sections_are_checked() {
+    let problems = after(|s| {
+        s.redis.url = "http://127.0.0.1:6379".to_owned();
+        s.redis.key_prefix.clear();
+        s.queues.process_notification.concurrency = 0;
+        s.queues.process_notification.lease = Duration::ZERO;
+        s.queues.process_notification.max_attempts = 0;
+        s.retry.max_delay = Duration::from_millis(10);
+        s.ingress.max_body_bytes = 0;
+        s.results.streams = vec![String::new()];
+        s.telemetry.log_level = "info,=[".to_owned();
+        s.telemetry.otlp_endpoint = Some("grpc://collector:4317".parse().unwrap());
+    });
+    let paths: Vec<&str> = problems
+        .iter()
+        .map(|p| p.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "redis.url",
+            "redis.key_prefix",
+            "queues.process_notification.concurrency",
+            "queues.process_notification.lease",
+            "queues.process_notification.max_attempts",
+            "retry.max_delay",
+            "ingress.max_body_bytes",
+            "results.streams[0]",
+            "telemetry.log_level",
+            "telemetry.otlp_endpoint",
+        ],
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn every_problem_is_listed_at_once() {
+    let yaml = format!(
+        "{}
+  default_account: x
+  http:
+    request_timeout: 0s
+  paths:
+    host: open-api
+queues:
+  create_payment:
+    partitions: 0
+",
+        with_key_line(&format!("key: {}", &TEST_KEY[..31]))
+    );
+    let error = from_yaml(&yaml).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid configuration:
+  gateway.http.request_timeout: must be greater than 0
+  gateway.paths.host: must start with \"/\"
+  gateway.default_account: names \"x\", which is not declared
+  gateway.accounts.main.key: must be exactly 32 characters, got 31
+  queues.create_payment.partitions: must be between 1 and 1024"
+    );
+    assert!(matches!(error, ConfigError::Invalid(p) if p.len() == 5));
+}
+
+#[test]
+fn an_account_built_in_code_is_valid() {
+    let mut settings = Settings::default();
+    let account = AccountSettings::new(
+        "https://uat-stripe.colawallex.com".parse().unwrap(),
+        "acct_1",
+        "https://shop.example.com",
+        TEST_KEY.into(),
+    );
+    settings.gateway.accounts.insert("main".to_owned(), account);
+    assert!(settings.validate().is_ok());
+}

@@ -1,0 +1,230 @@
+//! Start-up validation: the rules the types cannot express.
+//!
+//! Every rule is checked and every broken one reported, each as `key.path: what is wrong`, so
+//! that one failed start shows the operator the whole fix. Messages describe a secret (its
+//! length, its characters) but never quote it.
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::settings::NO_ACCOUNT;
+use super::{AccountSettings, ConfigError, ConfigProblem, QueueSettings, Settings};
+
+/// Exact length of a gateway key, in ASCII characters (it is also the AES-256 key).
+const KEY_LEN: usize = 32;
+
+/// Largest number of partitions one queue may have.
+const MAX_PARTITIONS: u32 = 1024;
+
+impl Settings {
+    /// Checks the rules the types cannot express, including that every account has a resolved
+    /// key of the right shape.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] listing every problem found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Problems::default();
+        problems.redis(self);
+        problems.gateway(self);
+        for (name, queue) in [
+            ("create_payment", &self.queues.create_payment),
+            ("process_notification", &self.queues.process_notification),
+        ] {
+            problems.queue(&format!("queues.{name}"), queue);
+        }
+        problems.others(self);
+        if problems.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems.0))
+        }
+    }
+}
+
+/// The problems found so far.
+#[derive(Default)]
+struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigProblem::new(path, message));
+    }
+
+    fn positive(&mut self, path: &str, value: Duration) {
+        if value.is_zero() {
+            self.add(path, "must be greater than 0");
+        }
+    }
+
+    fn at_least_one(&mut self, path: &str, value: usize) {
+        if value == 0 {
+            self.add(path, "must be at least 1");
+        }
+    }
+
+    fn http_url(&mut self, path: &str, url: &Url) {
+        if !matches!(url.scheme(), "http" | "https") {
+            self.add(path, "must be http or https");
+        }
+    }
+
+    /// A value sent as an HTTP header: present and printable ASCII.
+    fn header(&mut self, path: &str, value: &str) {
+        if value.is_empty() {
+            self.add(path, "must not be empty");
+        } else if !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            self.add(
+                path,
+                "must be printable ASCII (it is sent as an HTTP header)",
+            );
+        }
+    }
+
+    fn redis(&mut self, settings: &Settings) {
+        let redis = &settings.redis;
+        // The URL may hold a password: describe it, never quote it.
+        let scheme_ok = Url::parse(&redis.url)
+            .is_ok_and(|url| matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix"));
+        if !scheme_ok {
+            self.add("redis.url", "must be a redis://, rediss:// or unix:// URL");
+        }
+        if redis.key_prefix.is_empty() {
+            self.add("redis.key_prefix", "must not be empty");
+        }
+    }
+
+    fn gateway(&mut self, settings: &Settings) {
+        let gateway = &settings.gateway;
+        self.positive("gateway.http.connect_timeout", gateway.http.connect_timeout);
+        self.positive("gateway.http.request_timeout", gateway.http.request_timeout);
+        for (name, value) in [
+            ("host", &gateway.paths.host),
+            ("element", &gateway.paths.element),
+            ("s2s", &gateway.paths.s2s),
+        ] {
+            if !value.starts_with('/') {
+                self.add(format!("gateway.paths.{name}"), "must start with \"/\"");
+            }
+        }
+        if let Some(name) = &gateway.default_account
+            && !gateway.accounts.contains_key(name)
+        {
+            self.add(
+                "gateway.default_account",
+                format!("names \"{name}\", which is not declared"),
+            );
+        }
+        if gateway.accounts.is_empty() {
+            self.add("gateway.accounts", NO_ACCOUNT);
+        }
+        for (name, account) in &gateway.accounts {
+            self.account(name, account);
+        }
+    }
+
+    fn account(&mut self, name: &str, account: &AccountSettings) {
+        let at = format!("gateway.accounts.{name}");
+        let name_ok = !name.is_empty()
+            && !name.contains("__")
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !name_ok {
+            self.add(
+                &at,
+                "account names must be lower-case letters, digits and single \"_\" \
+                 (environment variables reach them in lower case)",
+            );
+        }
+        self.http_url(&format!("{at}.base_url"), &account.base_url);
+        self.header(&format!("{at}.account_id"), &account.account_id);
+        self.header(&format!("{at}.site"), &account.site);
+
+        let env = format!(
+            "{}GATEWAY__ACCOUNTS__{}__KEY",
+            super::ENV_PREFIX,
+            name.to_ascii_uppercase()
+        );
+        let source = match (&account.key, &account.key_file) {
+            (Some(_), Some(_)) => {
+                return self.add(format!("{at}.key"), "set key or key_file, not both");
+            }
+            (None, None) => {
+                return self.add(
+                    format!("{at}.key"),
+                    format!("missing; set {env} or key_file"),
+                );
+            }
+            (Some(_), None) => format!("{at}.key"),
+            (None, Some(_)) => format!("{at}.key_file"),
+        };
+        let Some(key) = account.resolved_key() else {
+            return self.add(
+                source,
+                "was not resolved; load settings through Settings::load",
+            );
+        };
+        let key = secrecy::ExposeSecret::expose_secret(key);
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            self.add(source, "must be printable ASCII without spaces");
+        } else if key.len() != KEY_LEN {
+            self.add(
+                source,
+                format!("must be exactly {KEY_LEN} characters, got {}", key.len()),
+            );
+        }
+    }
+
+    fn queue(&mut self, at: &str, queue: &QueueSettings) {
+        if !(1..=MAX_PARTITIONS).contains(&queue.partitions) {
+            self.add(
+                format!("{at}.partitions"),
+                format!("must be between 1 and {MAX_PARTITIONS}"),
+            );
+        }
+        self.at_least_one(&format!("{at}.concurrency"), queue.concurrency);
+        self.at_least_one(&format!("{at}.batch_size"), queue.batch_size);
+        self.positive(&format!("{at}.lease"), queue.lease);
+        if queue.max_attempts == 0 {
+            self.add(format!("{at}.max_attempts"), "must be at least 1");
+        }
+    }
+
+    fn others(&mut self, settings: &Settings) {
+        let retry = &settings.retry;
+        self.positive("retry.base_delay", retry.base_delay);
+        if retry.max_delay < retry.base_delay {
+            self.add("retry.max_delay", "must not be less than retry.base_delay");
+        }
+        self.positive("retry.total_budget", retry.total_budget);
+
+        let ingress = &settings.ingress;
+        self.http_url("ingress.public_url", &ingress.public_url);
+        self.at_least_one("ingress.max_body_bytes", ingress.max_body_bytes);
+        self.positive("ingress.timestamp_window", ingress.timestamp_window);
+
+        let results = &settings.results;
+        if results.streams.is_empty() {
+            self.add("results.streams", "at least one stream is required");
+        }
+        for (i, stream) in results.streams.iter().enumerate() {
+            if stream.is_empty() {
+                self.add(format!("results.streams[{i}]"), "must not be empty");
+            }
+        }
+        self.at_least_one("results.max_len", results.max_len);
+
+        let telemetry = &settings.telemetry;
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&telemetry.log_level) {
+            self.add(
+                "telemetry.log_level",
+                format!("is not a valid log filter: {error}"),
+            );
+        }
+        if let Some(url) = &telemetry.otlp_endpoint {
+            self.http_url("telemetry.otlp_endpoint", url);
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests: one binary, real HTTP on loopback, real Redis where a test needs it.
+
+mod helpers;
+mod properties;
+mod redaction;
+mod sandbox;
+mod vectors;

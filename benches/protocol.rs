@@ -38,10 +38,10 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("protocol");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("sign (560-byte body)", |b| {
+    group.bench_function("sign (384-byte order body)", |b| {
         b.iter(|| signing::sign(&key, black_box(&body), nonce.as_str(), ts))
     });
-    group.bench_function("verify (560-byte body)", |b| {
+    group.bench_function("verify (384-byte order body)", |b| {
         b.iter(|| signing::verify(&key, black_box(&body), nonce.as_str(), ts, &sig))
     });
 

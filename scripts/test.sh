@@ -13,9 +13,9 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 
 echo "== tests"
+cargo test --locked --doc
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --profile ci --lib --bins --tests
 else
   cargo test --locked --lib --bins --tests
 fi
-cargo test --locked --doc

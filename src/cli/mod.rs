@@ -4,6 +4,8 @@
 //! `main` parses [`Cli`] and calls [`run`]; each subcommand lives in its own file and goes
 //! through the same composition roots the tests use.
 
+mod demo;
+mod sandbox;
 mod tools;
 
 use std::path::PathBuf;
@@ -28,6 +30,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// All in one on embedded defaults: sandbox gateway and sample payments of each method.
+    Demo(demo::DemoArgs),
+    /// Run the sandbox gateway, a local stand-in for the real one.
+    Sandbox(sandbox::SandboxArgs),
     /// Print the effective configuration, secrets redacted, after validating it.
     CheckConfig,
     /// Encrypt a card (JSON on stdin) with an account's key, as an S2S job carries it.
@@ -37,6 +43,12 @@ pub enum Command {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Sandbox(args) => {
+            let settings = load(cli.config.as_deref())?;
+            let _telemetry = crate::telemetry::init(&settings.telemetry);
+            sandbox::run(&settings, args).await
+        }
         Command::CheckConfig => tools::check_config(&load(cli.config.as_deref())?),
         Command::EncryptCard(args) => tools::encrypt_card(&load(cli.config.as_deref())?, args),
     }

@@ -83,15 +83,21 @@ impl CardDetails {
 
     /// The compact JSON the gateway encrypts: all four fields as strings, in its order.
     pub fn to_plaintext_json(&self) -> Zeroizing<String> {
-        Zeroizing::new(
-            serde_json::json!({
-                "number": self.number,
-                "cvc": self.cvc,
-                "exp_month": self.exp_month,
-                "exp_year": self.exp_year,
-            })
-            .to_string(),
-        )
+        // A struct, not `json!`: serde_json's map would sort the keys.
+        #[derive(serde::Serialize)]
+        struct Plain<'a> {
+            number: &'a str,
+            cvc: &'a str,
+            exp_month: &'a str,
+            exp_year: &'a str,
+        }
+        let plain = Plain {
+            number: &self.number,
+            cvc: &self.cvc,
+            exp_month: &self.exp_month,
+            exp_year: &self.exp_year,
+        };
+        Zeroizing::new(serde_json::to_string(&plain).expect("strings serialize"))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real HTTP on loopback, real Redis where a test needs it.
 
+mod cli;
 mod helpers;
 mod properties;
 mod redaction;

@@ -16,6 +16,16 @@ fn s(v: &serde_json::Value) -> &str {
     v.as_str().unwrap()
 }
 
+fn webhook_headers(case: &serde_json::Value) -> SignedHeaders {
+    let h = &case["headers"];
+    SignedHeaders {
+        account_id: s(&h["account-id"]).into(),
+        oncestr: s(&h["oncestr"]).into(),
+        timestamp: s(&h["timestamp"]).into(),
+        signature: s(&h["signture"]).into(),
+    }
+}
+
 #[test]
 fn every_signature_vector_signs_and_verifies() {
     let all = vectors();
@@ -132,13 +142,7 @@ fn every_webhook_vector_verifies_as_labelled() {
     let cases = all["webhooks"].as_array().unwrap();
     assert!(cases.len() >= 5);
     for case in cases {
-        let h = &case["headers"];
-        let headers = SignedHeaders {
-            account_id: s(&h["account-id"]).into(),
-            oncestr: s(&h["oncestr"]).into(),
-            timestamp: s(&h["timestamp"]).into(),
-            signature: s(&h["signture"]).into(),
-        };
+        let headers = webhook_headers(case);
         let result = notification::verify(
             account,
             &k,
@@ -171,13 +175,7 @@ fn webhook_checks_account_and_window() {
     let all = vectors();
     let k = key(&all["key"]);
     let case = &all["webhooks"][0];
-    let h = &case["headers"];
-    let headers = SignedHeaders {
-        account_id: s(&h["account-id"]).into(),
-        oncestr: s(&h["oncestr"]).into(),
-        timestamp: s(&h["timestamp"]).into(),
-        signature: s(&h["signture"]).into(),
-    };
+    let headers = webhook_headers(case);
     let body = s(&case["body"]).as_bytes();
     assert_eq!(
         notification::verify("acct_other", &k, &headers, body, UnixTime(0), None),

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-redis.sh
+scripts/ensure-producers.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

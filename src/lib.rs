@@ -18,5 +18,6 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod gateway;
+pub mod queue;
 pub mod sandbox;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 //! `main` parses [`Cli`] and calls [`run`]; each subcommand lives in its own file and goes
 //! through the same composition roots the tests use.
 
+mod bench;
 mod demo;
 mod sandbox;
 mod tools;
@@ -36,6 +37,8 @@ pub enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Print the effective configuration, secrets redacted, after validating it.
     CheckConfig,
+    /// Measure the job queue with no-op jobs on a real Redis (jobs/s, Redis CPU per job).
+    BenchQueue(bench::BenchArgs),
     /// Encrypt a card (JSON on stdin) with an account's key, as an S2S job carries it.
     EncryptCard(tools::EncryptCardArgs),
 }
@@ -48,6 +51,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load(cli.config.as_deref())?;
             let _telemetry = crate::telemetry::init(&settings.telemetry);
             sandbox::run(&settings, args).await
+        }
+        Command::BenchQueue(args) => {
+            let _telemetry = crate::telemetry::init(&crate::config::TelemetrySettings {
+                log_level: "warn".into(),
+                ..Default::default()
+            });
+            bench::run(args).await
         }
         Command::CheckConfig => tools::check_config(&load(cli.config.as_deref())?),
         Command::EncryptCard(args) => tools::encrypt_card(&load(cli.config.as_deref())?, args),

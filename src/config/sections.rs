@@ -9,13 +9,27 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// The job queues the worker consumes.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueuesSettings {
     /// Jobs that create a payment at the gateway.
     pub create_payment: QueueSettings,
     /// Notifications from the gateway, waiting to be applied.
     pub process_notification: QueueSettings,
+    /// On SIGTERM, how long running jobs may take to finish; keep it below the pod's
+    /// termination grace period. Jobs still running then are reclaimed by other workers.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for QueuesSettings {
+    fn default() -> Self {
+        Self {
+            create_payment: QueueSettings::default(),
+            process_notification: QueueSettings::default(),
+            shutdown_deadline: Duration::from_secs(20),
+        }
+    }
 }
 
 /// One job queue.
@@ -33,6 +47,27 @@ pub struct QueueSettings {
     pub lease: Duration,
     /// Attempts before a job is moved to the dead-letter queue.
     pub max_attempts: u32,
+    /// Times a job may be handed out without finishing (its worker crashed or hung) before
+    /// it is moved to the dead-letter queue as poison.
+    pub max_deliveries: u32,
+    /// Largest job accepted, in bytes; a larger one goes to the dead-letter queue.
+    pub max_payload_bytes: usize,
+    /// Longest one run of a job may take; a run that takes longer counts as a failed attempt.
+    #[serde(with = "humantime_serde")]
+    pub job_timeout: Duration,
+    /// How long an idle worker's read waits for new jobs before it looks again.
+    #[serde(with = "humantime_serde")]
+    pub block: Duration,
+    /// How often jobs held by dead workers are looked for and taken over.
+    #[serde(with = "humantime_serde")]
+    pub reclaim_interval: Duration,
+    /// Approximate number of entries the dead-letter queue keeps; the oldest go first.
+    pub dlq_max_len: usize,
+    /// A worker that has held nothing for this long is removed from the queue's records.
+    #[serde(with = "humantime_serde")]
+    pub consumer_stale_after: Duration,
+    /// This queue's own retry policy; when unset, the top-level `retry` applies.
+    pub retry: Option<RetrySettings>,
 }
 
 impl Default for QueueSettings {
@@ -43,6 +78,14 @@ impl Default for QueueSettings {
             batch_size: 100,
             lease: Duration::from_secs(30),
             max_attempts: 8,
+            max_deliveries: 5,
+            max_payload_bytes: 64 * 1024,
+            job_timeout: Duration::from_secs(60),
+            block: Duration::from_secs(2),
+            reclaim_interval: Duration::from_secs(5),
+            dlq_max_len: 100_000,
+            consumer_stale_after: Duration::from_secs(600),
+            retry: None,
         }
     }
 }
@@ -166,4 +209,35 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+impl QueueSettings {
+    /// The queue module's view of this queue: its settings, the key prefix and the retry
+    /// policy in force (this queue's own, else the top-level one).
+    pub fn queue_config(
+        &self,
+        prefix: &str,
+        name: &str,
+        default_retry: &RetrySettings,
+    ) -> crate::queue::QueueConfig {
+        crate::queue::QueueConfig {
+            prefix: prefix.to_owned(),
+            name: name.to_owned(),
+            partitions: self.partitions,
+            concurrency: self.concurrency,
+            batch_size: self.batch_size,
+            lease: self.lease,
+            block: self.block,
+            reclaim_interval: self.reclaim_interval,
+            max_deliveries: self.max_deliveries,
+            max_payload_bytes: self.max_payload_bytes,
+            job_timeout: self.job_timeout,
+            dlq_max_len: self.dlq_max_len,
+            consumer_stale_after: self.consumer_stale_after,
+            retry: crate::queue::RetryPolicy::from_settings(
+                self.max_attempts,
+                self.retry.as_ref().unwrap_or(default_retry),
+            ),
+        }
+    }
 }

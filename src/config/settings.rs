@@ -71,6 +71,8 @@ pub struct RedisSettings {
     pub url: String,
     /// Prefix of every Redis key the worker creates, so that deployments can share one Redis.
     pub key_prefix: String,
+    /// Redis Cluster seed nodes (`redis://host:port`); when set, `url` is not used.
+    pub cluster_nodes: Vec<String>,
 }
 
 impl Default for RedisSettings {
@@ -78,6 +80,7 @@ impl Default for RedisSettings {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
             key_prefix: "payworker".to_owned(),
+            cluster_nodes: Vec::new(),
         }
     }
 }
@@ -88,6 +91,25 @@ impl fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field("url", &redact::redact_url(&self.url))
             .field("key_prefix", &self.key_prefix)
+            .field(
+                "cluster_nodes",
+                &self
+                    .cluster_nodes
+                    .iter()
+                    .map(|u| redact::redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
+    }
+}
+
+impl RedisSettings {
+    /// Where the queues live: the Cluster when seed nodes are given, else the one server.
+    pub fn target(&self) -> crate::queue::RedisTarget {
+        if self.cluster_nodes.is_empty() {
+            crate::queue::RedisTarget::Single(self.url.clone())
+        } else {
+            crate::queue::RedisTarget::Cluster(self.cluster_nodes.clone())
+        }
     }
 }

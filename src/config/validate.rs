@@ -190,6 +190,25 @@ impl Problems {
         if queue.max_attempts == 0 {
             self.add(format!("{at}.max_attempts"), "must be at least 1");
         }
+        if queue.max_deliveries == 0 {
+            self.add(format!("{at}.max_deliveries"), "must be at least 1");
+        }
+        self.at_least_one(&format!("{at}.max_payload_bytes"), queue.max_payload_bytes);
+        self.at_least_one(&format!("{at}.dlq_max_len"), queue.dlq_max_len);
+        self.positive(&format!("{at}.job_timeout"), queue.job_timeout);
+        self.positive(&format!("{at}.block"), queue.block);
+        self.positive(&format!("{at}.reclaim_interval"), queue.reclaim_interval);
+        if queue.block >= queue.lease {
+            self.add(format!("{at}.block"), "must be shorter than the lease");
+        }
+        if let Some(retry) = &queue.retry
+            && retry.max_delay < retry.base_delay
+        {
+            self.add(
+                format!("{at}.retry.max_delay"),
+                "must not be less than retry.base_delay",
+            );
+        }
     }
 
     fn others(&mut self, settings: &Settings) {

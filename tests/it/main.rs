@@ -1,8 +1,12 @@
 //! Integration tests: one binary, real HTTP on loopback, real Redis where a test needs it.
 
 mod cli;
+mod contract;
+mod harness;
 mod helpers;
 mod properties;
+mod queue;
 mod redaction;
 mod sandbox;
+mod support;
 mod vectors;

@@ -173,6 +173,7 @@ fn the_other_sections_are_checked() {
             "queues.process_notification.concurrency",
             "queues.process_notification.lease",
             "queues.process_notification.max_attempts",
+            "queues.process_notification.block",
             "retry.max_delay",
             "ingress.max_body_bytes",
             "results.streams[0]",

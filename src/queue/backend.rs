@@ -1,0 +1,266 @@
+//! `StreamsBackend`: apalis 1.0's `Backend` over one partition's Redis stream.
+//!
+//! apalis drives it with `poll_ready` → `poll_next` → `poll_close`. Set-up (group, reader
+//! connection, upkeep tasks) happens in the first `poll_ready`; `poll_next` always keeps a
+//! read future in flight and returns `Pending` only while it is, so a new job is picked up
+//! as soon as the blocking read returns, never on a timer. A Redis error never ends the
+//! worker: the read pauses with backoff and resumes. `poll_close` finishes a read still in
+//! flight, hands back what was fetched but never started, waits until every outcome is
+//! written, then stops lease renewal.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use apalis_core::backend::finalize::Ephemeral;
+use apalis_core::backend::{Backend, BackendConfig};
+use apalis_core::task::Task;
+use apalis_core::worker::context::WorkerContext;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::future::BoxFuture;
+use redis::RedisResult;
+use tokio_util::sync::CancellationToken;
+
+use super::ack::AckLayer;
+use super::conn::RedisConn;
+use super::fetch;
+use super::job::Job;
+use super::runtime::{JobMeta, Outcome, QueueConfig, Shared};
+use super::upkeep;
+
+/// A never-failing backend error type (Redis trouble is retried inside, not surfaced).
+#[derive(Debug, thiserror::Error)]
+#[error("queue backend error: {0}")]
+pub struct BackendError(String);
+
+type Read<J> = BoxFuture<'static, RedisResult<Vec<Task<J>>>>;
+
+/// A set-up in progress: yields the reader connection and its `CLIENT ID`.
+type Setup = BoxFuture<'static, RedisResult<(RedisConn, Option<i64>)>>;
+
+/// One partition of one queue, as an apalis backend.
+pub struct StreamsBackend<J> {
+    shared: Arc<Shared>,
+    partition: usize,
+    setup: Option<Setup>,
+    reader: Option<RedisConn>,
+    /// `CLIENT ID` of the reader connection (single server only), to unblock it at close.
+    reader_id: Option<i64>,
+    buffer: VecDeque<Task<J>>,
+    read: Option<Read<J>>,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    backoff: Box<dyn Iterator<Item = Duration> + Send>,
+    last_reclaim: Option<Instant>,
+    close: Option<BoxFuture<'static, ()>>,
+    lease: CancellationToken,
+}
+
+fn backoff() -> Box<dyn Iterator<Item = Duration> + Send> {
+    Box::new(
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(5))
+            .with_jitter()
+            .without_max_times()
+            .build(),
+    )
+}
+
+impl<J: Job> StreamsBackend<J> {
+    pub(crate) fn new(shared: Arc<Shared>, partition: usize) -> Self {
+        let lease = shared.cancel.child_token();
+        StreamsBackend {
+            shared,
+            partition,
+            setup: None,
+            reader: None,
+            reader_id: None,
+            buffer: VecDeque::new(),
+            read: None,
+            pause: None,
+            backoff: backoff(),
+            last_reclaim: None,
+            close: None,
+            lease,
+        }
+    }
+
+    fn start_setup(&self) -> Setup {
+        let shared = self.shared.clone();
+        let partition = self.partition;
+        let lease = self.lease.clone();
+        Box::pin(async move {
+            fetch::ensure_group(&shared, partition).await?;
+            let timeout = shared.config.block + Duration::from_secs(5);
+            let mut reader = shared.target.connect(timeout).await?;
+            let id = if shared.target.is_cluster() {
+                None
+            } else {
+                Some(
+                    redis::cmd("CLIENT")
+                        .arg("ID")
+                        .query_async::<i64>(&mut reader)
+                        .await?,
+                )
+            };
+            upkeep::spawn(shared.clone(), partition, lease);
+            Ok((reader, id))
+        })
+    }
+
+    fn next_read(&mut self) -> Read<J> {
+        let due = self
+            .last_reclaim
+            .is_none_or(|t| t.elapsed() >= self.shared.config.reclaim_interval);
+        if due {
+            self.last_reclaim = Some(Instant::now());
+            Box::pin(fetch::reclaim(self.shared.clone(), self.partition))
+        } else {
+            let reader = self.reader.clone().expect("set up before reading");
+            Box::pin(fetch::read(self.shared.clone(), self.partition, reader))
+        }
+    }
+
+    fn pause_after(&mut self, what: &str, error: &redis::RedisError) {
+        let delay = self.backoff.next().unwrap_or(Duration::from_secs(5));
+        tracing::warn!(queue = %self.shared.config.name, partition = self.partition, %error, ?delay, "{what} failed; retrying");
+        self.pause = Some(Box::pin(tokio::time::sleep(delay)));
+    }
+}
+
+impl<J: Job> Backend for StreamsBackend<J> {
+    type Task = Task<J>;
+    type Error = BackendError;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), BackendError>> {
+        while self.reader.is_none() {
+            if let Some(pause) = self.pause.as_mut() {
+                ready!(pause.as_mut().poll(cx));
+                self.pause = None;
+            }
+            let setup = match self.setup.as_mut() {
+                Some(setup) => setup,
+                None => self.setup.insert(self.start_setup()),
+            };
+            let result = ready!(setup.as_mut().poll(cx));
+            self.setup = None;
+            match result {
+                Ok((reader, id)) => {
+                    self.reader = Some(reader);
+                    self.reader_id = id;
+                    self.backoff = backoff();
+                }
+                Err(e) => self.pause_after("queue set-up", &e),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Option<Result<Task<J>, BackendError>>> {
+        loop {
+            if let Some(task) = self.buffer.pop_front() {
+                return Poll::Ready(Some(Ok(task)));
+            }
+            if let Some(pause) = self.pause.as_mut() {
+                ready!(pause.as_mut().poll(cx));
+                self.pause = None;
+            }
+            let read = match self.read.as_mut() {
+                Some(read) => read,
+                None => {
+                    let next = self.next_read();
+                    self.read.insert(next)
+                }
+            };
+            let result = ready!(read.as_mut().poll(cx));
+            self.read = None;
+            match result {
+                Ok(tasks) => {
+                    self.backoff = backoff();
+                    self.buffer.extend(tasks);
+                }
+                Err(e) => self.pause_after("read", &e),
+            }
+        }
+    }
+
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), BackendError>> {
+        if self.close.is_none() {
+            let shared = self.shared.clone();
+            let partition = self.partition;
+            let read = self.read.take();
+            let mut unstarted: Vec<(String, u32)> =
+                self.buffer.drain(..).filter_map(|t| meta_of(&t)).collect();
+            let lease = self.lease.clone();
+            let reader_id = self.reader_id;
+            self.close = Some(Box::pin(async move {
+                // A blocking read in flight would hold the close for up to `block`: end it
+                // now (it returns as if it timed out, or with what it already got).
+                if read.is_some()
+                    && let Some(id) = reader_id
+                {
+                    let mut conn = shared.conn.clone();
+                    let _ = redis::cmd("CLIENT")
+                        .arg("UNBLOCK")
+                        .arg(id)
+                        .query_async::<i64>(&mut conn)
+                        .await;
+                }
+                if let Some(read) = read
+                    && let Ok(tasks) = read.await
+                {
+                    unstarted.extend(tasks.iter().filter_map(meta_of));
+                }
+                if !unstarted.is_empty() {
+                    fetch::release_unstarted(&shared, partition, unstarted).await;
+                }
+                let (done, written) = tokio::sync::oneshot::channel();
+                if shared.outcomes.send(Outcome::Barrier(done)).await.is_ok() {
+                    let _ = written.await;
+                }
+                lease.cancel();
+            }));
+        }
+        let close = self.close.as_mut().expect("set above");
+        ready!(close.as_mut().poll(cx));
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn meta_of<J>(task: &Task<J>) -> Option<(String, u32)> {
+    task.ctx()
+        .data()
+        .get::<JobMeta>()
+        .map(|m| (m.entry_id.clone(), m.deliveries))
+}
+
+impl<J: Job> BackendConfig for StreamsBackend<J> {
+    type Args = J;
+    type Id = String;
+    type Kind = Ephemeral;
+    type Config = QueueConfig;
+    type Layer = AckLayer;
+
+    fn config(&self) -> &QueueConfig {
+        &self.shared.config
+    }
+
+    fn middleware(&mut self, _worker: &mut WorkerContext) -> AckLayer {
+        AckLayer::new(self.shared.outcomes.clone())
+    }
+}

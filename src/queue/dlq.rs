@@ -1,0 +1,151 @@
+//! Dead letters: the fields of a dead-letter entry, and reading and re-driving them.
+//!
+//! A dead letter is one entry on `<stream>:dlq` with the payload (redacted: never a
+//! plaintext card), why it died, its error history and where it came from. Re-driving
+//! adds the payload back to the queue's stream as a fresh `job` entry and deletes the
+//! dead letter.
+
+use redis::AsyncCommands;
+
+use super::conn::RedisConn;
+use super::envelope::{ErrorRecord, JOB_FIELD};
+use super::keys::QueueKeys;
+
+/// What a dead letter records, before it is written.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The payload, already redacted.
+    pub job: Option<String>,
+    /// Short reason code, e.g. `invalid`, `gave_up`, `poison`.
+    pub reason: String,
+    /// What happened and how to fix it.
+    pub detail: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Deliveries of the last entry.
+    pub deliveries: u32,
+    /// Error history, newest last.
+    pub errors: Vec<ErrorRecord>,
+    /// The consumer that gave up.
+    pub worker: String,
+    /// Queue name.
+    pub queue: String,
+    /// Partition.
+    pub partition: u32,
+    /// The producer's entry id.
+    pub origin_id: String,
+    /// The entry that died.
+    pub entry_id: String,
+    /// When it died, Unix ms.
+    pub dead_ms: u64,
+}
+
+impl DeadLetter {
+    /// The stream entry's fields.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let first = self.errors.first().map_or(self.dead_ms, |e| e.at_ms);
+        let last = self.errors.last().map_or(self.dead_ms, |e| e.at_ms);
+        let mut out = vec![
+            ("reason".to_owned(), self.reason.clone()),
+            ("detail".to_owned(), self.detail.clone()),
+            ("attempts".to_owned(), self.attempts.to_string()),
+            ("deliveries".to_owned(), self.deliveries.to_string()),
+            (
+                "errors".to_owned(),
+                serde_json::to_string(&self.errors).unwrap_or_default(),
+            ),
+            ("first_failed_ms".to_owned(), first.to_string()),
+            ("last_failed_ms".to_owned(), last.to_string()),
+            ("dead_ms".to_owned(), self.dead_ms.to_string()),
+            ("worker".to_owned(), self.worker.clone()),
+            ("queue".to_owned(), self.queue.clone()),
+            ("partition".to_owned(), self.partition.to_string()),
+            ("origin_id".to_owned(), self.origin_id.clone()),
+            ("entry_id".to_owned(), self.entry_id.clone()),
+        ];
+        if let Some(job) = &self.job {
+            out.insert(0, (JOB_FIELD.to_owned(), job.clone()));
+        }
+        out
+    }
+}
+
+/// A dead letter as read back: its id and fields.
+pub type DeadEntry = (String, Vec<(String, String)>);
+
+/// The oldest `count` dead letters of a partition.
+pub async fn list(
+    conn: &mut RedisConn,
+    keys: &QueueKeys,
+    count: usize,
+) -> redis::RedisResult<Vec<DeadEntry>> {
+    let reply: redis::Value = redis::cmd("XRANGE")
+        .arg(&keys.dlq)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await?;
+    Ok(super::reply::entries(reply)
+        .into_iter()
+        .map(|(id, fields)| {
+            let fields = fields
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                .collect();
+            (id, fields)
+        })
+        .collect())
+}
+
+/// Why a dead letter cannot be re-driven.
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveError {
+    /// No such entry.
+    #[error("no dead letter {0}")]
+    NotFound(String),
+    /// The entry kept no payload (it had none, or it was not text).
+    #[error("dead letter {0} kept no payload to re-drive")]
+    NoPayload(String),
+    /// Redis failed.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Puts a dead letter's payload back on the queue as a fresh job and deletes the letter,
+/// in one transaction (both keys share the partition's hash tag). Returns the new entry id.
+pub async fn redrive(
+    conn: &mut RedisConn,
+    keys: &QueueKeys,
+    id: &str,
+) -> Result<String, RedriveError> {
+    let reply: redis::Value = redis::cmd("XRANGE")
+        .arg(&keys.dlq)
+        .arg(id)
+        .arg(id)
+        .query_async(conn)
+        .await?;
+    let entry = super::reply::entries(reply)
+        .into_iter()
+        .next()
+        .ok_or_else(|| RedriveError::NotFound(id.to_owned()))?;
+    let job = entry
+        .1
+        .into_iter()
+        .find(|(k, _)| k == JOB_FIELD)
+        .map(|(_, v)| v)
+        .ok_or_else(|| RedriveError::NoPayload(id.to_owned()))?;
+    let (new_id, _): (String, i64) = redis::pipe()
+        .atomic()
+        .xadd(&keys.stream, "*", &[(JOB_FIELD, job)])
+        .xdel(&keys.dlq, &[id])
+        .query_async(conn)
+        .await?;
+    Ok(new_id)
+}
+
+/// Number of dead letters in a partition.
+pub async fn len(conn: &mut RedisConn, keys: &QueueKeys) -> redis::RedisResult<u64> {
+    conn.xlen(&keys.dlq).await
+}

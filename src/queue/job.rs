@@ -1,0 +1,50 @@
+//! What a queue carries and what a handler may answer.
+//!
+//! A job type is any serde type with a version check; decoding happens inside the fetch, so
+//! a payload that does not decode is dead-lettered there and never reaches a handler or
+//! stops a worker.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+/// A job a queue carries.
+pub trait Job: DeserializeOwned + Send + Sync + 'static {
+    /// Checks what serde cannot: the contract version and cross-field rules. The message is
+    /// for a person reading the dead-letter queue.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The payload as it may be kept in a dead letter: a plaintext card must not survive.
+    /// The default masks anything that looks like a card number (see [`super::redact`]).
+    fn redact(raw: &str) -> String {
+        super::redact::redact_payload(raw)
+    }
+}
+
+/// How a handler's run ended, when not with success.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// Try again later: after at least `after` when given, else per the queue's backoff.
+    #[error("retry: {reason}")]
+    Retry {
+        /// At least this long before the next attempt.
+        after: Option<Duration>,
+        /// Why, for the error history.
+        reason: String,
+    },
+    /// Stop: the job goes to the dead-letter queue with this reason.
+    #[error("give up: {0}")]
+    GiveUp(String),
+}
+
+impl JobError {
+    /// Retry per the queue's backoff.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        JobError::Retry {
+            after: None,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Running a queue: one apalis worker per partition under one `Monitor`, sharing a
+//! concurrency limit, a flusher and a Redis connection; stopped by one cancellation token.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apalis::layers::WorkerBuilderExt;
+use apalis::layers::limit::GlobalConcurrencyLimitLayer;
+use apalis_core::monitor::Monitor;
+use apalis_core::task::data::Data;
+use apalis_core::worker::builder::WorkerBuilder;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::backend::StreamsBackend;
+use super::conn::RedisTarget;
+use super::flusher;
+use super::job::{Job, JobError};
+use super::keys::QueueKeys;
+use super::runtime::{JobMeta, QueueConfig, Shared, consumer_name};
+
+/// Why a queue worker could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Redis could not be reached at start.
+    #[error("cannot connect to Redis: {0}")]
+    Connect(#[from] redis::RedisError),
+    /// The apalis monitor failed.
+    #[error("worker runtime failed: {0}")]
+    Monitor(String),
+}
+
+/// Runs `handler` over every job of the queue until `shutdown` is cancelled, then drains:
+/// in-flight jobs finish within `drain_deadline`, outcomes are written, unstarted entries
+/// are handed back. Returns the consumer name used.
+pub async fn run<J, H, Fut>(
+    config: QueueConfig,
+    target: RedisTarget,
+    handler: H,
+    shutdown: CancellationToken,
+    drain_deadline: Duration,
+) -> Result<String, QueueError>
+where
+    J: Job + Unpin,
+    H: Fn(J, JobMeta) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+{
+    let conn = target.connect(Duration::from_secs(10)).await?;
+    let (outcomes, received) = mpsc::channel(config.concurrency.max(config.batch_size) * 4);
+    let keys = QueueKeys::all(&config.prefix, &config.name, config.partitions);
+    let shared = Arc::new(Shared {
+        held: keys
+            .iter()
+            .map(|_| Mutex::new(Default::default()))
+            .collect(),
+        keys,
+        consumer: consumer_name(),
+        conn,
+        outcomes,
+        cancel: CancellationToken::new(),
+        redact: J::redact,
+        target,
+        config,
+    });
+    let stop_flusher = CancellationToken::new();
+    let flusher = tokio::spawn(flusher::run(shared.clone(), received, stop_flusher.clone()));
+
+    let limit = GlobalConcurrencyLimitLayer::new(shared.config.concurrency.max(1));
+    let mut monitor = Monitor::new().shutdown_timeout(drain_deadline);
+    for partition in 0..shared.keys.len() {
+        let shared = shared.clone();
+        let handler = handler.clone();
+        let limit = limit.clone();
+        monitor = monitor.register(move |_restarts| {
+            let handler = handler.clone();
+            WorkerBuilder::new(format!(
+                "{}:{partition}:{}",
+                shared.config.name, shared.consumer
+            ))
+            .backend(StreamsBackend::<J>::new(shared.clone(), partition))
+            .layer(limit.clone())
+            .catch_panic()
+            .timeout(shared.config.job_timeout)
+            .build(move |job: J, meta: Data<JobMeta>| {
+                let handler = handler.clone();
+                async move { handler(job, JobMeta::clone(&meta)).await }
+            })
+        });
+    }
+    let signal = shutdown.clone();
+    let result = monitor
+        .run_with_signal(async move {
+            signal.cancelled().await;
+            Ok(())
+        })
+        .await;
+
+    // Every worker has closed (or the deadline dropped it): write what is left, then stop.
+    let (done, written) = tokio::sync::oneshot::channel();
+    if shared
+        .outcomes
+        .send(super::runtime::Outcome::Barrier(done))
+        .await
+        .is_ok()
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(5), written).await;
+    }
+    stop_flusher.cancel();
+    let _ = flusher.await;
+    shared.cancel.cancel();
+    result.map_err(|e| QueueError::Monitor(e.to_string()))?;
+    Ok(shared.consumer.clone())
+}

@@ -1,0 +1,74 @@
+//! A worker killed with SIGKILL mid-job: another worker reclaims the job after the lease
+//! and runs it, once.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::helpers::eventually;
+use crate::support::unique_prefix;
+
+#[tokio::test]
+async fn a_job_held_by_a_killed_worker_is_run_once_by_another_within_the_lease() {
+    let prefix = unique_prefix("crash");
+    let mut config = config(&prefix);
+    config.lease = Duration::from_secs(2);
+    config.reclaim_interval = Duration::from_millis(200);
+    let keys = keys(&config);
+    let mut conn = redis().await;
+    enqueue(
+        &mut conn,
+        &keys.stream,
+        [r#"{"version":1,"n":1,"sleep_ms":4000}"#.to_owned()],
+    )
+    .await;
+
+    // A real worker process (the benchmark's worker mode) takes the job and works on it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_payworker"))
+        .args([
+            "bench-queue",
+            "--mode",
+            "worker",
+            "--redis",
+            REDIS,
+            "--prefix",
+            &prefix,
+            "--lease",
+            "2s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(20), || async {
+        (pending(&mut redis().await, &keys.stream).await == 1).then_some(())
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL: no shutdown, no ack, no hand-back
+    child.wait().unwrap();
+    let killed = Instant::now();
+
+    let runs = Runs::default();
+    let worker = start(config, &runs);
+    eventually(Duration::from_secs(20), || async {
+        (runs.total() == 1).then_some(())
+    })
+    .await;
+    let reclaimed_after = killed.elapsed();
+    worker.stop().await;
+
+    let by_dead: Option<i64> = conn.get(format!("{prefix}:done:1")).await.unwrap();
+    assert_eq!(by_dead, None, "the killed worker never finished");
+    assert_eq!(
+        runs.0.lock().unwrap().get(&1),
+        Some(&1),
+        "run exactly once by the live worker"
+    );
+    // Reclaimed once the lease (2 s) ran out, plus the job's own 4 s of work.
+    assert!(
+        reclaimed_after < Duration::from_secs(12),
+        "took {reclaimed_after:?}"
+    );
+    assert_eq!(pending(&mut conn, &keys.stream).await, 0);
+    cleanup(&mut conn, &prefix).await;
+}

@@ -18,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod gateway;
+pub mod jobs;
 pub mod queue;
 pub mod sandbox;
 pub mod telemetry;

@@ -87,6 +87,7 @@ fn config(prefix: &str, concurrency: usize, batch: usize, lease: Duration) -> Qu
         max_payload_bytes: 65_536,
         job_timeout: Duration::from_secs(60),
         dlq_max_len: 10_000,
+        dlq_max_age: Duration::from_secs(3600),
         consumer_stale_after: Duration::from_secs(600),
         retry: RetryPolicy {
             max_attempts: 3,

@@ -6,6 +6,7 @@
 
 mod bench;
 mod demo;
+mod dlq;
 mod sandbox;
 mod tools;
 
@@ -35,6 +36,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the sandbox gateway, a local stand-in for the real one.
     Sandbox(sandbox::SandboxArgs),
+    /// Inspect and re-drive the dead-letter queues.
+    Dlq(dlq::DlqArgs),
     /// Print the effective configuration, secrets redacted, after validating it.
     CheckConfig,
     /// Measure the job queue with no-op jobs on a real Redis (jobs/s, Redis CPU per job).
@@ -59,6 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             bench::run(args).await
         }
+        Command::Dlq(args) => dlq::run(&load(cli.config.as_deref())?, args).await,
         Command::CheckConfig => tools::check_config(&load(cli.config.as_deref())?),
         Command::EncryptCard(args) => tools::encrypt_card(&load(cli.config.as_deref())?, args),
     }

@@ -63,6 +63,9 @@ pub struct QueueSettings {
     pub reclaim_interval: Duration,
     /// Approximate number of entries the dead-letter queue keeps; the oldest go first.
     pub dlq_max_len: usize,
+    /// How long a dead letter is kept before it is trimmed.
+    #[serde(with = "humantime_serde")]
+    pub dlq_max_age: Duration,
     /// A worker that has held nothing for this long is removed from the queue's records.
     #[serde(with = "humantime_serde")]
     pub consumer_stale_after: Duration,
@@ -84,6 +87,7 @@ impl Default for QueueSettings {
             block: Duration::from_secs(2),
             reclaim_interval: Duration::from_secs(5),
             dlq_max_len: 100_000,
+            dlq_max_age: Duration::from_secs(14 * 24 * 3600),
             consumer_stale_after: Duration::from_secs(600),
             retry: None,
         }
@@ -233,6 +237,7 @@ impl QueueSettings {
             max_payload_bytes: self.max_payload_bytes,
             job_timeout: self.job_timeout,
             dlq_max_len: self.dlq_max_len,
+            dlq_max_age: self.dlq_max_age,
             consumer_stale_after: self.consumer_stale_after,
             retry: crate::queue::RetryPolicy::from_settings(
                 self.max_attempts,

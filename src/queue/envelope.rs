@@ -159,6 +159,11 @@ pub fn decode<J: Job>(
 }
 
 fn parse<J: Job>(text: &str) -> Result<J, (&'static str, String)> {
+    J::decode(text)
+}
+
+/// The default decoding: one serde pass, then the job's own check.
+pub fn parse_serde<J: Job>(text: &str) -> Result<J, (&'static str, String)> {
     // One pass: serde_json tells syntax errors (not JSON) from data errors (wrong shape).
     let job: J = serde_json::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {

@@ -10,6 +10,13 @@ use serde::de::DeserializeOwned;
 
 /// A job a queue carries.
 pub trait Job: DeserializeOwned + Send + Sync + 'static {
+    /// Turns a payload into a job, or says why it is not one: `("not_json" | "invalid",
+    /// detail)`. The default is one serde pass then [`Job::check`]; job types with a
+    /// published JSON Schema validate against it first (see `crate::jobs`).
+    fn decode(text: &str) -> Result<Self, (&'static str, String)> {
+        super::envelope::parse_serde(text)
+    }
+
     /// Checks what serde cannot: the contract version and cross-field rules. The message is
     /// for a person reading the dead-letter queue.
     fn check(&self) -> Result<(), String> {

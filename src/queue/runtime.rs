@@ -40,6 +40,8 @@ pub struct QueueConfig {
     pub job_timeout: Duration,
     /// Approximate cap on the dead-letter stream's length.
     pub dlq_max_len: usize,
+    /// Dead letters older than this are trimmed.
+    pub dlq_max_age: Duration,
     /// A consumer idle this long with nothing pending is removed from the group.
     pub consumer_stale_after: Duration,
     /// Retries.

@@ -116,6 +116,9 @@ async fn maintain(shared: Arc<Shared>, partition: usize) {
         if let Err(error) = trim_acked(&shared, partition).await {
             tracing::warn!(%error, "trimming acked entries failed");
         }
+        if let Err(error) = trim_dead_letters(&shared, partition).await {
+            tracing::warn!(%error, "trimming old dead letters failed");
+        }
         if let Err(error) = remove_dead_consumers(&shared, partition).await {
             tracing::warn!(%error, "removing dead consumers failed");
         }
@@ -156,6 +159,21 @@ pub(crate) async fn trim_acked(shared: &Shared, partition: usize) -> RedisResult
         .arg("MINID")
         .arg("~")
         .arg(&safe)
+        .query_async::<i64>(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Drops dead letters older than `dlq_max_age` (exactly: the DLQ is small, and an
+/// approximate trim would keep a whole node of old letters).
+async fn trim_dead_letters(shared: &Shared, partition: usize) -> RedisResult<()> {
+    let age = u64::try_from(shared.config.dlq_max_age.as_millis()).unwrap_or(u64::MAX);
+    let cutoff = super::runtime::now_ms().saturating_sub(age);
+    let mut conn = shared.conn.clone();
+    redis::cmd("XTRIM")
+        .arg(&shared.keys[partition].dlq)
+        .arg("MINID")
+        .arg(format!("{cutoff}-0"))
         .query_async::<i64>(&mut conn)
         .await?;
     Ok(())

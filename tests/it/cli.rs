@@ -132,3 +132,71 @@ fn demo_runs_every_method_and_receives_verified_notifications() {
     }
     assert!(!stdout.contains("4242424242424242"), "{stdout}");
 }
+
+#[tokio::test]
+async fn dlq_stats_list_and_redrive_work_from_the_command_line() {
+    use redis::AsyncCommands;
+    let prefix: &'static str = Box::leak(crate::support::unique_prefix("dlqcli").into_boxed_str());
+    let keys = payworker::queue::QueueKeys::new(prefix, "create_payment", 0);
+    let mut conn = redis::Client::open("redis://127.0.0.1:6379")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let job = r#"{"version":1,"method":"host","order_no":"D1","amount":"1.00","currency":"EUR","return_url":"https://x.example/done"}"#;
+    let id: String = conn
+        .xadd(
+            &keys.dlq,
+            "*",
+            &[
+                ("job", job),
+                ("reason", "gave_up"),
+                ("detail", "gateway code 500: try later"),
+            ],
+        )
+        .await
+        .unwrap();
+    let file = config_file();
+    let path = file.path().to_str().unwrap().to_owned();
+    let env = [
+        ("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY", KEY),
+        ("PAYWORKER_REDIS__KEY_PREFIX", prefix),
+    ];
+    let run = |args: Vec<String>| {
+        let env = env;
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            payworker(&args, &env, "")
+        })
+    };
+    let base = vec!["--config".to_owned(), path.clone(), "dlq".to_owned()];
+
+    let stats = run([base.clone(), vec!["stats".into()]].concat())
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&stats.stdout).contains(&format!("{}\t1", keys.dlq)));
+    let list = run([base.clone(), vec!["list".into()]].concat())
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.contains(&format!("0/{id}")) && listed.contains("detail: gateway code 500"),
+        "{listed}"
+    );
+    let redrive = run([base.clone(), vec!["redrive".into(), format!("0/{id}")]].concat())
+        .await
+        .unwrap();
+    assert!(
+        redrive.status.success(),
+        "{}",
+        String::from_utf8_lossy(&redrive.stderr)
+    );
+
+    let left: u64 = conn.xlen(&keys.dlq).await.unwrap();
+    let back: redis::streams::StreamRangeReply = conn.xrange_all(&keys.stream).await.unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(back.ids.len(), 1);
+    let again: String = redis::from_redis_value(back.ids[0].map["job"].clone()).unwrap();
+    assert_eq!(again, job, "re-driven byte for byte");
+    let _: () = conn.del(&[&keys.stream, &keys.dlq]).await.unwrap();
+}

@@ -365,24 +365,92 @@ fn unique_stream(queue: &str) -> String {
     format!("test-{:016x}:{{{queue}:0}}", rand::random::<u64>())
 }
 
-/// Every entry of `stream` as (id, [field, value, ...]); then the key is deleted.
-async fn drain(
+/// Every entry of `stream` as (id, [field, value, ...]).
+async fn entries_of(
     con: &mut redis::aio::MultiplexedConnection,
     stream: &str,
 ) -> Vec<(String, Vec<String>)> {
-    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+    redis::cmd("XRANGE")
         .arg(stream)
         .arg("-")
         .arg("+")
         .query_async(con)
         .await
-        .expect("XRANGE");
+        .expect("XRANGE")
+}
+
+/// Runs the Rust worker over the producer's stream with the real job type of `kind` and
+/// asserts the job was decoded (schema and types) and handed to the handler, not
+/// dead-lettered. Deletes the stream's keys afterwards.
+async fn worker_processes(
+    con: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    kind: &str,
+    producer: &str,
+    what: &str,
+) {
+    use payworker::config::{QueueSettings, RetrySettings};
+    use payworker::jobs::{CreatePayment, ProcessNotification};
+    use payworker::queue::{self, QueueKeys, RedisTarget};
+    use tokio_util::sync::CancellationToken;
+
+    let prefix = stream.split(":{").next().expect("stream has a hash tag");
+    let settings = QueueSettings {
+        block: std::time::Duration::from_millis(200),
+        ..QueueSettings::default()
+    };
+    let config = settings.queue_config(prefix, kind, &RetrySettings::default());
+    let (seen, mut handled) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let cancel = CancellationToken::new();
+    let target = RedisTarget::Single(REDIS_URL.into());
+    let drain = std::time::Duration::from_secs(5);
+    let worker = match kind {
+        "create_payment" => tokio::spawn(queue::run(
+            config,
+            target,
+            move |job: CreatePayment, _meta| {
+                let _ = seen.send(job.order_no.to_string());
+                std::future::ready(Ok(()))
+            },
+            cancel.clone(),
+            drain,
+        )),
+        "process_notification" => tokio::spawn(queue::run(
+            config,
+            target,
+            move |job: ProcessNotification, _meta| {
+                let _ = seen.send(job.headers.account_id.clone());
+                std::future::ready(Ok(()))
+            },
+            cancel.clone(),
+            drain,
+        )),
+        other => panic!("no worker for {other}"),
+    };
+    let got = tokio::time::timeout(std::time::Duration::from_secs(15), handled.recv()).await;
+    cancel.cancel();
+    worker.await.expect("worker task").expect("worker ran");
+    let keys = QueueKeys::new(prefix, kind, 0);
+    let dead: u64 = redis::cmd("XLEN")
+        .arg(&keys.dlq)
+        .query_async(con)
+        .await
+        .expect("XLEN");
     let _: i64 = redis::cmd("DEL")
-        .arg(stream)
+        .arg(&keys.stream)
+        .arg(&keys.dlq)
+        .arg(&keys.delayed)
         .query_async(con)
         .await
         .expect("DEL");
-    entries
+    assert_eq!(
+        dead, 0,
+        "{producer} producer, {what}: the worker dead-lettered the job"
+    );
+    assert!(
+        matches!(got, Ok(Some(ref id)) if !id.is_empty()),
+        "{producer} producer, {what}: the worker did not process the job"
+    );
 }
 
 /// Asserts the stream held exactly one entry `id` with exactly one field `job`, and returns
@@ -430,10 +498,11 @@ async fn producer_enqueues_jobs(name: &'static str) {
         args.push(path.to_string_lossy().into_owned());
         args.push(stream.clone());
         let (ok, stdout, stderr) = run(p.program, &args, &[], None).await;
-        let entries = drain(&mut con, &stream).await;
+        let entries = entries_of(&mut con, &stream).await;
         assert!(ok, "{name} producer failed on {fixture}: {stderr}");
         let job = single_job(name, &fixture, &entries, stdout.trim());
         assert_eq!(job, read_json(&path), "{name} producer changed {fixture}");
+        worker_processes(&mut con, &stream, kind_of(&fixture), name, &fixture).await;
     }
 
     let stream = unique_stream("create_payment");
@@ -444,9 +513,10 @@ async fn producer_enqueues_jobs(name: &'static str) {
         None,
     )
     .await;
-    let entries = drain(&mut con, &stream).await;
+    let entries = entries_of(&mut con, &stream).await;
     assert!(ok, "{name} producer failed on its sample job: {stderr}");
     let job = single_job(name, "sample job", &entries, stdout.trim());
+    worker_processes(&mut con, &stream, "create_payment", name, "sample job").await;
     let errors: Vec<String> = validator("create_payment")
         .iter_errors(&job)
         .map(|e| e.to_string())

@@ -4,6 +4,7 @@ mod cli;
 mod contract;
 mod harness;
 mod helpers;
+mod jobs;
 mod properties;
 mod queue;
 mod redaction;

@@ -72,3 +72,39 @@ async fn a_job_held_by_a_killed_worker_is_run_once_by_another_within_the_lease()
     assert_eq!(pending(&mut conn, &keys.stream).await, 0);
     cleanup(&mut conn, &prefix).await;
 }
+
+#[tokio::test]
+async fn a_long_job_keeps_its_lease_and_is_not_stolen_while_alive() {
+    let prefix = unique_prefix("longjob");
+    let mut config = config(&prefix);
+    config.lease = Duration::from_millis(600);
+    config.reclaim_interval = Duration::from_millis(100);
+    let keys = keys(&config);
+    let mut conn = redis().await;
+    enqueue(
+        &mut conn,
+        &keys.stream,
+        [r#"{"version":1,"n":1,"sleep_ms":3000}"#.to_owned()],
+    )
+    .await;
+
+    // Two live workers that both reclaim idle entries every 100 ms; the job runs five
+    // leases long. Renewal keeps it with the worker that runs it.
+    let runs = Runs::default();
+    let a = start(config.clone(), &runs);
+    let b = start(config, &runs);
+    eventually(Duration::from_secs(20), || async {
+        (runs.total() >= 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // room for a wrongful second run
+    a.stop().await;
+    b.stop().await;
+    assert_eq!(
+        runs.0.lock().unwrap().get(&1),
+        Some(&1),
+        "the job ran more than once"
+    );
+    assert_eq!(pending(&mut conn, &keys.stream).await, 0);
+    cleanup(&mut conn, &prefix).await;
+}

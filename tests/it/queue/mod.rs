@@ -1,8 +1,10 @@
 //! The job queue against a real Redis: delivery, dead letters, retries, shutdown, crashes.
 
+mod cluster;
 mod crash;
 mod dead_letters;
 mod delivery;
+mod retention;
 mod retries;
 mod shutdown;
 
@@ -64,6 +66,7 @@ pub fn config(prefix: &str) -> QueueConfig {
         max_payload_bytes: 4096,
         job_timeout: Duration::from_secs(10),
         dlq_max_len: 10_000,
+        dlq_max_age: Duration::from_secs(3600),
         consumer_stale_after: Duration::from_secs(600),
         retry: RetryPolicy {
             max_attempts: 4,

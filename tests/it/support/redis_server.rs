@@ -23,8 +23,9 @@ const START_ATTEMPTS: usize = 5;
 /// (`--save "" --appendonly no`) and a temporary `--dir`. Killed on drop.
 pub struct RedisServer {
     port: u16,
-    dir: tempfile::TempDir,
+    // Field order: the process drops (is killed) before its directory is removed.
     process: Option<RedisProcess>,
+    dir: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -42,8 +43,8 @@ impl RedisServer {
                 Ok(process) => {
                     return Self {
                         port,
-                        dir,
                         process: Some(process),
+                        dir,
                     };
                 }
                 Err(error) => failures.push(error),

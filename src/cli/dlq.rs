@@ -1,0 +1,95 @@
+//! `payworker dlq`: inspect and re-drive dead letters.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::config::Settings;
+use crate::queue::{QueueKeys, dlq};
+
+/// Arguments of `dlq`.
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    /// The queue: `create_payment` or `process_notification`.
+    #[arg(long, default_value = "create_payment")]
+    pub queue: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: DlqAction,
+}
+
+/// Dead-letter actions.
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// Count dead letters per partition.
+    Stats,
+    /// Show the oldest dead letters (reason, detail, history; the payload is redacted).
+    List {
+        /// How many per partition.
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+    },
+    /// Put dead letters back on the queue as fresh jobs (after fixing the cause).
+    Redrive {
+        /// Entry ids, as `list` shows them (`PARTITION/ID`), or `all`.
+        ids: Vec<String>,
+    },
+}
+
+/// Runs a `dlq` action.
+pub async fn run(settings: &Settings, args: DlqArgs) -> anyhow::Result<()> {
+    let queue = match args.queue.as_str() {
+        "create_payment" => &settings.queues.create_payment,
+        "process_notification" => &settings.queues.process_notification,
+        other => anyhow::bail!("unknown queue {other:?}: create_payment or process_notification"),
+    };
+    let keys = QueueKeys::all(&settings.redis.key_prefix, &args.queue, queue.partitions);
+    let mut conn = settings
+        .redis
+        .target()
+        .connect(Duration::from_secs(10))
+        .await?;
+    match args.action {
+        DlqAction::Stats => {
+            for k in &keys {
+                println!("{}\t{}", k.dlq, dlq::len(&mut conn, k).await?);
+            }
+        }
+        DlqAction::List { count } => {
+            for k in &keys {
+                for (id, fields) in dlq::list(&mut conn, k, count).await? {
+                    println!("{}/{id}", k.partition);
+                    for (name, value) in fields {
+                        println!("  {name}: {value}");
+                    }
+                }
+            }
+        }
+        DlqAction::Redrive { ids } => {
+            let mut todo = Vec::new();
+            if ids.iter().any(|i| i == "all") {
+                for k in &keys {
+                    for (id, _) in dlq::list(&mut conn, k, usize::MAX >> 1).await? {
+                        todo.push((k, id));
+                    }
+                }
+            } else {
+                for given in &ids {
+                    let (p, id) = given.split_once('/').ok_or_else(|| {
+                        anyhow::anyhow!("{given:?}: write PARTITION/ID as `list` shows")
+                    })?;
+                    let p: usize = p.parse()?;
+                    let k = keys
+                        .get(p)
+                        .ok_or_else(|| anyhow::anyhow!("no partition {p}"))?;
+                    todo.push((k, id.to_owned()));
+                }
+            }
+            for (k, id) in todo {
+                let new_id = dlq::redrive(&mut conn, k, &id).await?;
+                println!("{}/{id} -> {} {new_id}", k.partition, k.stream);
+            }
+        }
+    }
+    Ok(())
+}

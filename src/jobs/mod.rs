@@ -1,0 +1,22 @@
+//! The jobs the product's queues carry, as the contract in `jobs/` publishes them.
+//!
+//! The JSON Schemas in `jobs/*.schema.json` are the contract: the worker compiles them in
+//! and validates every payload against them before typing it, so what a producer in any
+//! language reads in the schema is exactly what the worker enforces. A payload that fails
+//! is dead-lettered with every problem listed, by field path and rule, never quoting the
+//! offending value (it could be card data).
+
+mod create_payment;
+mod process_notification;
+pub mod schema;
+
+pub use create_payment::{CreatePayment, Method, ProductLine, Trace};
+pub use process_notification::{NotificationHeaders, ProcessNotification};
+
+/// Queue names.
+pub mod queues {
+    /// `CreatePayment` jobs.
+    pub const CREATE_PAYMENT: &str = "create_payment";
+    /// `ProcessNotification` jobs.
+    pub const PROCESS_NOTIFICATION: &str = "process_notification";
+}

@@ -1,0 +1,101 @@
+//! The published JSON Schemas, compiled once, and problems reported without values.
+
+use std::sync::OnceLock;
+
+use jsonschema::Validator;
+use jsonschema::error::ValidationErrorKind;
+use serde_json::Value;
+
+/// Which contract.
+#[derive(Debug, Clone, Copy)]
+pub enum Contract {
+    /// `jobs/create_payment.schema.json`.
+    CreatePayment,
+    /// `jobs/process_notification.schema.json`.
+    ProcessNotification,
+    /// `jobs/result_event.schema.json`.
+    ResultEvent,
+}
+
+struct Compiled {
+    schema: Value,
+    validator: Validator,
+}
+
+fn compile(text: &str) -> Compiled {
+    let schema: Value = serde_json::from_str(text).expect("a committed schema is JSON");
+    let validator = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("a committed schema compiles (tested)");
+    Compiled { schema, validator }
+}
+
+fn compiled(contract: Contract) -> &'static Compiled {
+    static CREATE: OnceLock<Compiled> = OnceLock::new();
+    static NOTIFY: OnceLock<Compiled> = OnceLock::new();
+    static EVENT: OnceLock<Compiled> = OnceLock::new();
+    match contract {
+        Contract::CreatePayment => {
+            CREATE.get_or_init(|| compile(include_str!("../../jobs/create_payment.schema.json")))
+        }
+        Contract::ProcessNotification => NOTIFY
+            .get_or_init(|| compile(include_str!("../../jobs/process_notification.schema.json"))),
+        Contract::ResultEvent => {
+            EVENT.get_or_init(|| compile(include_str!("../../jobs/result_event.schema.json")))
+        }
+    }
+}
+
+/// Every way `instance` breaks the contract, each as `path: what is wrong`, in a form a
+/// person can act on. Values from the instance are never quoted, only field names.
+pub fn problems(contract: Contract, instance: &Value) -> Vec<String> {
+    let c = compiled(contract);
+    let mut out: Vec<String> = c
+        .validator
+        .iter_errors(instance)
+        .map(|e| {
+            let path = match e.instance_path().as_str() {
+                "" => "(job)".to_owned(),
+                p => p.trim_start_matches('/').replace('/', "."),
+            };
+            let rule = c.schema.pointer(e.schema_path().as_str());
+            format!("{path}: {}", describe(e.kind(), rule, &path))
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
+fn describe(kind: &ValidationErrorKind, rule: Option<&Value>, path: &str) -> String {
+    match kind {
+        ValidationErrorKind::Required { property } => {
+            format!("missing required field {}", property.as_str().unwrap_or("?"))
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            format!("unknown field(s) {}", unexpected.join(", "))
+        }
+        ValidationErrorKind::FalseSchema if path == "card" => {
+            "only method s2s carries a card; remove it".into()
+        }
+        ValidationErrorKind::FalseSchema => "is not allowed here".into(),
+        ValidationErrorKind::Type { .. } if path == "card" => {
+            "must be the encrypted card string (base64 of iv, ciphertext and tag): encrypt the card with `payworker encrypt-card` or the examples in jobs/README.md; a plaintext card is never accepted".into()
+        }
+        _ => {
+            let keyword = kind.keyword();
+            match (keyword, rule) {
+                ("maxLength", Some(n)) => format!("must be at most {n} characters"),
+                ("minLength", Some(n)) => format!("must be at least {n} characters"),
+                ("maxItems", Some(n)) => format!("must have at most {n} items"),
+                ("minimum", Some(n)) => format!("must be at least {n}"),
+                ("pattern", Some(p)) => format!("must match {p}"),
+                ("enum", Some(v)) => format!("must be one of {v}"),
+                ("const", Some(v)) => format!("must be {v}"),
+                ("type", Some(t)) => format!("must be of type {t}"),
+                ("format", Some(f)) => format!("must be a valid {f}"),
+                (k, _) => format!("breaks the `{k}` rule"),
+            }
+        }
+    }
+}

@@ -163,7 +163,6 @@ async fn dlq_stats_list_and_redrive_work_from_the_command_line() {
         ("PAYWORKER_REDIS__KEY_PREFIX", prefix),
     ];
     let run = |args: Vec<String>| {
-        let env = env;
         tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             payworker(&args, &env, "")

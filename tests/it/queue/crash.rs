@@ -108,3 +108,72 @@ async fn a_long_job_keeps_its_lease_and_is_not_stolen_while_alive() {
     assert_eq!(pending(&mut conn, &keys.stream).await, 0);
     cleanup(&mut conn, &prefix).await;
 }
+
+#[tokio::test]
+async fn a_job_that_keeps_killing_its_workers_is_dead_lettered_as_poison() {
+    let prefix = unique_prefix("poisonloop");
+    let mut config = config(&prefix);
+    config.lease = Duration::from_millis(300);
+    config.reclaim_interval = Duration::from_millis(100);
+    config.max_deliveries = 3;
+    let keys = keys(&config);
+    let mut conn = redis().await;
+    enqueue(&mut conn, &keys.stream, [ping(1), ping(2)]).await;
+    // Job 1 was handed to workers that died holding it, four times (what XAUTOCLAIM by
+    // successive workers leaves behind); job 2 is ordinary.
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&keys.stream)
+        .arg(queue::GROUP)
+        .arg("0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(queue::GROUP)
+        .arg("dead-1")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&keys.stream)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let first: redis::streams::StreamRangeReply =
+        conn.xrange_count(&keys.stream, "-", "+", 1).await.unwrap();
+    let first = first.ids[0].id.clone();
+    for n in 2..=4 {
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(&keys.stream)
+            .arg(queue::GROUP)
+            .arg(format!("dead-{n}"))
+            .arg(0)
+            .arg(&first)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await; // idle past the lease
+
+    let runs = Runs::default();
+    let worker = start(config, &runs);
+    let letters = eventually(Duration::from_secs(10), || async {
+        let letters = dlq(&mut redis().await, &keys).await;
+        (letters.len() == 1 && runs.total() == 1).then_some(letters)
+    })
+    .await;
+    worker.stop().await;
+    assert_eq!(letters[0]["reason"], "poison");
+    assert_eq!(letters[0]["deliveries"], "5");
+    assert!(letters[0]["detail"].contains("delivered 5 times without finishing (limit 3)"));
+    assert_eq!(
+        runs.0.lock().unwrap().get(&1),
+        None,
+        "the poison job was not run again"
+    );
+    assert_eq!(runs.0.lock().unwrap().get(&2), Some(&1));
+    assert_eq!(pending(&mut conn, &keys.stream).await, 0);
+    cleanup(&mut conn, &prefix).await;
+}

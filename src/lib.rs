@@ -19,6 +19,7 @@ pub mod config;
 pub mod domain;
 pub mod gateway;
 pub mod jobs;
+pub mod payments;
 pub mod queue;
 pub mod sandbox;
 pub mod telemetry;

@@ -1,7 +1,7 @@
 //! The flusher: one task per queue per process that turns run results into Redis writes,
 //! batched. Per partition, one pipeline (a transaction on a single server) adds retries to
-//! the delayed set and dead letters to the DLQ first and acks last, so a crash in between
-//! can repeat a job but never lose one.
+//! the delayed set and dead letters to the DLQ first, then acks and deletes the finished
+//! entries, so a crash in between can repeat a job but never lose one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -219,6 +219,10 @@ async fn write(shared: &Shared, partition: usize, plan: &Plan, stop: &Cancellati
             .arg(GROUP)
             .arg(&plan.acks)
             .ignore();
+        // A finished entry is deleted at once: its payload may hold an encrypted card (or,
+        // in a refused job, a plaintext one) that must not outlive the outcome. Retries
+        // and dead letters carry their own copy.
+        pipe.cmd("XDEL").arg(&keys.stream).arg(&plan.acks).ignore();
     }
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(20))

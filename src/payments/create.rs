@@ -1,0 +1,388 @@
+//! The `CreatePayment` handler: validate, claim the order, send the signed request once
+//! (S2S) or safely again (Host, Element), record the outcome, publish the event.
+//!
+//! Retry safety per method: Host and Element only open a session, so after an ambiguous
+//! failure they are sent again. S2S charges the card inside the request and the gateway has
+//! no idempotency key, so before sending the record is marked `phase = sending`; a job that
+//! finds that mark (it crashed or timed out mid-request) never sends again: the payment
+//! becomes `unknown` until the gateway's notification settles it.
+
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use url::Url;
+
+use super::events::{self, Change};
+use super::record::{self, Record};
+use crate::client::GatewayClient;
+use crate::gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
+use crate::gateway::wire::S2sRequest;
+use crate::gateway::{
+    Credentials, Decision, Endpoint, Oncestr, SignedRequest, UnixTime, decide, limits,
+};
+use crate::jobs::{CreatePayment, Method};
+use crate::queue::{JobError, JobMeta, RedisConn};
+
+/// One configured merchant account, ready to sign.
+#[derive(Debug, Clone)]
+pub struct PaymentAccount {
+    /// Its name in config.
+    pub name: String,
+    /// Id, site, key.
+    pub creds: Credentials,
+    /// The gateway's base URL.
+    pub base_url: Url,
+}
+
+/// Everything the handler needs; cheap to share behind an `Arc`.
+pub struct CreatePayments {
+    /// Redis key prefix.
+    pub prefix: String,
+    /// Accounts; the first is the default.
+    pub accounts: Vec<PaymentAccount>,
+    /// Endpoint paths: host, element, s2s.
+    pub paths: [String; 3],
+    /// The gateway client.
+    pub client: GatewayClient,
+    /// Base of the default `callback_url`: `{base}/notify/{account}`.
+    pub callback_base: String,
+    /// Results streams every event goes to.
+    pub results: Vec<String>,
+    /// Approximate cap on each results stream.
+    pub results_max_len: usize,
+    /// Redis (not for blocking reads).
+    pub conn: RedisConn,
+}
+
+fn retry(e: impl std::fmt::Display) -> JobError {
+    JobError::retry(format!("Redis: {e}"))
+}
+
+fn endpoint(method: Method) -> Endpoint {
+    match method {
+        Method::Host => Endpoint::Host,
+        Method::Element => Endpoint::Element,
+        Method::S2s => Endpoint::S2s,
+    }
+}
+
+impl CreatePayments {
+    /// Runs one job.
+    #[tracing::instrument(skip_all, fields(order_no = %job.order_no, job_id = %meta.origin_id, attempt = meta.attempts_before + 1))]
+    pub async fn handle(&self, job: CreatePayment, meta: JobMeta) -> Result<(), JobError> {
+        let account = match &job.account {
+            None => self.accounts.first(),
+            Some(name) => self.accounts.iter().find(|a| &a.name == name),
+        }
+        .ok_or_else(|| {
+            JobError::GiveUp(format!(
+                "account: {:?} is not configured",
+                job.account.as_deref().unwrap_or("(default)")
+            ))
+        })?;
+        let callback = format!(
+            "{}/notify/{}",
+            self.callback_base.trim_end_matches('/'),
+            account.name
+        );
+        let order = job.order_fields(&callback);
+        let problems = limits::check(&order, job.physical_goods);
+        if !problems.is_empty() {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(JobError::GiveUp(list.join("; ")));
+        }
+
+        let key = record::key(&self.prefix, &account.name, job.order_no.as_str());
+        let mut conn = self.conn.clone();
+        let now = chrono::Utc::now().to_rfc3339();
+        let method = endpoint(job.method).as_str();
+        let initial = [
+            ("status", "pending".to_owned()),
+            ("version", "1".to_owned()),
+            ("method", method.to_owned()),
+            ("account", account.name.clone()),
+            ("order_no", job.order_no.to_string()),
+            ("amount", job.amount.to_string()),
+            ("currency", job.currency.to_string()),
+            ("owner", meta.origin_id.clone()),
+            ("attempts", "0".to_owned()),
+            ("created_at", now.clone()),
+            ("updated_at", now),
+            (
+                "metadata",
+                job.metadata
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+            ("reply_to", job.reply_to.clone().unwrap_or_default()),
+        ];
+        let rec = record::claim(&mut conn, &key, &initial)
+            .await
+            .map_err(retry)?;
+        let trace = job
+            .trace
+            .as_ref()
+            .and_then(|t| serde_json::to_value(t).ok());
+        let streams = self.streams(&rec);
+
+        if rec.get("owner") != meta.origin_id {
+            // Another job created this order: never a second request. Say so, and ack.
+            let change = Change {
+                kind: "payment.duplicate_ignored",
+                previous_status: Some(rec.get("status")),
+                version: rec.version(),
+                data: json!({ "reason": format!("order {} already exists (job {})", job.order_no, rec.get("owner")) }),
+                trace,
+                id_seed: Some(format!("payment.duplicate_ignored/{}", meta.origin_id)),
+            };
+            let event = events::build(&rec, &change, rec.get("status"));
+            return events::publish(&mut conn, &streams, self.results_max_len, &event)
+                .await
+                .map_err(retry);
+        }
+        match (rec.get("status"), rec.get("phase")) {
+            ("pending", "sending") if job.method == Method::S2s => {
+                let reason = "the job was delivered again after its request may have reached the gateway; not resent";
+                return self
+                    .transition(
+                        &mut conn,
+                        &key,
+                        &rec,
+                        "unknown",
+                        "payment.unknown",
+                        json!({ "reason": reason }),
+                        vec![],
+                        trace,
+                    )
+                    .await;
+            }
+            ("pending", _) => {}
+            _ => {
+                // Already past this job's work (a redelivery after the change): publish the
+                // stored event again, same id, then ack.
+                let event = rec.get("event");
+                if !event.is_empty() {
+                    events::publish(&mut conn, &streams, self.results_max_len, event)
+                        .await
+                        .map_err(retry)?;
+                }
+                return Ok(());
+            }
+        }
+
+        let attempts = rec.get("attempts").parse::<u32>().unwrap_or(0) + 1;
+        let mut marks = vec![("attempts", attempts.to_string())];
+        if job.method == Method::S2s {
+            marks.push(("phase", "sending".to_owned()));
+        }
+        if !record::change(&mut conn, &key, rec.version(), false, &marks)
+            .await
+            .map_err(retry)?
+        {
+            return Err(JobError::retry("the payment record changed meanwhile"));
+        }
+
+        let (path, body) = match job.method {
+            Method::Host => (&self.paths[0], serde_json::to_vec(&order)),
+            Method::Element => (&self.paths[1], serde_json::to_vec(&order)),
+            Method::S2s => {
+                let card = job.card.clone().unwrap_or_default();
+                (
+                    &self.paths[2],
+                    serde_json::to_vec(&S2sRequest { order, card }),
+                )
+            }
+        };
+        let body =
+            body.map_err(|e| JobError::GiveUp(format!("cannot serialize the request: {e}")))?;
+        let nonce = Oncestr::random(&mut rand::rng());
+        let request =
+            SignedRequest::from_bytes(&account.creds, path, body.into(), &nonce, UnixTime::now());
+        match job.method {
+            Method::Host => {
+                let decision = self
+                    .send::<HostCreated>(account, &request, Endpoint::Host)
+                    .await;
+                self.settle(&mut conn, &key, &rec, decision, trace, |d| {
+                    (
+                        "created",
+                        "payment.created",
+                        json!({ "checkout_link": d.checkout_link }),
+                        vec![
+                            ("payment_id", d.payment_id),
+                            ("checkout_link", d.checkout_link),
+                        ],
+                    )
+                })
+                .await
+            }
+            Method::Element => {
+                let decision = self
+                    .send::<ElementCreated>(account, &request, Endpoint::Element)
+                    .await;
+                self.settle(&mut conn, &key, &rec, decision, trace, |d| {
+                    (
+                        "created",
+                        "payment.created",
+                        json!({ "client_secret": d.client_secret, "pk": d.pk }),
+                        vec![
+                            ("payment_id", d.payment_id),
+                            ("client_secret", d.client_secret),
+                            ("pk", d.pk),
+                        ],
+                    )
+                })
+                .await
+            }
+            Method::S2s => {
+                let decision = self
+                    .send::<S2sCharged>(account, &request, Endpoint::S2s)
+                    .await;
+                self.settle(&mut conn, &key, &rec, decision, trace, |d| match d.status {
+                    S2sStatus::Succeeded => ("succeeded", "payment.succeeded", json!({}), vec![("payment_id", d.payment_id)]),
+                    S2sStatus::RequiresAction => {
+                        let url = d.redirect_to_url.unwrap_or_default();
+                        (
+                            "requires_action",
+                            "payment.requires_action",
+                            json!({ "redirect_to_url": url }),
+                            vec![("payment_id", d.payment_id), ("redirect_to_url", url)],
+                        )
+                    }
+                    S2sStatus::Other(s) => (
+                        "unknown",
+                        "payment.unknown",
+                        json!({ "reason": format!("gateway status {s:?}; waiting for the notification") }),
+                        vec![("payment_id", d.payment_id)],
+                    ),
+                })
+                .await
+            }
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        account: &PaymentAccount,
+        request: &SignedRequest,
+        endpoint: Endpoint,
+    ) -> Decision<T> {
+        decide(
+            endpoint,
+            self.client.send::<T>(&account.base_url, request).await,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn settle<T>(
+        &self,
+        conn: &mut RedisConn,
+        key: &str,
+        rec: &Record,
+        decision: Decision<T>,
+        trace: Option<serde_json::Value>,
+        done: impl FnOnce(
+            T,
+        ) -> (
+            &'static str,
+            &'static str,
+            serde_json::Value,
+            Vec<(&'static str, String)>,
+        ),
+    ) -> Result<(), JobError> {
+        match decision {
+            Decision::Done(data) => {
+                let (status, kind, data, fields) = done(data);
+                self.transition(conn, key, rec, status, kind, data, fields, trace)
+                    .await
+            }
+            Decision::RetryAfter(after, reason) => {
+                // Nothing reached the gateway (or resending is safe): clear the mark, retry.
+                let _ =
+                    record::change(conn, key, rec.version(), false, &[("phase", String::new())])
+                        .await;
+                Err(JobError::Retry { after, reason })
+            }
+            Decision::GiveUp(reason) => {
+                self.transition(
+                    conn,
+                    key,
+                    rec,
+                    "rejected",
+                    "payment.rejected",
+                    json!({ "reason": reason }),
+                    vec![("reason", reason.clone())],
+                    trace,
+                )
+                .await
+            }
+            Decision::AwaitNotification(reason) => {
+                tracing::warn!(%reason, "payment outcome unknown; waiting for the gateway's notification");
+                self.transition(
+                    conn,
+                    key,
+                    rec,
+                    "unknown",
+                    "payment.unknown",
+                    json!({ "reason": reason }),
+                    vec![("reason", reason.clone())],
+                    trace,
+                )
+                .await
+            }
+        }
+    }
+
+    /// A status change: compare-and-set on the version, the event stored with it, then
+    /// published. A failure after the change is retried and re-publishes the same event.
+    #[allow(clippy::too_many_arguments)]
+    async fn transition(
+        &self,
+        conn: &mut RedisConn,
+        key: &str,
+        rec: &Record,
+        status: &str,
+        kind: &str,
+        data: serde_json::Value,
+        fields: Vec<(&'static str, String)>,
+        trace: Option<serde_json::Value>,
+    ) -> Result<(), JobError> {
+        let mut after = rec.clone();
+        for (name, value) in &fields {
+            after.0.insert((*name).to_owned(), value.clone());
+        }
+        let version = rec.version() + 1;
+        let change = Change {
+            kind,
+            previous_status: Some(rec.get("status")),
+            version,
+            data,
+            trace,
+            id_seed: None,
+        };
+        let event = events::build(&after, &change, status);
+        let mut all = fields;
+        all.push(("status", status.to_owned()));
+        all.push(("phase", String::new()));
+        all.push(("updated_at", chrono::Utc::now().to_rfc3339()));
+        all.push(("event", event.clone()));
+        if !record::change(conn, key, rec.version(), true, &all)
+            .await
+            .map_err(retry)?
+        {
+            return Err(JobError::retry("the payment record changed meanwhile"));
+        }
+        events::publish(conn, &self.streams(rec), self.results_max_len, &event)
+            .await
+            .map_err(retry)
+    }
+
+    fn streams(&self, rec: &Record) -> Vec<String> {
+        let mut streams = self.results.clone();
+        let reply_to = rec.get("reply_to");
+        if !reply_to.is_empty() && !streams.iter().any(|s| s == reply_to) {
+            streams.push(reply_to.to_owned());
+        }
+        streams
+    }
+}

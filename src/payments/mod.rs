@@ -1,0 +1,12 @@
+//! Payments: the `CreatePayment` handler, the payment record and result events.
+//!
+//! - `record`: one hash per payment, version-checked changes (Lua compare-and-set).
+//! - `events`: result events with stable ids, published at least once.
+//! - `create`: the handler: validation, idempotency by order number, retry safety per
+//!   method, the outcome recorded and announced.
+
+mod create;
+pub mod events;
+pub mod record;
+
+pub use create::{CreatePayments, PaymentAccount};

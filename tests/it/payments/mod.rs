@@ -1,0 +1,177 @@
+//! CreatePayment end to end: jobs on real Redis, the worker, the sandbox gateway over HTTP.
+
+mod flows;
+mod safety;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use payworker::client::{ClientOptions, GatewayClient};
+use payworker::gateway::{Credentials, GatewayKey, crypto};
+use payworker::jobs::CreatePayment;
+use payworker::payments::{CreatePayments, PaymentAccount, record};
+use payworker::queue::{self, QueueKeys, RedisTarget};
+use payworker::sandbox::{self, SandboxAccount, SandboxHandle, SandboxSettings};
+use redis::AsyncCommands;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::eventually;
+use crate::queue::{REDIS, config, redis};
+use crate::support::unique_prefix;
+
+pub const KEY: &str = "0123456789abcdef0123456789abcdef";
+pub const ACCOUNT_ID: &str = "acct_test";
+
+/// A worker on the create_payment queue talking to a sandbox, on its own key prefix.
+pub struct App {
+    pub prefix: String,
+    pub results: String,
+    pub sandbox: SandboxHandle,
+    pub keys: QueueKeys,
+    cancel: CancellationToken,
+    worker: tokio::task::JoinHandle<Result<String, queue::QueueError>>,
+}
+
+impl App {
+    pub async fn spawn() -> App {
+        let prefix = unique_prefix("payments");
+        let results = format!("{prefix}:{{results}}");
+        let key = GatewayKey::from_text(KEY).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sandbox = sandbox::spawn(
+            SandboxSettings::with_account(SandboxAccount {
+                account_id: ACCOUNT_ID.into(),
+                key: key.clone(),
+                site: None,
+            }),
+            listener,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let target = RedisTarget::Single(REDIS.into());
+        let handler = Arc::new(CreatePayments {
+            prefix: prefix.clone(),
+            accounts: vec![PaymentAccount {
+                name: "main".into(),
+                creds: Credentials {
+                    account_id: ACCOUNT_ID.into(),
+                    site: "https://shop.example.com".into(),
+                    key,
+                },
+                base_url: sandbox.base_url.clone(),
+            }],
+            paths: [
+                "/open-api/payment/host".into(),
+                "/open-api/payment/element".into(),
+                "/open-api/payment/host".into(),
+            ],
+            client: GatewayClient::new(&ClientOptions {
+                request_timeout: Duration::from_millis(500),
+                ..ClientOptions::default()
+            })
+            .unwrap(),
+            callback_base: "http://127.0.0.1:9/hooks".into(),
+            results: vec![results.clone()],
+            results_max_len: 10_000,
+            conn: target.connect(Duration::from_secs(5)).await.unwrap(),
+        });
+        let mut cfg = config(&prefix);
+        cfg.name = "create_payment".into();
+        let keys = QueueKeys::new(&prefix, "create_payment", 0);
+        let cancel = CancellationToken::new();
+        let worker = tokio::spawn(queue::run(
+            cfg,
+            target,
+            move |job: CreatePayment, meta| {
+                let handler = handler.clone();
+                async move { handler.handle(job, meta).await }
+            },
+            cancel.clone(),
+            Duration::from_secs(5),
+        ));
+        App {
+            prefix,
+            results,
+            sandbox,
+            keys,
+            cancel,
+            worker,
+        }
+    }
+
+    /// Enqueues a job as any producer would; returns the entry id.
+    pub async fn enqueue(&self, job: &serde_json::Value) -> String {
+        redis()
+            .await
+            .xadd(&self.keys.stream, "*", &[("job", job.to_string())])
+            .await
+            .unwrap()
+    }
+
+    pub async fn events(&self) -> Vec<serde_json::Value> {
+        let reply: redis::streams::StreamRangeReply =
+            redis().await.xrange_all(&self.results).await.unwrap();
+        reply
+            .ids
+            .iter()
+            .map(|e| {
+                serde_json::from_str(
+                    &redis::from_redis_value::<String>(e.map["event"].clone()).unwrap(),
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    /// Waits until the order has an event of `kind`, and returns it.
+    pub async fn event(&self, order_no: &str, kind: &str) -> serde_json::Value {
+        eventually(Duration::from_secs(10), || async {
+            self.events()
+                .await
+                .into_iter()
+                .find(|e| e["order_no"] == order_no && e["type"] == kind)
+        })
+        .await
+    }
+
+    pub async fn record(&self, order_no: &str) -> record::Record {
+        let mut conn = RedisTarget::Single(REDIS.into())
+            .connect(Duration::from_secs(5))
+            .await
+            .unwrap();
+        record::read(&mut conn, &record::key(&self.prefix, "main", order_no))
+            .await
+            .unwrap()
+    }
+
+    pub async fn dead_letters(&self) -> Vec<std::collections::HashMap<String, String>> {
+        crate::queue::dlq(&mut redis().await, &self.keys).await
+    }
+
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        self.worker.await.unwrap().unwrap();
+        crate::queue::cleanup(&mut redis().await, &self.prefix).await;
+    }
+}
+
+pub fn job(method: &str, order_no: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": 1,
+        "method": method,
+        "order_no": order_no,
+        "amount": "20.99",
+        "currency": "EUR",
+        "return_url": "https://shop.example.com/done",
+        "metadata": { "cart": "c-1" },
+    })
+}
+
+pub fn s2s_job(order_no: &str, number: &str) -> serde_json::Value {
+    let key = GatewayKey::from_text(KEY).unwrap();
+    let card = format!(r#"{{"number":"{number}","cvc":"123","exp_month":"12","exp_year":"2030"}}"#);
+    let mut j = job("s2s", order_no);
+    j["card"] = crypto::encrypt(&key, card.as_bytes(), &mut rand::rng()).into();
+    j
+}

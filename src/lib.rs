@@ -7,6 +7,10 @@
 //! gateway/    pure  the gateway protocol: signing, card crypto, wire bodies, limits,
 //!                   responses, notifications, outcome classification and retry decision
 //! config/     typed config tree: defaults -> worker.yaml -> PAYWORKER_* env
+//! jobs/       the job types of the published contract (validated against jobs/*.schema.json)
+//! queue/      adapter: apalis 1.0 workers on the project's own Redis Streams backend
+//! payments/   the CreatePayment handler, payment records, result events
+//! startup     the composition root: the worker built from settings
 //! client      adapter: reqwest, sends a SignedRequest, reports an Exchange
 //! sandbox/    adapter: an HTTP stand-in for the gateway, faults and notifications included
 //! telemetry   tracing set-up
@@ -22,4 +26,5 @@ pub mod jobs;
 pub mod payments;
 pub mod queue;
 pub mod sandbox;
+pub mod startup;
 pub mod telemetry;

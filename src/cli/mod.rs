@@ -6,7 +6,9 @@
 
 mod bench;
 mod demo;
+mod demo_parts;
 mod dlq;
+mod ops;
 mod sandbox;
 mod tools;
 
@@ -36,6 +38,13 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the sandbox gateway, a local stand-in for the real one.
     Sandbox(sandbox::SandboxArgs),
+    /// Run the worker: consume CreatePayment jobs until SIGTERM.
+    Worker,
+    /// Push a job onto a queue (one XADD), from a file or stdin.
+    Enqueue(ops::EnqueueArgs),
+    /// Payment records.
+    #[command(subcommand)]
+    Payment(ops::PaymentCommand),
     /// Inspect and re-drive the dead-letter queues.
     Dlq(dlq::DlqArgs),
     /// Print the effective configuration, secrets redacted, after validating it.
@@ -62,6 +71,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             bench::run(args).await
         }
+        Command::Worker => {
+            let settings = load(cli.config.as_deref())?;
+            let _telemetry = crate::telemetry::init(&settings.telemetry);
+            crate::startup::run_worker(&settings, shutdown_token()).await
+        }
+        Command::Enqueue(args) => ops::enqueue(&load(cli.config.as_deref())?, args).await,
+        Command::Payment(command) => ops::payment(&load(cli.config.as_deref())?, command).await,
         Command::Dlq(args) => dlq::run(&load(cli.config.as_deref())?, args).await,
         Command::CheckConfig => tools::check_config(&load(cli.config.as_deref())?),
         Command::EncryptCard(args) => tools::encrypt_card(&load(cli.config.as_deref())?, args),

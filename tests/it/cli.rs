@@ -112,8 +112,8 @@ fn encrypt_card_output_decrypts_to_the_card_and_nothing_is_echoed() {
 }
 
 #[test]
-fn demo_runs_every_method_and_receives_verified_notifications() {
-    let out = payworker(&["demo", "--wait", "20s"], &[], "");
+fn demo_runs_every_method_through_the_queue_and_receives_verified_notifications() {
+    let out = payworker(&["demo", "--wait", "30s", "--cleanup"], &[], "");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -121,16 +121,21 @@ fn demo_runs_every_method_and_receives_verified_notifications() {
         String::from_utf8_lossy(&out.stderr)
     );
     for line in [
-        "host ",
-        "element ",
-        "s2s, card succeeds   ok",
-        "s2s, card declined   refused  gateway code 402",
-        "redirect_to_url",
-        "4 of 4 expected notifications arrived.",
+        "payment.created             D-1",
+        "payment.created             D-2",
+        "payment.succeeded           D-3",
+        "payment.rejected            D-4",
+        "payment.requires_action     D-5",
+        "payment.duplicate_ignored   D-1",
+        "dead letter     invalid amount: must be of type",
+        "6 events, 4 signed notifications received, 1 dead letter(s).",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
-    assert!(!stdout.contains("4242424242424242"), "{stdout}");
+    assert!(
+        !stdout.contains("4242424242424242") && !stdout.contains("_secret_"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

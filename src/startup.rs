@@ -49,6 +49,7 @@ pub async fn create_payments(settings: &Settings) -> anyhow::Result<CreatePaymen
             .connect(Duration::from_secs(10))
             .await
             .context("connecting to Redis")?,
+        unknown_review_after: settings.payments.unknown_review_after,
     })
 }
 
@@ -66,6 +67,7 @@ pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> any
         partitions = config.partitions,
         "worker starting"
     );
+    let reviewer = tokio::spawn(review_unknowns(handler.clone(), shutdown.clone()));
     let consumer = queue::run(
         config,
         settings.redis.target(),
@@ -77,6 +79,20 @@ pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> any
         settings.queues.shutdown_deadline,
     )
     .await?;
+    let _ = reviewer.await;
     tracing::info!(%consumer, "worker stopped");
     Ok(())
+}
+
+/// Every few seconds, hands overdue `unknown` payments to a person.
+async fn review_unknowns(handler: Arc<CreatePayments>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        if let Err(error) = handler.review_overdue_unknowns().await {
+            tracing::warn!(%error, "reviewing unknown payments failed");
+        }
+    }
 }

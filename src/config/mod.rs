@@ -32,7 +32,7 @@ pub use gateway::{AccountSettings, GatewaySettings, HttpSettings, PathSettings};
 pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};
 pub use redact::REDACTED;
 pub use sections::{
-    IngressSettings, Jitter, LogFormat, QueueSettings, QueuesSettings, ResultsSettings,
-    RetrySettings, TelemetrySettings,
+    IngressSettings, Jitter, LogFormat, PaymentsSettings, QueueSettings, QueuesSettings,
+    ResultsSettings, RetrySettings, TelemetrySettings,
 };
 pub use settings::{RedisSettings, Settings};

@@ -246,3 +246,21 @@ impl QueueSettings {
         }
     }
 }
+
+/// How payments whose outcome is not known yet are watched.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsSettings {
+    /// A payment still `unknown` this long after its request (no notification settled it)
+    /// is moved to `review_required` for a person to check; it is never failed on its own.
+    #[serde(with = "humantime_serde")]
+    pub unknown_review_after: Duration,
+}
+
+impl Default for PaymentsSettings {
+    fn default() -> Self {
+        Self {
+            unknown_review_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}

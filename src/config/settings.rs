@@ -8,8 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AccountSettings, ConfigError, ConfigProblem, GatewaySettings, IngressSettings, QueuesSettings,
-    ResultsSettings, RetrySettings, TelemetrySettings, redact,
+    AccountSettings, ConfigError, ConfigProblem, GatewaySettings, IngressSettings,
+    PaymentsSettings, QueuesSettings, ResultsSettings, RetrySettings, TelemetrySettings, redact,
 };
 
 /// The message for an empty `gateway.accounts`, shared by validation and [`Settings::account`].
@@ -36,6 +36,8 @@ pub struct Settings {
     pub ingress: IngressSettings,
     /// Where job outcomes are published for other services.
     pub results: ResultsSettings,
+    /// How payments whose outcome is not known yet are watched.
+    pub payments: PaymentsSettings,
     /// Logs and traces.
     pub telemetry: TelemetrySettings,
 }

@@ -51,6 +51,13 @@ pub struct CreatePayments {
     pub results_max_len: usize,
     /// Redis (not for blocking reads).
     pub conn: RedisConn,
+    /// How long a payment may stay `unknown` before it is handed to a person.
+    pub unknown_review_after: std::time::Duration,
+}
+
+/// The sorted set of payments waiting in `unknown`, scored by review time (Unix ms).
+pub fn unknown_key(prefix: &str) -> String {
+    format!("{prefix}:payments:unknown")
 }
 
 fn retry(e: impl std::fmt::Display) -> JobError {
@@ -372,9 +379,77 @@ impl CreatePayments {
         {
             return Err(JobError::retry("the payment record changed meanwhile"));
         }
+        if status == "unknown" {
+            let review_at = crate::queue::now_ms()
+                + u64::try_from(self.unknown_review_after.as_millis()).unwrap_or(u64::MAX / 2);
+            redis::cmd("ZADD")
+                .arg(unknown_key(&self.prefix))
+                .arg(review_at)
+                .arg(key)
+                .query_async::<i64>(conn)
+                .await
+                .map_err(retry)?;
+        }
         events::publish(conn, &self.streams(rec), self.results_max_len, &event)
             .await
             .map_err(retry)
+    }
+
+    /// Hands payments still `unknown` past their review time to a person: status
+    /// `review_required`, event `payment.review_required`. Never fails a payment. Returns
+    /// how many were moved; safe to run from every worker at once (version-checked).
+    pub async fn review_overdue_unknowns(&self) -> redis::RedisResult<usize> {
+        let mut conn = self.conn.clone();
+        let set = unknown_key(&self.prefix);
+        let due: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&set)
+            .arg("-inf")
+            .arg(crate::queue::now_ms())
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(100)
+            .query_async(&mut conn)
+            .await?;
+        let mut moved = 0;
+        for key in due {
+            let rec = record::read(&mut conn, &key).await?;
+            if rec.get("status") == "unknown" {
+                let reason = format!(
+                    "no notification settled this payment within {}; check it with the gateway",
+                    humantime::format_duration(self.unknown_review_after)
+                );
+                tracing::error!(
+                    order_no = rec.get("order_no"),
+                    "payment outcome still unknown: review required"
+                );
+                let data = json!({ "reason": reason });
+                let fields = vec![("reason", reason.clone())];
+                let kind = "payment.review_required";
+                if self
+                    .transition(
+                        &mut conn,
+                        &key,
+                        &rec,
+                        "review_required",
+                        kind,
+                        data,
+                        fields,
+                        None,
+                    )
+                    .await
+                    .is_ok()
+                {
+                    moved += 1;
+                }
+            }
+            redis::cmd("ZREM")
+                .arg(&set)
+                .arg(&key)
+                .query_async::<i64>(&mut conn)
+                .await?;
+        }
+        Ok(moved)
     }
 
     fn streams(&self, rec: &Record) -> Vec<String> {

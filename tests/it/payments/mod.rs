@@ -29,6 +29,7 @@ pub struct App {
     pub sandbox: SandboxHandle,
     pub keys: QueueKeys,
     cancel: CancellationToken,
+    stop_review: CancellationToken,
     worker: tokio::task::JoinHandle<Result<String, queue::QueueError>>,
 }
 
@@ -75,6 +76,16 @@ impl App {
             results: vec![results.clone()],
             results_max_len: 10_000,
             conn: target.connect(Duration::from_secs(5)).await.unwrap(),
+            unknown_review_after: Duration::from_millis(1500),
+        });
+        let reviewer = handler.clone();
+        let stop_review = CancellationToken::new();
+        let review_token = stop_review.clone();
+        tokio::spawn(async move {
+            while !review_token.is_cancelled() {
+                let _ = reviewer.review_overdue_unknowns().await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         });
         let mut cfg = config(&prefix);
         cfg.name = "create_payment".into();
@@ -96,6 +107,7 @@ impl App {
             sandbox,
             keys,
             cancel,
+            stop_review,
             worker,
         }
     }
@@ -150,6 +162,7 @@ impl App {
     }
 
     pub async fn stop(self) {
+        self.stop_review.cancel();
         self.cancel.cancel();
         self.worker.await.unwrap().unwrap();
         crate::queue::cleanup(&mut redis().await, &self.prefix).await;

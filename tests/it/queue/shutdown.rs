@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use redis::AsyncCommands;
+
 use super::*;
 use crate::helpers::eventually;
 use crate::support::unique_prefix;
@@ -66,5 +68,87 @@ async fn graceful_shutdown_under_load_loses_and_duplicates_nothing() {
     eprintln!(
         "first worker ran {after_first}; {handed_back} fetched-but-unstarted entries were handed back"
     );
+    cleanup(&mut conn, &prefix).await;
+}
+
+#[tokio::test]
+async fn sigterm_to_a_worker_process_finishes_its_jobs_and_hands_back_the_rest() {
+    use std::process::{Command, Stdio};
+
+    let prefix = unique_prefix("sigterm");
+    let config = config(&prefix);
+    let keys = keys(&config);
+    let mut conn = redis().await;
+    let jobs = 1000u64; // about 2 s of work at 16 at a time: the signal lands mid-run
+    enqueue(
+        &mut conn,
+        &keys.stream,
+        (0..jobs).map(|n| format!(r#"{{"version":1,"n":{n},"sleep_ms":30}}"#)),
+    )
+    .await;
+
+    // The real binary's worker (bench-queue worker mode counts completions in Redis).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_payworker"))
+        .args([
+            "bench-queue",
+            "--mode",
+            "worker",
+            "--redis",
+            REDIS,
+            "--prefix",
+            &prefix,
+            "--concurrency",
+            "16",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let done_by_child = |conn: redis::aio::MultiplexedConnection| {
+        let prefix = prefix.clone();
+        async move {
+            let mut conn = conn;
+            let keys: Vec<String> = (0..jobs).map(|n| format!("{prefix}:done:{n}")).collect();
+            let counts: Vec<Option<u64>> = conn.mget(keys).await.unwrap();
+            counts.into_iter().map(|c| c.unwrap_or(0)).sum::<u64>()
+        }
+    };
+    eventually(Duration::from_secs(20), || async {
+        (done_by_child(redis().await).await >= 50).then_some(())
+    })
+    .await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(
+        exit.success(),
+        "the worker did not exit cleanly on SIGTERM: {exit:?}"
+    );
+    let by_child = done_by_child(redis().await).await;
+    assert!(by_child < jobs, "it should have stopped before the end");
+
+    // Whatever the stopped process did not finish, another worker does: once each overall.
+    let runs = Runs::default();
+    let worker = start(config, &runs);
+    eventually(Duration::from_secs(30), || async {
+        (runs.total() + by_child >= jobs).then_some(())
+    })
+    .await;
+    worker.stop().await;
+    let mut conn = redis().await;
+    for n in 0..jobs {
+        let child_runs: Option<u64> = conn.get(format!("{prefix}:done:{n}")).await.unwrap();
+        let ours = u64::from(runs.0.lock().unwrap().get(&n).copied().unwrap_or(0));
+        assert_eq!(
+            child_runs.unwrap_or(0) + ours,
+            1,
+            "job {n} ran {} times",
+            child_runs.unwrap_or(0) + ours
+        );
+    }
+    assert_eq!(pending(&mut conn, &keys.stream).await, 0);
     cleanup(&mut conn, &prefix).await;
 }

@@ -27,3 +27,13 @@ pub fn vectors() -> serde_json::Value {
     let text = include_str!("../fixtures/gateway.json");
     serde_json::from_str(text).expect("fixture is JSON")
 }
+
+/// A child process killed (SIGKILL) when dropped, so a failing test leaves none behind.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

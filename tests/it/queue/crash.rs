@@ -24,28 +24,30 @@ async fn a_job_held_by_a_killed_worker_is_run_once_by_another_within_the_lease()
     .await;
 
     // A real worker process (the benchmark's worker mode) takes the job and works on it.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_payworker"))
-        .args([
-            "bench-queue",
-            "--mode",
-            "worker",
-            "--redis",
-            REDIS,
-            "--prefix",
-            &prefix,
-            "--lease",
-            "2s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::helpers::ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_payworker"))
+            .args([
+                "bench-queue",
+                "--mode",
+                "worker",
+                "--redis",
+                REDIS,
+                "--prefix",
+                &prefix,
+                "--lease",
+                "2s",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     eventually(Duration::from_secs(20), || async {
         (pending(&mut redis().await, &keys.stream).await == 1).then_some(())
     })
     .await;
-    child.kill().unwrap(); // SIGKILL: no shutdown, no ack, no hand-back
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL: no shutdown, no ack, no hand-back
+    child.0.wait().unwrap();
     let killed = Instant::now();
 
     let runs = Runs::default();

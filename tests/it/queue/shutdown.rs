@@ -88,22 +88,24 @@ async fn sigterm_to_a_worker_process_finishes_its_jobs_and_hands_back_the_rest()
     .await;
 
     // The real binary's worker (bench-queue worker mode counts completions in Redis).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_payworker"))
-        .args([
-            "bench-queue",
-            "--mode",
-            "worker",
-            "--redis",
-            REDIS,
-            "--prefix",
-            &prefix,
-            "--concurrency",
-            "16",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::helpers::ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_payworker"))
+            .args([
+                "bench-queue",
+                "--mode",
+                "worker",
+                "--redis",
+                REDIS,
+                "--prefix",
+                &prefix,
+                "--concurrency",
+                "16",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let done_by_child = |conn: redis::aio::MultiplexedConnection| {
         let prefix = prefix.clone();
         async move {
@@ -118,11 +120,11 @@ async fn sigterm_to_a_worker_process_finishes_its_jobs_and_hands_back_the_rest()
     })
     .await;
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = child.wait().unwrap();
+    let exit = child.0.wait().unwrap();
     assert!(
         exit.success(),
         "the worker did not exit cleanly on SIGTERM: {exit:?}"

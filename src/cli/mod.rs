@@ -5,6 +5,7 @@
 //! through the same composition roots the tests use.
 
 mod bench;
+mod bench_payments;
 mod demo;
 mod demo_parts;
 mod dlq;
@@ -49,6 +50,8 @@ pub enum Command {
     Dlq(dlq::DlqArgs),
     /// Print the effective configuration, secrets redacted, after validating it.
     CheckConfig,
+    /// Measure payments end to end (job, worker, signed HTTP to the sandbox, record, event).
+    BenchPayments(bench_payments::BenchPaymentsArgs),
     /// Measure the job queue with no-op jobs on a real Redis (jobs/s, Redis CPU per job).
     BenchQueue(bench::BenchArgs),
     /// Encrypt a card (JSON on stdin) with an account's key, as an S2S job carries it.
@@ -63,6 +66,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load(cli.config.as_deref())?;
             let _telemetry = crate::telemetry::init(&settings.telemetry);
             sandbox::run(&settings, args).await
+        }
+        Command::BenchPayments(args) => {
+            let _telemetry = crate::telemetry::init(&crate::config::TelemetrySettings {
+                log_level: "error".into(),
+                ..Default::default()
+            });
+            bench_payments::run(args).await
         }
         Command::BenchQueue(args) => {
             let _telemetry = crate::telemetry::init(&crate::config::TelemetrySettings {

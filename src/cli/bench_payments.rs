@@ -1,0 +1,424 @@
+//! `payworker bench-payments`: end-to-end payments per second on a real Redis.
+//!
+//! Each run starts the sandbox gateway in this process (optionally answering after a fixed
+//! latency), a worker (`queue::run` with the real [`CreatePayments`] handler and a pooled
+//! [`GatewayClient`]), and a producer task that `XADD`s `CreatePayment` jobs in pipelines.
+//! Every payment goes the whole way: job → worker → signed HTTP over loopback → payment
+//! record → result event → ack. The clock runs from the first `XADD` until the results
+//! stream holds one event per job. Each (latency, concurrency) pair is one run on its own
+//! key prefix, deleted afterwards.
+//!
+//! Peak memory is `VmHWM` of this whole process (worker, sandbox and producer together),
+//! reset through `/proc/self/clear_refs` before each run so every run reports its own peak.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use redis::AsyncCommands;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{ClientOptions, GatewayClient};
+use crate::config::{PaymentsSettings, QueueSettings, RetrySettings};
+use crate::domain::CardDetails;
+use crate::gateway::{Credentials, GatewayKey, crypto};
+use crate::jobs::{CreatePayment, queues};
+use crate::payments::{CreatePayments, PaymentAccount};
+use crate::queue::{self, QueueKeys, RedisTarget};
+use crate::sandbox::{
+    self, Fault, FaultRule, NotifySettings, SandboxAccount, SandboxPaths, SandboxSettings,
+};
+
+/// The payment method every job of a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchMethod {
+    /// Hosted checkout: one session per payment.
+    Host,
+    /// Stripe.js Payment Element: one session per payment.
+    Element,
+    /// Server to server: an encrypted card (4242…, succeeds), charged per payment.
+    S2s,
+}
+
+impl BenchMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            BenchMethod::Host => "host",
+            BenchMethod::Element => "element",
+            BenchMethod::S2s => "s2s",
+        }
+    }
+}
+
+/// Arguments of `bench-payments`.
+#[derive(Debug, Args)]
+pub struct BenchPaymentsArgs {
+    /// Payments per run.
+    #[arg(long, default_value_t = 20_000)]
+    pub payments: u64,
+    /// Worker concurrency levels (jobs in flight), one run each.
+    #[arg(long, value_delimiter = ',', default_value = "64,2000")]
+    pub concurrency: Vec<usize>,
+    /// Sandbox gateway latencies, one run each per concurrency level.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0ms,200ms",
+        value_parser = humantime::parse_duration
+    )]
+    pub latency: Vec<Duration>,
+    /// Payment method of every job.
+    #[arg(long, value_enum, default_value = "host")]
+    pub method: BenchMethod,
+    /// Entries fetched per read (default: the concurrency, clamped to 100..=500).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Redis URL.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    pub redis: String,
+}
+
+const ACCOUNT_ID: &str = "acct_bench";
+const ACCOUNT: &str = "main";
+/// Jobs per producer pipeline.
+const PIPELINE: u64 = 1000;
+/// How often the results stream is counted.
+const POLL: Duration = Duration::from_millis(5);
+/// A run that makes no progress for this long is abandoned.
+const STALL: Duration = Duration::from_secs(60);
+
+/// One run's figures.
+struct Measured {
+    micros: u64,
+    /// Resident size when the run started (memory kept from an earlier run included).
+    start_kib: Option<u64>,
+    /// `VmHWM` at the end of the run.
+    peak_kib: Option<u64>,
+}
+
+/// Runs the benchmark and prints one CSV line per run.
+pub async fn run(args: BenchPaymentsArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.payments > 0, "--payments must be at least 1");
+    let most = args.concurrency.iter().copied().max().unwrap_or(0);
+    if let Some(limit) = open_files_soft_limit() {
+        // A socket on each side of every gateway connection, plus Redis, plus slack.
+        let needed = u64::try_from(most).unwrap_or(u64::MAX) * 2 + 100;
+        if limit < needed {
+            eprintln!(
+                "warning: open-files soft limit is {limit}, concurrency {most} needs about \
+                 {needed} (client and in-process sandbox hold a socket per connection); \
+                 raise it with `ulimit -n {needed}` before running"
+            );
+        }
+    }
+    let client = redis::Client::open(args.redis.as_str())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    println!(
+        "# end to end: XADD -> worker -> signed HTTP to the sandbox (in process, loopback) \
+         -> payment record -> result event -> ack"
+    );
+    println!("# seconds: first XADD until the results stream holds one event per payment");
+    println!(
+        "# peak_rss_mib: VmHWM of this whole process (worker + in-process sandbox + producer), \
+         reset at each run's start to the resident size then (start_rss_mib)"
+    );
+    println!(
+        "mode,method,concurrency,latency_ms,batch,payments,seconds,payments_per_sec,\
+         start_rss_mib,peak_rss_mib"
+    );
+    for &latency in &args.latency {
+        for &concurrency in &args.concurrency {
+            let concurrency = concurrency.max(1);
+            let batch = args.batch.unwrap_or_else(|| concurrency.clamp(100, 500));
+            let prefix = format!("benchpay-{:08x}", rand::random::<u32>());
+            let result = measure(&args, &prefix, concurrency, batch, latency).await;
+            let cleaned = cleanup(&mut conn, &prefix).await;
+            let m = result?;
+            cleaned?;
+            let micros = m.micros.max(1);
+            let mib =
+                |kib: Option<u64>| kib.map_or_else(|| "?".to_owned(), |k| (k / 1024).to_string());
+            println!(
+                "e2e,{},{concurrency},{},{batch},{},{}.{:03},{},{},{}",
+                args.method.as_str(),
+                latency.as_millis(),
+                args.payments,
+                micros / 1_000_000,
+                (micros / 1000) % 1000,
+                u128::from(args.payments) * 1_000_000 / u128::from(micros),
+                mib(m.start_kib),
+                mib(m.peak_kib),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One run: sandbox, worker, producer; returns the time and the peak memory.
+async fn measure(
+    args: &BenchPaymentsArgs,
+    prefix: &str,
+    concurrency: usize,
+    batch: usize,
+    latency: Duration,
+) -> anyhow::Result<Measured> {
+    let results = format!("{prefix}:{{results}}");
+    let keys = QueueKeys::new(prefix, queues::CREATE_PAYMENT, 0);
+    let key_text = format!("{:032x}", rand::random::<u128>());
+    let key = GatewayKey::from_text(&key_text)?;
+    let maker = JobMaker::new(args.method, prefix, key.clone());
+    reset_peak_memory();
+    let start_kib = memory_kib("VmRSS:");
+
+    let stop_sandbox = CancellationToken::new();
+    // On an early return (an error), the sandbox and the worker stop too.
+    let _stop_sandbox = stop_sandbox.clone().drop_guard();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let gateway = sandbox::spawn(
+        SandboxSettings {
+            accounts: vec![SandboxAccount {
+                account_id: ACCOUNT_ID.into(),
+                key: key.clone(),
+                site: None,
+            }],
+            // Notifications (S2S charges) are recorded, never sent: nobody listens here.
+            notify: NotifySettings {
+                max_deliveries: 0,
+                ..NotifySettings::default()
+            },
+            default_fault: (!latency.is_zero()).then(|| FaultRule::always(Fault::Latency(latency))),
+            ..SandboxSettings::default()
+        },
+        listener,
+        stop_sandbox.clone(),
+    )
+    .await?;
+
+    let target = RedisTarget::Single(args.redis.clone());
+    let paths = SandboxPaths::default();
+    let handler = Arc::new(CreatePayments {
+        prefix: prefix.to_owned(),
+        accounts: vec![PaymentAccount {
+            name: ACCOUNT.into(),
+            creds: Credentials {
+                account_id: ACCOUNT_ID.into(),
+                site: "https://shop.example.com".into(),
+                key,
+            },
+            base_url: gateway.base_url.clone(),
+        }],
+        paths: [paths.host, paths.element, paths.s2s],
+        client: GatewayClient::new(&ClientOptions {
+            pool_max_idle_per_host: concurrency.max(256),
+            request_timeout: Duration::from_secs(30),
+            ..ClientOptions::default()
+        })?,
+        callback_base: "http://127.0.0.1:9/hooks".into(),
+        results: vec![results.clone()],
+        // Never trimmed during the run: its length is the count of finished payments.
+        results_max_len: usize::try_from(args.payments)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(2),
+        conn: target.connect(Duration::from_secs(10)).await?,
+        unknown_review_after: PaymentsSettings::default().unknown_review_after,
+    });
+    let mut config = QueueSettings::default().queue_config(
+        prefix,
+        queues::CREATE_PAYMENT,
+        &RetrySettings::default(),
+    );
+    config.concurrency = concurrency;
+    config.batch_size = batch;
+
+    let redis = redis::Client::open(args.redis.as_str())?;
+    let mut conn = redis.get_multiplexed_async_connection().await?;
+    let stop_worker = CancellationToken::new();
+    let _stop_worker = stop_worker.clone().drop_guard();
+    let worker = tokio::spawn(queue::run(
+        config,
+        target,
+        move |job: CreatePayment, meta| {
+            let handler = handler.clone();
+            async move { handler.handle(job, meta).await }
+        },
+        stop_worker.clone(),
+        Duration::from_secs(30),
+    ));
+    // The worker creates the group (and the stream) when it is ready to read.
+    let ready = Instant::now();
+    while !conn.exists::<_, bool>(&keys.stream).await? {
+        anyhow::ensure!(
+            !worker.is_finished() && ready.elapsed() < Duration::from_secs(10),
+            "the worker did not start"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+
+    let mut producer_conn = redis.get_multiplexed_async_connection().await?;
+    let stream = keys.stream.clone();
+    let total = args.payments;
+    let started = Instant::now();
+    let mut producer = Some(tokio::spawn(async move {
+        let mut n = 0;
+        while n < total {
+            let end = total.min(n + PIPELINE);
+            let mut pipe = redis::pipe();
+            for i in n..end {
+                pipe.xadd(&stream, "*", &[("job", maker.job(i))]).ignore();
+            }
+            pipe.query_async::<()>(&mut producer_conn).await?;
+            n = end;
+        }
+        anyhow::Ok(())
+    }));
+
+    let mut done = 0;
+    let mut progress = Instant::now();
+    while done < args.payments {
+        tokio::time::sleep(POLL).await;
+        let now: u64 = conn.xlen(&results).await?;
+        if now > done {
+            done = now;
+            progress = Instant::now();
+        }
+        if producer.as_ref().is_some_and(|p| p.is_finished())
+            && let Some(p) = producer.take()
+        {
+            p.await?.context("enqueueing")?;
+        }
+        if worker.is_finished() || progress.elapsed() > STALL {
+            let dead: u64 = conn.xlen(&keys.dlq).await.unwrap_or(0);
+            anyhow::bail!(
+                "stalled: {done} of {} payments finished, {dead} dead letters, sandbox {:?}",
+                args.payments,
+                gateway.stats()
+            );
+        }
+    }
+    let elapsed = started.elapsed();
+    let peak_kib = memory_kib("VmHWM:");
+    if let Some(p) = producer.take() {
+        p.await?.context("enqueueing")?;
+    }
+
+    stop_worker.cancel();
+    worker.await??;
+    let stats = gateway.stats();
+    stop_sandbox.cancel();
+    gateway.stopped().await;
+    let dead: u64 = conn.xlen(&keys.dlq).await?;
+    let pending = conn
+        .xpending::<_, _, redis::streams::StreamPendingReply>(&keys.stream, queue::GROUP)
+        .await?
+        .count();
+    let extra = stats.requests_total.saturating_sub(args.payments);
+    if dead > 0 || pending > 0 || extra > 0 || stats.rejected_total > 0 {
+        eprintln!(
+            "warning: {dead} dead letters, {pending} jobs not acked, {extra} gateway requests \
+             beyond one per payment, {} rejected by the sandbox",
+            stats.rejected_total
+        );
+    }
+    Ok(Measured {
+        micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        start_kib,
+        peak_kib,
+    })
+}
+
+/// Makes the run's job payloads, a pipeline at a time, as a producer would.
+struct JobMaker {
+    method: BenchMethod,
+    prefix: String,
+    key: GatewayKey,
+    /// The plaintext of the test card (S2S only), encrypted afresh for every job.
+    card: Option<zeroize::Zeroizing<String>>,
+}
+
+impl JobMaker {
+    fn new(method: BenchMethod, prefix: &str, key: GatewayKey) -> Self {
+        let card = (method == BenchMethod::S2s).then(|| {
+            CardDetails::new("4242424242424242", "123", "12", "2030")
+                .expect("a valid test card")
+                .to_plaintext_json()
+        });
+        JobMaker {
+            method,
+            prefix: prefix.to_owned(),
+            key,
+            card,
+        }
+    }
+
+    /// The `CreatePayment` job number `n`, as JSON.
+    fn job(&self, n: u64) -> String {
+        let mut job = serde_json::json!({
+            "version": 1,
+            "method": self.method.as_str(),
+            "order_no": format!("{}-{n}", self.prefix),
+            "amount": "20.99",
+            "currency": "EUR",
+            "return_url": "https://shop.example.com/done",
+            "metadata": { "bench": n },
+        });
+        if let Some(card) = &self.card {
+            job["card"] = crypto::encrypt(&self.key, card.as_bytes(), &mut rand::rng()).into();
+        }
+        job.to_string()
+    }
+}
+
+/// Deletes every key of a run (`<prefix>:payment:{…}`, `<prefix>:{create_payment:0}…`,
+/// `<prefix>:{results}`).
+async fn cleanup(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> anyhow::Result<()> {
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(5000)
+            .query_async(conn)
+            .await?;
+        if !keys.is_empty() {
+            let _: () = redis::cmd("UNLINK").arg(keys).query_async(conn).await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// Resets `VmHWM` to the current resident size, so the next reading is this run's peak.
+fn reset_peak_memory() {
+    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
+        eprintln!("warning: cannot reset the peak memory; figures are peaks since the start");
+    }
+}
+
+/// A size from `/proc/self/status` (`VmHWM:`, `VmRSS:`), in KiB.
+fn memory_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The soft limit on open files, from `/proc/self/limits`.
+fn open_files_soft_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

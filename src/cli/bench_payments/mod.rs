@@ -11,6 +11,10 @@
 //! Peak memory is `VmHWM` of this whole process (worker, sandbox and producer together),
 //! reset through `/proc/self/clear_refs` before each run so every run reports its own peak.
 
+mod support;
+
+use support::{JobMaker, cleanup, memory_kib, open_files_soft_limit, reset_peak_memory};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientOptions, GatewayClient};
 use crate::config::{PaymentsSettings, QueueSettings, RetrySettings};
-use crate::domain::CardDetails;
-use crate::gateway::{Credentials, GatewayKey, crypto};
+use crate::gateway::{Credentials, GatewayKey};
 use crate::jobs::{CreatePayment, queues};
 use crate::payments::{CreatePayments, PaymentAccount};
 use crate::queue::{self, QueueKeys, RedisTarget};
@@ -325,100 +328,4 @@ async fn measure(
         start_kib,
         peak_kib,
     })
-}
-
-/// Makes the run's job payloads, a pipeline at a time, as a producer would.
-struct JobMaker {
-    method: BenchMethod,
-    prefix: String,
-    key: GatewayKey,
-    /// The plaintext of the test card (S2S only), encrypted afresh for every job.
-    card: Option<zeroize::Zeroizing<String>>,
-}
-
-impl JobMaker {
-    fn new(method: BenchMethod, prefix: &str, key: GatewayKey) -> Self {
-        let card = (method == BenchMethod::S2s).then(|| {
-            CardDetails::new("4242424242424242", "123", "12", "2030")
-                .expect("a valid test card")
-                .to_plaintext_json()
-        });
-        JobMaker {
-            method,
-            prefix: prefix.to_owned(),
-            key,
-            card,
-        }
-    }
-
-    /// The `CreatePayment` job number `n`, as JSON.
-    fn job(&self, n: u64) -> String {
-        let mut job = serde_json::json!({
-            "version": 1,
-            "method": self.method.as_str(),
-            "order_no": format!("{}-{n}", self.prefix),
-            "amount": "20.99",
-            "currency": "EUR",
-            "return_url": "https://shop.example.com/done",
-            "metadata": { "bench": n },
-        });
-        if let Some(card) = &self.card {
-            job["card"] = crypto::encrypt(&self.key, card.as_bytes(), &mut rand::rng()).into();
-        }
-        job.to_string()
-    }
-}
-
-/// Deletes every key of a run (`<prefix>:payment:{…}`, `<prefix>:{create_payment:0}…`,
-/// `<prefix>:{results}`).
-async fn cleanup(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> anyhow::Result<()> {
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}:*"))
-            .arg("COUNT")
-            .arg(5000)
-            .query_async(conn)
-            .await?;
-        if !keys.is_empty() {
-            let _: () = redis::cmd("UNLINK").arg(keys).query_async(conn).await?;
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
-    }
-}
-
-/// Resets `VmHWM` to the current resident size, so the next reading is this run's peak.
-fn reset_peak_memory() {
-    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
-        eprintln!("warning: cannot reset the peak memory; figures are peaks since the start");
-    }
-}
-
-/// A size from `/proc/self/status` (`VmHWM:`, `VmRSS:`), in KiB.
-fn memory_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// The soft limit on open files, from `/proc/self/limits`.
-fn open_files_soft_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.trim_start_matches("Max open files")
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }

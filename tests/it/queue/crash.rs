@@ -1,7 +1,6 @@
 //! A worker killed with SIGKILL mid-job: another worker reclaims the job after the lease
 //! and runs it, once.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -24,24 +23,7 @@ async fn a_job_held_by_a_killed_worker_is_run_once_by_another_within_the_lease()
     .await;
 
     // A real worker process (the benchmark's worker mode) takes the job and works on it.
-    let mut child = crate::helpers::ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_payworker"))
-            .args([
-                "bench-queue",
-                "--mode",
-                "worker",
-                "--redis",
-                REDIS,
-                "--prefix",
-                &prefix,
-                "--lease",
-                "2s",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = worker_process(&prefix, &["--lease", "2s"]);
     eventually(Duration::from_secs(20), || async {
         (pending(&mut redis().await, &keys.stream).await == 1).then_some(())
     })

@@ -5,14 +5,10 @@ use std::time::Duration;
 
 use super::*;
 use crate::helpers::eventually;
-use crate::support::unique_prefix;
 
 #[tokio::test]
 async fn poison_payloads_are_dead_lettered_with_reasons_while_jobs_flow() {
-    let prefix = unique_prefix("poison");
-    let config = config(&prefix);
-    let keys = keys(&config);
-    let mut conn = redis().await;
+    let (prefix, config, keys, mut conn) = setup("poison").await;
     let bad: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("not_json", vec![("job", "{this is not json".into())]),
         ("invalid", vec![("job", r#"{"version":1}"#.into())]),
@@ -98,10 +94,7 @@ async fn poison_payloads_are_dead_lettered_with_reasons_while_jobs_flow() {
 
 #[tokio::test]
 async fn a_job_that_keeps_failing_is_dead_lettered_with_its_history() {
-    let prefix = unique_prefix("exhausted");
-    let config = config(&prefix);
-    let keys = keys(&config);
-    let mut conn = redis().await;
+    let (prefix, config, keys, mut conn) = setup("exhausted").await;
     enqueue(
         &mut conn,
         &keys.stream,
@@ -157,10 +150,7 @@ async fn a_job_that_keeps_failing_is_dead_lettered_with_its_history() {
 
 #[tokio::test]
 async fn a_dead_letter_can_be_redriven() {
-    let prefix = unique_prefix("redrive");
-    let config = config(&prefix);
-    let keys = keys(&config);
-    let mut conn = redis().await;
+    let (prefix, config, keys, mut conn) = setup("redrive").await;
     // Dead-letter a job by giving up, then re-drive a corrected copy's letter.
     enqueue(
         &mut conn,

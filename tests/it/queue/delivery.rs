@@ -8,10 +8,7 @@ use crate::support::unique_prefix;
 
 #[tokio::test]
 async fn every_job_runs_once_and_is_acked() {
-    let prefix = unique_prefix("delivery");
-    let config = config(&prefix);
-    let keys = keys(&config);
-    let mut conn = redis().await;
+    let (prefix, config, keys, mut conn) = setup("delivery").await;
     enqueue(&mut conn, &keys.stream, (0..2000).map(ping)).await;
 
     let runs = Runs::default();

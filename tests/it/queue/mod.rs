@@ -231,3 +231,41 @@ pub async fn dlq(
         .collect();
     reply.into_iter().map(|(_, m)| m).collect()
 }
+
+/// The real binary's worker (`bench-queue --mode worker`, which counts completions in
+/// `<prefix>:done:<n>`), as a separate process killed when the guard drops.
+pub fn worker_process(prefix: &str, extra: &[&str]) -> crate::helpers::ChildGuard {
+    let mut args = vec![
+        "bench-queue",
+        "--mode",
+        "worker",
+        "--redis",
+        REDIS,
+        "--prefix",
+        prefix,
+    ];
+    args.extend_from_slice(extra);
+    crate::helpers::ChildGuard(
+        std::process::Command::new(env!("CARGO_BIN_EXE_payworker"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// A test's own key prefix, queue config, keys and connection.
+pub async fn setup(
+    name: &str,
+) -> (
+    String,
+    QueueConfig,
+    QueueKeys,
+    redis::aio::MultiplexedConnection,
+) {
+    let prefix = crate::support::unique_prefix(name);
+    let config = config(&prefix);
+    let keys = keys(&config);
+    (prefix, config, keys, redis().await)
+}

@@ -55,10 +55,7 @@ async fn twenty_thousand_retries_due_at_once_are_all_promoted_and_processed() {
 
 #[tokio::test]
 async fn a_failed_job_waits_in_the_delayed_set_with_its_history() {
-    let prefix = unique_prefix("retryafter");
-    let config = config(&prefix);
-    let keys = keys(&config);
-    let mut conn = redis().await;
+    let (prefix, config, keys, mut conn) = setup("retryafter").await;
     enqueue(
         &mut conn,
         &keys.stream,

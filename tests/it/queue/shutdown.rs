@@ -73,12 +73,9 @@ async fn graceful_shutdown_under_load_loses_and_duplicates_nothing() {
 
 #[tokio::test]
 async fn sigterm_to_a_worker_process_finishes_its_jobs_and_hands_back_the_rest() {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
-    let prefix = unique_prefix("sigterm");
-    let config = config(&prefix);
-    let keys = keys(&config);
-    let mut conn = redis().await;
+    let (prefix, config, keys, mut conn) = setup("sigterm").await;
     let jobs = 1000u64; // about 2 s of work at 16 at a time: the signal lands mid-run
     enqueue(
         &mut conn,
@@ -88,24 +85,7 @@ async fn sigterm_to_a_worker_process_finishes_its_jobs_and_hands_back_the_rest()
     .await;
 
     // The real binary's worker (bench-queue worker mode counts completions in Redis).
-    let mut child = crate::helpers::ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_payworker"))
-            .args([
-                "bench-queue",
-                "--mode",
-                "worker",
-                "--redis",
-                REDIS,
-                "--prefix",
-                &prefix,
-                "--concurrency",
-                "16",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = worker_process(&prefix, &["--concurrency", "16"]);
     let done_by_child = |conn: redis::aio::MultiplexedConnection| {
         let prefix = prefix.clone();
         async move {

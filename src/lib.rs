@@ -22,6 +22,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod gateway;
+pub mod ingress;
 pub mod jobs;
 pub mod payments;
 pub mod queue;

@@ -1,4 +1,4 @@
-//! The composition root: builds the worker from settings. `main` and the demo go through
+//! The composition root: builds the worker and the ingress from settings. `main` and the demo go through
 //! here, as do tests that need the whole product.
 
 use std::sync::Arc;
@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientOptions, GatewayClient};
 use crate::config::Settings;
-use crate::jobs::{CreatePayment, queues};
-use crate::payments::{CreatePayments, PaymentAccount};
+use crate::jobs::{CreatePayment, ProcessNotification, queues};
+use crate::payments::{CreatePayments, OrphanQueue, PaymentAccount, ProcessNotifications};
 use crate::queue;
 
 /// The `CreatePayment` handler for these settings: every configured account (the default
@@ -46,53 +46,108 @@ pub async fn create_payments(settings: &Settings) -> anyhow::Result<CreatePaymen
         conn: settings
             .redis
             .target()
-            .connect(Duration::from_secs(10))
+            .connect_managed(Duration::from_secs(10))
             .await
             .context("connecting to Redis")?,
         unknown_review_after: settings.payments.unknown_review_after,
     })
 }
 
-/// Runs the `create_payment` queue until `shutdown` is cancelled, then drains within
-/// `queues.shutdown_deadline`.
+/// Where notifications for orders not known yet wait, per these settings.
+pub fn orphan_queue(settings: &Settings) -> OrphanQueue {
+    OrphanQueue {
+        prefix: settings.redis.key_prefix.clone(),
+        partitions: settings.queues.process_notification.partitions,
+        dlq_max_len: settings.queues.process_notification.dlq_max_len,
+        expiry: settings.payments.orphan_expiry,
+    }
+}
+
+/// Runs both queues (`create_payment`, `process_notification`) until `shutdown` is
+/// cancelled, then drains within `queues.shutdown_deadline`; meanwhile reviews overdue
+/// `unknown` payments and expired orphan notifications.
 pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let handler = Arc::new(create_payments(settings).await?);
-    let config = settings.queues.create_payment.queue_config(
-        &settings.redis.key_prefix,
-        queues::CREATE_PAYMENT,
-        &settings.retry,
-    );
+    let payments = Arc::new(create_payments(settings).await?);
+    let notifications = Arc::new(ProcessNotifications {
+        payments: payments.clone(),
+        orphans: orphan_queue(settings),
+    });
+    let prefix = &settings.redis.key_prefix;
+    let q = &settings.queues;
+    let create = q
+        .create_payment
+        .queue_config(prefix, queues::CREATE_PAYMENT, &settings.retry);
+    let notify =
+        q.process_notification
+            .queue_config(prefix, queues::PROCESS_NOTIFICATION, &settings.retry);
     tracing::info!(
-        queue = queues::CREATE_PAYMENT,
-        partitions = config.partitions,
+        create_partitions = create.partitions,
+        notification_partitions = notify.partitions,
         "worker starting"
     );
-    let reviewer = tokio::spawn(review_unknowns(handler.clone(), shutdown.clone()));
-    let consumer = queue::run(
-        config,
+    let reviewer = tokio::spawn(review(notifications.clone(), shutdown.clone()));
+    let handler = notifications.clone();
+    let creating = queue::run(
+        create,
         settings.redis.target(),
         move |job: CreatePayment, meta| {
+            let handler = handler.clone();
+            async move {
+                let (account, order_no) = (job.account.clone(), job.order_no.clone());
+                handler.payments.handle(job, meta).await?;
+                // Notifications that came before this order was known apply now.
+                handler
+                    .adopt_orphans(account.as_deref(), order_no.as_str())
+                    .await;
+                Ok(())
+            }
+        },
+        shutdown.clone(),
+        q.shutdown_deadline,
+    );
+    let handler = notifications.clone();
+    let notifying = queue::run(
+        notify,
+        settings.redis.target(),
+        move |job: ProcessNotification, meta| {
             let handler = handler.clone();
             async move { handler.handle(job, meta).await }
         },
         shutdown,
-        settings.queues.shutdown_deadline,
-    )
-    .await?;
+        q.shutdown_deadline,
+    );
+    let (created, notified) = tokio::join!(creating, notifying);
     let _ = reviewer.await;
-    tracing::info!(%consumer, "worker stopped");
+    tracing::info!(consumer = %created?, notifications = %notified?, "worker stopped");
     Ok(())
 }
 
-/// Every few seconds, hands overdue `unknown` payments to a person.
-async fn review_unknowns(handler: Arc<CreatePayments>, shutdown: CancellationToken) {
+/// Every few seconds, hands overdue `unknown` payments to a person and reports expired
+/// orphan notifications.
+async fn review(handler: Arc<ProcessNotifications>, shutdown: CancellationToken) {
+    let mut conn = handler.payments.conn.clone();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        if let Err(error) = handler.review_overdue_unknowns().await {
+        if let Err(error) = handler.payments.review_overdue_unknowns().await {
             tracing::warn!(%error, "reviewing unknown payments failed");
         }
+        if let Err(error) = handler.orphans.review(&mut conn).await {
+            tracing::warn!(%error, "reviewing orphan notifications failed");
+        }
     }
+}
+
+/// Runs the ingress on `ingress.listen` until `shutdown` is cancelled.
+pub async fn run_ingress(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let ingress = crate::ingress::Ingress::from_settings(settings).await?;
+    let listen = settings.ingress.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("ingress.listen: cannot listen on {listen}"))?;
+    let handle = crate::ingress::spawn(ingress, listener, shutdown)?;
+    handle.stopped.await.context("ingress task")?;
+    Ok(())
 }

@@ -39,8 +39,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the sandbox gateway, a local stand-in for the real one.
     Sandbox(sandbox::SandboxArgs),
-    /// Run the worker: consume CreatePayment jobs until SIGTERM.
+    /// Run the worker: consume CreatePayment and ProcessNotification jobs until SIGTERM.
     Worker,
+    /// Run the webhook ingress: verify the gateway's notifications and enqueue them.
+    Ingress,
     /// Push a job onto a queue (one XADD), from a file or stdin.
     Enqueue(ops::EnqueueArgs),
     /// Payment records.
@@ -85,6 +87,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load(cli.config.as_deref())?;
             let _telemetry = crate::telemetry::init(&settings.telemetry);
             crate::startup::run_worker(&settings, shutdown_token()).await
+        }
+        Command::Ingress => {
+            let settings = load(cli.config.as_deref())?;
+            let _telemetry = crate::telemetry::init(&settings.telemetry);
+            crate::startup::run_ingress(&settings, shutdown_token()).await
         }
         Command::Enqueue(args) => ops::enqueue(&load(cli.config.as_deref())?, args).await,
         Command::Payment(command) => ops::payment(&load(cli.config.as_deref())?, command).await,

@@ -147,9 +147,18 @@ pub struct IngressSettings {
     /// Largest request body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
     /// How far a notification's `timestamp` may be from the current time before it is refused
-    /// as a replay.
+    /// as a replay; `0s` turns the check and the nonce replay cache off (for a gateway that
+    /// resends old notifications unchanged).
     #[serde(with = "humantime_serde")]
     pub timestamp_window: Duration,
+    /// How long a stored notification's fingerprint is remembered: the same notification
+    /// again within this time is answered 200 and not stored twice.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_for: Duration,
+    /// How long a request may wait for Redis before it is answered 503, so that the gateway
+    /// sends it again.
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
 }
 
 impl Default for IngressSettings {
@@ -159,6 +168,8 @@ impl Default for IngressSettings {
             public_url: Url::parse("http://127.0.0.1:8080").expect("a valid literal URL"),
             max_body_bytes: 64 * 1024,
             timestamp_window: Duration::from_secs(300),
+            dedupe_for: Duration::from_secs(7 * 24 * 3600),
+            redis_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -255,12 +266,18 @@ pub struct PaymentsSettings {
     /// is moved to `review_required` for a person to check; it is never failed on its own.
     #[serde(with = "humantime_serde")]
     pub unknown_review_after: Duration,
+    /// A notification for an order this worker does not know is kept this long, waiting for
+    /// the order to appear; then it is dead-lettered (`orphan_expired`) and logged as an
+    /// error, never dropped in silence.
+    #[serde(with = "humantime_serde")]
+    pub orphan_expiry: Duration,
 }
 
 impl Default for PaymentsSettings {
     fn default() -> Self {
         Self {
             unknown_review_after: Duration::from_secs(24 * 3600),
+            orphan_expiry: Duration::from_secs(24 * 3600),
         }
     }
 }

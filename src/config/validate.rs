@@ -222,7 +222,9 @@ impl Problems {
         let ingress = &settings.ingress;
         self.http_url("ingress.public_url", &ingress.public_url);
         self.at_least_one("ingress.max_body_bytes", ingress.max_body_bytes);
-        self.positive("ingress.timestamp_window", ingress.timestamp_window);
+        self.positive("ingress.dedupe_for", ingress.dedupe_for);
+        self.positive("ingress.redis_timeout", ingress.redis_timeout);
+        self.positive("payments.orphan_expiry", settings.payments.orphan_expiry);
 
         let results = &settings.results;
         if results.streams.is_empty() {

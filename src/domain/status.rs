@@ -16,6 +16,8 @@ pub enum PaymentStatus {
     Created,
     /// 3-D Secure or another customer step is required (`redirect_to_url`).
     RequiresAction,
+    /// The gateway notified `pending`: it has the payment and has not settled it yet.
+    Processing,
     /// The outcome of a sent request is not known; waiting for the notification.
     Unknown,
     /// Paid.
@@ -35,12 +37,30 @@ impl PaymentStatus {
             PaymentStatus::Pending => "pending",
             PaymentStatus::Created => "created",
             PaymentStatus::RequiresAction => "requires_action",
+            PaymentStatus::Processing => "processing",
             PaymentStatus::Unknown => "unknown",
             PaymentStatus::Succeeded => "succeeded",
             PaymentStatus::Failed => "failed",
             PaymentStatus::Rejected => "rejected",
             PaymentStatus::ReviewRequired => "review_required",
         }
+    }
+
+    /// The status named by its snake_case word, if it is one.
+    pub fn parse(word: &str) -> Option<Self> {
+        [
+            PaymentStatus::Pending,
+            PaymentStatus::Created,
+            PaymentStatus::RequiresAction,
+            PaymentStatus::Processing,
+            PaymentStatus::Unknown,
+            PaymentStatus::Succeeded,
+            PaymentStatus::Failed,
+            PaymentStatus::Rejected,
+            PaymentStatus::ReviewRequired,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == word)
     }
 
     /// Whether no further charge notification may move the payment (refunds still may).

@@ -117,3 +117,123 @@ pub fn verify(
     )?;
     Ok(())
 }
+
+/// Fingerprints: what counts as "the same notification", since the gateway gives none an id.
+///
+/// Two notifications are the same when they agree on the account, `event_type`, and every
+/// field of `event_data`: `payment_id`, `order_no`, `amount` by value (`20.9` = `20.90`),
+/// `currency`, `status`, and for charges `pay_time` and `reason`. The signed headers are
+/// not part of it: the gateway signs each delivery afresh. Known limit (GATEWAY.md): a
+/// refund notification has no refund id, so two equal partial refunds of one payment look
+/// alike and count as one.
+impl Notification {
+    /// A hex fingerprint (128 bits of SHA-256) of this notification for `account_id`.
+    pub fn fingerprint(&self, account_id: &str) -> String {
+        let d = &self.event_data;
+        let kind = match self.event_type {
+            EventType::Charge => "charge",
+            EventType::Refund => "refund",
+        };
+        let status = match d.status {
+            NotifiedStatus::Success => "success",
+            NotifiedStatus::Fail => "fail",
+            NotifiedStatus::Pending => "pending",
+        };
+        let amount = d.amount.value().normalize().to_string();
+        digest(&[
+            "n1",
+            account_id,
+            kind,
+            &d.payment_id,
+            &d.order_no,
+            &amount,
+            d.currency.as_str(),
+            status,
+            d.pay_time.as_deref().unwrap_or(""),
+            d.reason.as_deref().unwrap_or(""),
+        ])
+    }
+}
+
+impl EventData {
+    /// The key of a refund in a payment's ledger: payment, amount by value and currency.
+    /// There is no refund id, so equal partial refunds share a key (the documented limit).
+    pub fn refund_key(&self) -> String {
+        let amount = self.amount.value().normalize().to_string();
+        digest(&["r1", &self.payment_id, &amount, self.currency.as_str()])[..16].to_owned()
+    }
+}
+
+/// The fingerprint of a body that is not a notification at all (e.g. malformed JSON).
+pub fn raw_fingerprint(account_id: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"raw1\0");
+    hash.update(account_id.as_bytes());
+    hash.update([0]);
+    hash.update(body);
+    hex::encode(&hash.finalize()[..16])
+}
+
+fn digest(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+
+    fn parse(body: &str) -> Notification {
+        serde_json::from_str(body).expect("a notification")
+    }
+
+    #[test]
+    fn same_content_same_fingerprint_whatever_the_formatting() {
+        let a = parse(
+            r#"{"event_type":"charge","event_data":{"payment_id":"1","order_no":"A","amount":"20.90","currency":"EUR","pay_time":"2025-11-25 17:30:24","status":"success","reason":""}}"#,
+        );
+        let b = parse(
+            r#"{ "event_data": {"order_no":"A","payment_id":1,"amount":"20.9","currency":"EUR","status":"success","pay_time":"2025-11-25 17:30:24","reason":""}, "event_type":"charge" }"#,
+        );
+        assert_eq!(a.fingerprint("acct"), b.fingerprint("acct"));
+        assert_ne!(a.fingerprint("acct"), a.fingerprint("other"));
+    }
+
+    #[test]
+    fn any_field_changes_the_fingerprint() {
+        let base = r#"{"event_type":"charge","event_data":{"payment_id":"1","order_no":"A","amount":"20.90","currency":"EUR","pay_time":"2025-11-25 17:30:24","status":"success","reason":""}}"#;
+        let fp = parse(base).fingerprint("acct");
+        for (from, to) in [
+            ("\"charge\"", "\"refund\""),
+            ("\"1\"", "\"2\""),
+            ("\"A\"", "\"B\""),
+            ("20.90", "20.91"),
+            ("EUR", "USD"),
+            ("success", "pending"),
+            ("17:30:24", "17:30:25"),
+            ("\"reason\":\"\"", "\"reason\":\"x\""),
+        ] {
+            let changed = base.replacen(from, to, 1);
+            assert_ne!(parse(&changed).fingerprint("acct"), fp, "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn equal_partial_refunds_share_a_ledger_key() {
+        let r = |amount: &str| {
+            parse(&format!(
+                r#"{{"event_type":"refund","event_data":{{"payment_id":"1","order_no":"A","amount":"{amount}","currency":"EUR","status":"success"}}}}"#
+            ))
+            .event_data
+            .refund_key()
+        };
+        assert_eq!(r("5.00"), r("5"));
+        assert_ne!(r("5.00"), r("6.00"));
+    }
+}

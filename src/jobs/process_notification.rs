@@ -1,6 +1,6 @@
 //! `ProcessNotification`: a gateway notification exactly as received, to verify and apply.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::create_payment::Trace;
 use super::schema::{self, Contract};
@@ -8,7 +8,7 @@ use crate::gateway::SignedHeaders;
 use crate::queue::Job;
 
 /// The four signed headers, named as the gateway sends them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct NotificationHeaders {
     /// `account-id`.
     #[serde(rename = "account-id")]
@@ -23,12 +23,12 @@ pub struct NotificationHeaders {
 }
 
 /// A `ProcessNotification` job (`jobs/process_notification.schema.json`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ProcessNotification {
     /// Contract version (1).
     pub version: u32,
     /// The configured account name, when the producer knows it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
     /// The signed headers as received.
     pub headers: NotificationHeaders,
@@ -37,10 +37,10 @@ pub struct ProcessNotification {
     /// When it was received (RFC 3339).
     pub received_at: String,
     /// Who pushed it, e.g. `ingress`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Trace context.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<Trace>,
 }
 

@@ -95,7 +95,7 @@ impl<J: Job> StreamsBackend<J> {
         Box::pin(async move {
             fetch::ensure_group(&shared, partition).await?;
             let timeout = shared.config.block + Duration::from_secs(5);
-            let mut reader = shared.target.connect(timeout).await?;
+            let mut reader = shared.target.connect_managed(timeout).await?;
             let id = if shared.target.is_cluster() {
                 None
             } else {

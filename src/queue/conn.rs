@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionLike;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, RedisResult, Value};
@@ -25,6 +25,9 @@ pub enum RedisConn {
     Single(redis::aio::MultiplexedConnection),
     /// A Cluster.
     Cluster(ClusterConnection),
+    /// A single server, reconnecting on its own after the server goes away: for long-lived
+    /// handles outside the queue's read loop (handlers, the ingress).
+    Managed(ConnectionManager),
 }
 
 impl RedisTarget {
@@ -53,6 +56,27 @@ impl RedisTarget {
         }
     }
 
+    /// A connection that outlives a restart of Redis: a single server's connection manager
+    /// (connected lazily, so a process can start while Redis is down; each command fails
+    /// fast until it is back), or a Cluster connection (which reconnects by itself).
+    pub async fn connect_managed(&self, response_timeout: Duration) -> RedisResult<RedisConn> {
+        match self {
+            RedisTarget::Single(url) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_response_timeout(Some(response_timeout))
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_secs(1))
+                    .set_number_of_retries(2);
+                let client = redis::Client::open(url.as_str())?;
+                Ok(RedisConn::Managed(ConnectionManager::new_lazy_with_config(
+                    client, config,
+                )?))
+            }
+            RedisTarget::Cluster(_) => self.connect(response_timeout).await,
+        }
+    }
+
     /// Whether this is a Cluster (where a transaction must stay in one slot).
     pub fn is_cluster(&self) -> bool {
         matches!(self, RedisTarget::Cluster(_))
@@ -64,6 +88,7 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Single(c) => c.req_packed_command(cmd),
             RedisConn::Cluster(c) => c.req_packed_command(cmd),
+            RedisConn::Managed(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -76,6 +101,7 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConn::Managed(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -83,6 +109,7 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Single(c) => c.get_db(),
             RedisConn::Cluster(c) => c.get_db(),
+            RedisConn::Managed(c) => c.get_db(),
         }
     }
 }

@@ -70,6 +70,25 @@ impl DeadLetter {
     }
 }
 
+/// Writes a dead letter from outside a worker's run (the ingress, the orphan review),
+/// capped like the queue's own dead letters.
+pub async fn push(
+    conn: &mut RedisConn,
+    keys: &QueueKeys,
+    letter: &DeadLetter,
+    max_len: usize,
+) -> redis::RedisResult<String> {
+    redis::cmd("XADD")
+        .arg(&keys.dlq)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(max_len)
+        .arg("*")
+        .arg(letter.fields())
+        .query_async(conn)
+        .await
+}
+
 /// A dead letter as read back: its id and fields.
 pub type DeadEntry = (String, Vec<(String, String)>);
 

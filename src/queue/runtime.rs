@@ -66,6 +66,13 @@ pub struct JobMeta {
     pub(crate) errors: Vec<ErrorRecord>,
 }
 
+impl JobMeta {
+    /// The job's payload exactly as the producer pushed it.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+}
+
 /// How a run ended, as the ack layer reports it to the flusher.
 #[derive(Debug)]
 pub(crate) enum RunResult {

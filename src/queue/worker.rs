@@ -46,7 +46,7 @@ where
     H: Fn(J, JobMeta) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), JobError>> + Send + 'static,
 {
-    let conn = target.connect(Duration::from_secs(10)).await?;
+    let conn = target.connect_managed(Duration::from_secs(10)).await?;
     let (outcomes, received) = mpsc::channel(config.concurrency.max(config.batch_size) * 4);
     let keys = QueueKeys::all(&config.prefix, &config.name, config.partitions);
     let shared = Arc::new(Shared {

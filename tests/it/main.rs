@@ -5,6 +5,7 @@ mod contract;
 mod harness;
 mod helpers;
 mod jobs;
+mod notifications;
 mod payments;
 mod properties;
 mod queue;

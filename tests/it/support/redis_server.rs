@@ -26,7 +26,11 @@ pub struct RedisServer {
     // Field order: the process drops (is killed) before its directory is removed.
     process: Option<RedisProcess>,
     dir: tempfile::TempDir,
+    extra: &'static [&'static str],
 }
+
+/// Append-only file, fsynced on every write: what survives a stop and restart.
+const DURABLE: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
 
 impl RedisServer {
     /// Starts a server on a free port of 127.0.0.1 and waits (bounded) until it answers PING.
@@ -35,16 +39,27 @@ impl RedisServer {
     ///
     /// If no server could be started, with the server's log.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Like [`RedisServer::start`], but with an fsynced append-only file, so the data set
+    /// survives [`RedisServer::stop`] and [`RedisServer::restart`]: an outage, not a loss.
+    pub async fn start_durable() -> Self {
+        Self::start_with(DURABLE).await
+    }
+
+    async fn start_with(extra: &'static [&'static str]) -> Self {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let dir = tempfile::tempdir().expect("tempdir for redis-server");
             let port = free_port();
-            match RedisProcess::spawn(port, dir.path(), &[]).await {
+            match RedisProcess::spawn(port, dir.path(), extra).await {
                 Ok(process) => {
                     return Self {
                         port,
                         process: Some(process),
                         dir,
+                        extra,
                     };
                 }
                 Err(error) => failures.push(error),
@@ -77,7 +92,7 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port and waits until it answers PING. Stops it
-    /// first if it is running. The data set starts empty.
+    /// first if it is running. The data set starts empty, unless started durable.
     ///
     /// # Panics
     ///
@@ -86,7 +101,7 @@ impl RedisServer {
         self.stop().await;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            match RedisProcess::spawn(self.port, self.dir.path(), &[]).await {
+            match RedisProcess::spawn(self.port, self.dir.path(), self.extra).await {
                 Ok(process) => {
                     self.process = Some(process);
                     return;

@@ -1,0 +1,168 @@
+//! The webhook ingress (`payworker ingress`): the thinnest producer of `ProcessNotification`
+//! jobs. It refuses forgeries at the door, so a flood of bad requests never reaches Redis,
+//! and answers 200 only once a notification is durably stored.
+//!
+//! Routes: `POST /notify/{account}` (one per configured account: give the gateway
+//! `{ingress.public_url}/notify/{account}` as `callback_url`, which the worker does by
+//! default), `GET /healthz` (the process is up), `GET /readyz` (Redis answers), and
+//! `GET /metrics` (Prometheus text).
+//!
+//! - `notify`: the handler: verification on the raw bytes, then storage.
+//! - `store`: deduplication, replay cache and enqueue in one atomic Redis step.
+//! - `metrics`: counters and the rate-limited refusal log.
+
+mod metrics;
+mod notify;
+mod store;
+
+pub use metrics::{Accepted, Metrics, Refusal};
+pub use store::{Store, Stored, Target};
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::gateway::GatewayKey;
+use crate::jobs::queues;
+use crate::payments::OrphanQueue;
+
+/// One account's notification route.
+pub struct RouteAccount {
+    /// The `account-id` the gateway sends.
+    pub account_id: String,
+    /// The key notifications are signed with.
+    pub key: GatewayKey,
+}
+
+/// The ingress's state.
+pub struct Ingress {
+    /// Route name (`gateway.accounts.<name>`) → account.
+    pub accounts: HashMap<String, RouteAccount>,
+    /// Where verified notifications go.
+    pub store: Store,
+    /// The timestamp window in seconds; `None` is off.
+    pub window: Option<u64>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Largest body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Ingress {
+    /// The ingress for these settings. Connects to Redis lazily: it starts (and answers
+    /// 503) while Redis is down.
+    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Ingress> {
+        let mut accounts = HashMap::new();
+        for (name, account) in &settings.gateway.accounts {
+            let creds = account
+                .credentials()
+                .with_context(|| format!("gateway.accounts.{name}.key"))?;
+            accounts.insert(
+                name.clone(),
+                RouteAccount {
+                    account_id: creds.account_id,
+                    key: creds.key,
+                },
+            );
+        }
+        let ingress = &settings.ingress;
+        let window = ingress.timestamp_window.as_secs();
+        let nonce_for = if window == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(2 * window + 60)
+        };
+        let queue = &settings.queues.process_notification;
+        let conn = settings
+            .redis
+            .target()
+            .connect_managed(ingress.redis_timeout)
+            .await
+            .context("connecting to Redis")?;
+        Ok(Ingress {
+            accounts,
+            store: Store {
+                conn,
+                queue: OrphanQueue {
+                    prefix: settings.redis.key_prefix.clone(),
+                    partitions: queue.partitions,
+                    dlq_max_len: queue.dlq_max_len,
+                    expiry: settings.payments.orphan_expiry,
+                },
+                dedupe_for: ingress.dedupe_for,
+                nonce_for,
+                timeout: ingress.redis_timeout,
+            },
+            window: (window > 0).then_some(window),
+            metrics: Metrics::default(),
+            max_body_bytes: ingress.max_body_bytes,
+        })
+    }
+
+    /// The HTTP routes.
+    pub fn router(self: Arc<Self>) -> Router {
+        let limit = self.max_body_bytes;
+        Router::new()
+            .route("/notify/{account}", post(notify::notify))
+            .layer(DefaultBodyLimit::max(limit))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(ready))
+            .route("/metrics", get(metrics_text))
+            .with_state(self)
+    }
+}
+
+async fn ready(State(ingress): State<Arc<Ingress>>) -> (StatusCode, &'static str) {
+    if ingress.store.ready().await {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Redis does not answer\n")
+    }
+}
+
+async fn metrics_text(State(ingress): State<Arc<Ingress>>) -> String {
+    ingress.metrics.render()
+}
+
+/// A running ingress.
+pub struct IngressHandle {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state (counters included).
+    pub ingress: Arc<Ingress>,
+    /// Ends when the server has stopped.
+    pub stopped: tokio::task::JoinHandle<()>,
+}
+
+/// Serves on `listener` until `cancel`.
+pub fn spawn(
+    ingress: Ingress,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> std::io::Result<IngressHandle> {
+    let addr = listener.local_addr()?;
+    let ingress = Arc::new(ingress);
+    let app = ingress.clone().router();
+    let stopped = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned());
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "ingress stopped");
+        }
+    });
+    tracing::info!(%addr, queue = queues::PROCESS_NOTIFICATION, "ingress listening");
+    Ok(IngressHandle {
+        addr,
+        ingress,
+        stopped,
+    })
+}

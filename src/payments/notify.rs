@@ -1,0 +1,233 @@
+//! The `ProcessNotification` handler: verify the notification again, whoever pushed it,
+//! then apply it to the payment with a compare-and-set, once.
+//!
+//! - Verification: the account (named by the job, else found by `account-id`), then the
+//!   signature over the raw body. The timestamp window is the ingress's business (a queued
+//!   job may wait); a job that fails goes to the dead-letter queue and changes nothing.
+//! - Once: each notification's fingerprint is stored in the payment's record
+//!   (`n:<fingerprint>`) in the same compare-and-set as the change it made, with the event
+//!   it produced (or `ignored: <why>`). A copy finds it there: it re-publishes that same
+//!   event (at least once, same `event_id`) and changes nothing.
+//! - Serialized: a lost compare-and-set (another notification for the payment got there
+//!   first) re-reads the record and decides again, so no update is lost and versions only
+//!   grow by one per event.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::create::{CreatePayments, PaymentAccount, retry};
+use super::events::{self, Change};
+use super::orphans::OrphanQueue;
+use super::outcome::unknown_key;
+use super::record::{self, Record};
+use super::rules::{self, Verdict};
+use crate::domain::OrderNo;
+use crate::gateway::UnixTime;
+use crate::gateway::notification::{EventType, Notification, verify};
+use crate::jobs::ProcessNotification;
+use crate::queue::{JobError, JobMeta, RedisConn};
+
+/// How many lost compare-and-sets a job retries at once before it backs off.
+const MAX_RACES: usize = 64;
+
+/// The `ProcessNotification` handler; cheap to share behind an `Arc`.
+pub struct ProcessNotifications {
+    /// Accounts, Redis, results streams: shared with the `CreatePayment` handler.
+    pub payments: Arc<CreatePayments>,
+    /// Where notifications for unknown orders wait.
+    pub orphans: OrphanQueue,
+}
+
+impl ProcessNotifications {
+    /// Runs one job.
+    #[tracing::instrument(skip_all, fields(job_id = %meta.origin_id, source = job.source.as_deref().unwrap_or("")))]
+    pub async fn handle(&self, job: ProcessNotification, meta: JobMeta) -> Result<(), JobError> {
+        let account = self.account_for(&job)?;
+        let headers = job.signed_headers();
+        let (id, key) = (&account.creds.account_id, &account.creds.key);
+        verify(
+            id,
+            key,
+            &headers,
+            job.body.as_bytes(),
+            UnixTime::now(),
+            None,
+        )
+        .map_err(|e| {
+            JobError::GiveUp(format!(
+                "the notification does not verify for account {:?} ({e}); nothing was applied",
+                account.name
+            ))
+        })?;
+        let notification: Notification = serde_json::from_str(&job.body).map_err(|e| {
+            JobError::GiveUp(format!(
+                "the signed body is not a notification this worker understands: {e}"
+            ))
+        })?;
+        let order_no = OrderNo::parse(&notification.event_data.order_no).map_err(|e| {
+            JobError::GiveUp(format!("event_data.order_no {e}; nothing was applied"))
+        })?;
+        let fingerprint = notification.fingerprint(id);
+        let trace = job
+            .trace
+            .as_ref()
+            .and_then(|t| serde_json::to_value(t).ok());
+        let key = record::key(&self.payments.prefix, &account.name, order_no.as_str());
+        let mut conn = self.payments.conn.clone();
+        for _ in 0..MAX_RACES {
+            let rec = record::read(&mut conn, &key).await.map_err(retry)?;
+            if rec.0.is_empty() {
+                let (name, order) = (&account.name, order_no.as_str());
+                return self
+                    .orphans
+                    .keep(&mut conn, name, order, &fingerprint, meta.raw())
+                    .await
+                    .map_err(retry);
+            }
+            let applied = self
+                .apply(
+                    &mut conn,
+                    &key,
+                    &rec,
+                    &notification,
+                    &fingerprint,
+                    trace.clone(),
+                )
+                .await?;
+            if applied {
+                return Ok(());
+            }
+        }
+        Err(JobError::retry(
+            "the payment kept changing under this notification",
+        ))
+    }
+
+    /// After a `CreatePayment` job: re-queues the notifications that arrived for this order
+    /// before it existed, if any. A failure is only logged: the orphan review adopts them
+    /// at their expiry at the latest.
+    pub async fn adopt_orphans(&self, account: Option<&str>, order_no: &str) {
+        let accounts = &self.payments.accounts;
+        let Some(account) = (match account {
+            Some(name) => accounts.iter().find(|a| a.name == name),
+            None => accounts.first(),
+        }) else {
+            return;
+        };
+        let mut conn = self.payments.conn.clone();
+        if let Err(error) = self.orphans.adopt(&mut conn, &account.name, order_no).await {
+            tracing::warn!(%error, order_no, "could not re-queue early notifications yet");
+        }
+    }
+
+    fn account_for(&self, job: &ProcessNotification) -> Result<&PaymentAccount, JobError> {
+        let accounts = &self.payments.accounts;
+        let found = match &job.account {
+            Some(name) => accounts.iter().find(|a| &a.name == name),
+            None => accounts
+                .iter()
+                .find(|a| a.creds.account_id == job.headers.account_id),
+        };
+        found.ok_or_else(|| {
+            JobError::GiveUp(format!(
+                "account {:?} is not configured (gateway.accounts); nothing was applied",
+                job.account.as_deref().unwrap_or(&job.headers.account_id)
+            ))
+        })
+    }
+
+    /// Applies a notification to the record as read. `Ok(false)`: the record changed
+    /// meanwhile, read again.
+    async fn apply(
+        &self,
+        conn: &mut RedisConn,
+        key: &str,
+        rec: &Record,
+        notification: &Notification,
+        fingerprint: &str,
+        trace: Option<Value>,
+    ) -> Result<bool, JobError> {
+        let payments = &self.payments;
+        let seen = format!("n:{fingerprint}");
+        let streams = payments.streams(rec);
+        if let Some(done) = rec.0.get(&seen) {
+            if done.starts_with('{') {
+                events::publish(conn, &streams, payments.results_max_len, done)
+                    .await
+                    .map_err(retry)?;
+            }
+            return Ok(true);
+        }
+        let data = &notification.event_data;
+        let verdict = match notification.event_type {
+            EventType::Charge => rules::charge(rec, data),
+            EventType::Refund => rules::refund(rec, data),
+        };
+        let planned = match verdict {
+            Verdict::Ignore(why) => {
+                tracing::info!(order_no = %data.order_no, %why, "notification recorded; it changes nothing");
+                let note = [(seen.as_str(), format!("ignored: {why}"))];
+                if !record::change(conn, key, rec.version(), false, &note)
+                    .await
+                    .map_err(retry)?
+                {
+                    return Ok(false);
+                }
+                redis::cmd("HINCRBY")
+                    .arg(key)
+                    .arg("notifications_ignored")
+                    .arg(1)
+                    .query_async::<i64>(conn)
+                    .await
+                    .map_err(retry)?;
+                return Ok(true);
+            }
+            Verdict::Change(planned) => planned,
+        };
+        let mut after = rec.clone();
+        for (name, value) in &planned.fields {
+            after.0.insert(name.clone(), value.clone());
+        }
+        let change = Change {
+            kind: planned.kind,
+            previous_status: Some(rec.get("status")),
+            version: rec.version() + 1,
+            data: planned.data,
+            trace,
+            id_seed: None,
+        };
+        let status = planned.status.as_str();
+        let event = events::build(&after, &change, status);
+        let mut fields: Vec<(&str, String)> = planned
+            .fields
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.clone()))
+            .collect();
+        fields.push(("status", status.to_owned()));
+        fields.push(("phase", String::new()));
+        fields.push(("updated_at", chrono::Utc::now().to_rfc3339()));
+        fields.push(("event", event.clone()));
+        fields.push((seen.as_str(), event.clone()));
+        if !record::change(conn, key, rec.version(), true, &fields)
+            .await
+            .map_err(retry)?
+        {
+            return Ok(false);
+        }
+        tracing::info!(order_no = %data.order_no, kind = planned.kind, status, "notification applied");
+        if rec.get("status") != status {
+            // Settled (or moved on): no longer waiting in `unknown`.
+            redis::cmd("ZREM")
+                .arg(unknown_key(&payments.prefix))
+                .arg(key)
+                .query_async::<i64>(conn)
+                .await
+                .map_err(retry)?;
+        }
+        events::publish(conn, &streams, payments.results_max_len, &event)
+            .await
+            .map_err(retry)?;
+        Ok(true)
+    }
+}

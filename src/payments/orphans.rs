@@ -1,0 +1,228 @@
+//! Notifications for orders the worker does not know (yet): kept, applied when the order
+//! appears, reported when it never does.
+//!
+//! A notification may arrive before the `CreatePayment` job ran, or for a payment created
+//! elsewhere. Its job is kept as pushed in `<prefix>:orphans:{<account>:<order_no>}` (a hash:
+//! fingerprint → job; same hash tag as the payment's record) and indexed in
+//! `<prefix>:notifications:orphans` (a sorted set of `<account>:<order_no>` scored by expiry,
+//! Unix ms). When the order's record is created its orphans are pushed back onto the
+//! `process_notification` queue ([`adopt`]). Past the expiry with still no order, each is
+//! dead-lettered (reason `orphan_expired`, re-drivable once the order exists) and logged as an
+//! error: never dropped in silence.
+
+use std::time::Duration;
+
+use redis::RedisResult;
+
+use super::record;
+use crate::jobs::queues;
+use crate::queue::dlq::{self, DeadLetter};
+use crate::queue::{QueueKeys, RedisConn, now_ms};
+
+/// Where a notification queue's orphans go and come back.
+#[derive(Debug, Clone)]
+pub struct OrphanQueue {
+    /// Redis key prefix.
+    pub prefix: String,
+    /// Partitions of the `process_notification` queue.
+    pub partitions: u32,
+    /// Cap of its dead-letter streams.
+    pub dlq_max_len: usize,
+    /// How long an orphan waits for its order.
+    pub expiry: Duration,
+}
+
+/// The hash of one order's orphan notifications.
+pub fn key(prefix: &str, account: &str, order_no: &str) -> String {
+    format!("{prefix}:orphans:{{{account}:{order_no}}}")
+}
+
+/// The index of all orphans, by expiry.
+pub fn index(prefix: &str) -> String {
+    format!("{prefix}:notifications:orphans")
+}
+
+impl OrphanQueue {
+    /// The partition a notification goes to: by fingerprint, so copies meet.
+    pub fn keys_for(&self, fingerprint: &str) -> QueueKeys {
+        let hash = fingerprint
+            .get(..8)
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+        QueueKeys::new(
+            &self.prefix,
+            queues::PROCESS_NOTIFICATION,
+            hash % self.partitions.max(1),
+        )
+    }
+
+    /// Keeps a notification job until its order exists; adopts it at once if the order
+    /// appeared meanwhile.
+    pub async fn keep(
+        &self,
+        conn: &mut RedisConn,
+        account: &str,
+        order_no: &str,
+        fingerprint: &str,
+        job: &str,
+    ) -> RedisResult<()> {
+        let expires = now_ms() + u64::try_from(self.expiry.as_millis()).unwrap_or(u64::MAX / 2);
+        redis::cmd("HSET")
+            .arg(key(&self.prefix, account, order_no))
+            .arg(fingerprint)
+            .arg(job)
+            .query_async::<i64>(conn)
+            .await?;
+        redis::cmd("ZADD")
+            .arg(index(&self.prefix))
+            .arg("NX")
+            .arg(expires)
+            .arg(format!("{account}:{order_no}"))
+            .query_async::<i64>(conn)
+            .await?;
+        tracing::info!(
+            account,
+            order_no,
+            "notification for an order not known yet: kept until the order appears"
+        );
+        // The order may have been created between the handler's read and now.
+        let record_key = record::key(&self.prefix, account, order_no);
+        if redis::cmd("EXISTS")
+            .arg(&record_key)
+            .query_async::<i64>(conn)
+            .await?
+            == 1
+        {
+            self.adopt(conn, account, order_no).await?;
+        }
+        Ok(())
+    }
+
+    /// Pushes an order's orphans back onto the queue (the order now exists). Each is
+    /// re-queued before it is removed, so a crash between re-queues it twice at worst, and
+    /// the second copy is a duplicate the handler recognizes. Returns how many moved.
+    pub async fn adopt(
+        &self,
+        conn: &mut RedisConn,
+        account: &str,
+        order_no: &str,
+    ) -> RedisResult<usize> {
+        let hash = key(&self.prefix, account, order_no);
+        let kept: Vec<(String, String)> =
+            redis::cmd("HGETALL").arg(&hash).query_async(conn).await?;
+        if kept.is_empty() {
+            return Ok(0);
+        }
+        for (fingerprint, job) in &kept {
+            redis::cmd("XADD")
+                .arg(&self.keys_for(fingerprint).stream)
+                .arg("*")
+                .arg("job")
+                .arg(job)
+                .query_async::<String>(conn)
+                .await?;
+            redis::cmd("HDEL")
+                .arg(&hash)
+                .arg(fingerprint)
+                .query_async::<i64>(conn)
+                .await?;
+        }
+        self.forget_if_empty(conn, &hash, account, order_no).await?;
+        Ok(kept.len())
+    }
+
+    async fn forget_if_empty(
+        &self,
+        conn: &mut RedisConn,
+        hash: &str,
+        account: &str,
+        order_no: &str,
+    ) -> RedisResult<()> {
+        let left: i64 = redis::cmd("HLEN").arg(hash).query_async(conn).await?;
+        if left == 0 {
+            redis::cmd("ZREM")
+                .arg(index(&self.prefix))
+                .arg(format!("{account}:{order_no}"))
+                .query_async::<i64>(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Handles orphans past their expiry: adopted if their order exists after all, else
+    /// dead-lettered with the reason. Returns (adopted, expired) notification counts.
+    pub async fn review(&self, conn: &mut RedisConn) -> RedisResult<(usize, usize)> {
+        let due: Vec<String> = redis::cmd("ZRANGE")
+            .arg(index(&self.prefix))
+            .arg("-inf")
+            .arg(now_ms())
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(100)
+            .query_async(conn)
+            .await?;
+        let (mut adopted, mut expired) = (0, 0);
+        for member in due {
+            let Some((account, order_no)) = member.split_once(':') else {
+                continue;
+            };
+            let exists: i64 = redis::cmd("EXISTS")
+                .arg(record::key(&self.prefix, account, order_no))
+                .query_async(conn)
+                .await?;
+            if exists == 1 {
+                adopted += self.adopt(conn, account, order_no).await?;
+                continue;
+            }
+            expired += self.expire(conn, account, order_no).await?;
+        }
+        Ok((adopted, expired))
+    }
+
+    async fn expire(
+        &self,
+        conn: &mut RedisConn,
+        account: &str,
+        order_no: &str,
+    ) -> RedisResult<usize> {
+        let hash = key(&self.prefix, account, order_no);
+        let kept: Vec<(String, String)> =
+            redis::cmd("HGETALL").arg(&hash).query_async(conn).await?;
+        let waited = humantime::format_duration(self.expiry);
+        for (fingerprint, job) in &kept {
+            tracing::error!(
+                account,
+                order_no,
+                "notification for an unknown order expired: dead-lettered for review"
+            );
+            let keys = self.keys_for(fingerprint);
+            let letter = DeadLetter {
+                job: Some(job.clone()),
+                reason: "orphan_expired".into(),
+                detail: format!(
+                    "no payment for order {order_no} of account {account} appeared within \
+                     {waited}; if the order exists elsewhere, reconcile it by hand, or create \
+                     it and re-drive this dead letter"
+                ),
+                attempts: 1,
+                deliveries: 1,
+                errors: vec![],
+                worker: "orphan-review".into(),
+                queue: keys.queue.clone(),
+                partition: keys.partition,
+                origin_id: String::new(),
+                entry_id: String::new(),
+                dead_ms: now_ms(),
+            };
+            dlq::push(conn, &keys, &letter, self.dlq_max_len).await?;
+            redis::cmd("HDEL")
+                .arg(&hash)
+                .arg(fingerprint)
+                .query_async::<i64>(conn)
+                .await?;
+        }
+        self.forget_if_empty(conn, &hash, account, order_no).await?;
+        Ok(kept.len())
+    }
+}

@@ -1,8 +1,8 @@
 //! `payworker demo`: the whole product on one machine, on embedded defaults, in seconds.
 //!
 //! It uses the Redis at the configured URL, or starts its own `redis-server` when none
-//! answers; starts the sandbox gateway with a key drawn for this run, a receiver for the
-//! gateway's signed notifications, and a worker; then enqueues sample jobs exactly as a
+//! answers; starts the sandbox gateway with a key drawn for this run, the ingress for the
+//! gateway's signed notifications, and a worker (both queues); then enqueues sample jobs exactly as a
 //! producer would (`XADD … job '<json>'`): Host, Element, S2S with a card that succeeds,
 //! one that is declined and one that needs 3-D Secure, a duplicate and an invalid job. It
 //! follows the results stream and prints each event as it happens.
@@ -15,11 +15,17 @@ use rand::Rng;
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use super::demo_parts::{self, Notes};
+use super::demo_parts;
 use crate::config::{AccountSettings, Settings};
 use crate::gateway::{GatewayKey, crypto};
+use crate::ingress::Ingress;
 use crate::queue::QueueKeys;
 use crate::sandbox::{self, SandboxAccount, SandboxSettings};
+
+/// Events the sample jobs end in: two sessions, a charge, a decline, a 3-D Secure
+/// challenge, a duplicate, then the hosted checkout paid and the challenge passed (both
+/// reported by notifications through the ingress).
+const EVENTS: usize = 8;
 
 /// Arguments of `demo`.
 #[derive(Debug, Args)]
@@ -51,9 +57,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map(|_| rand::rng().sample(rand::distr::Alphanumeric) as char)
         .collect();
     let key = GatewayKey::from_text(&key_text)?;
-    let notes = Notes::default();
-    let receiver =
-        demo_parts::receiver("acct_demo", key.clone(), notes.clone(), cancel.clone()).await?;
+    let ingress_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let receiver = format!("http://{}", ingress_listener.local_addr()?);
     settings.ingress.public_url = receiver.parse()?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -76,6 +81,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             key_text.into(),
         ),
     );
+    let ingress = crate::ingress::spawn(
+        Ingress::from_settings(&settings).await?,
+        ingress_listener,
+        cancel.clone(),
+    )?;
     println!(
         "redis            {}{}",
         redis.url,
@@ -86,7 +96,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     );
     println!("sandbox gateway  {}", gateway.base_url);
-    println!("notifications    {receiver}/notify/main");
+    println!("ingress          {receiver}/notify/main (every payment's callback_url)");
     println!(
         "jobs             XADD {} * job '<json>'",
         QueueKeys::new(&settings.redis.key_prefix, "create_payment", 0).stream
@@ -137,7 +147,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("enqueued {} jobs; events as they happen:", jobs.len());
 
-    let outcome = demo_parts::follow(&settings, &gateway.base_url, args.wait, &notes).await;
+    let outcome = demo_parts::follow(&settings, EVENTS, args.wait, &ingress.ingress.metrics).await;
     worker_cancel.cancel();
     let stopped = worker.await;
     let letters = crate::queue::dlq::list(
@@ -157,7 +167,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let (events, received) = outcome?;
     println!(
-        "\n{events} events, {received} signed notifications received, {} dead letter(s).",
+        "\n{events} events, {received} notifications verified and stored by the ingress, {} dead letter(s).",
         letters.len()
     );
     println!("Look next:");
@@ -178,8 +188,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     drop(redis);
     stopped.context("worker task")??;
     anyhow::ensure!(
-        events >= 6,
-        "only {events} of 6 events arrived within {:?}",
+        events >= EVENTS,
+        "only {events} of {EVENTS} events arrived within {:?}",
         args.wait
     );
     Ok(())

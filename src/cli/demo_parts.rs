@@ -1,18 +1,11 @@
-//! The demo's helpers: a Redis of its own when none answers, a notification receiver, and
-//! following the results stream while acting as the customer.
+//! The demo's helpers: a Redis of its own when none answers, and following the results
+//! stream while acting as the customer.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use tokio_util::sync::CancellationToken;
-
 use crate::config::Settings;
-use crate::gateway::notification::{self, Notification};
-use crate::gateway::{GatewayKey, SignedHeaders, UnixTime};
+use crate::ingress::{Accepted, Metrics};
 
 /// The Redis the demo uses; a server it started is stopped on drop.
 pub struct DemoRedis {
@@ -82,88 +75,15 @@ pub async fn redis(url: &str) -> anyhow::Result<DemoRedis> {
     anyhow::bail!("redis-server did not answer on port {port}")
 }
 
-/// Notifications received and verified.
-pub type Notes = Arc<Mutex<Vec<Notification>>>;
-
-/// Serves `POST /notify/main`, verifying each notification's signature; returns the base URL.
-pub async fn receiver(
-    account_id: &str,
-    key: GatewayKey,
-    notes: Notes,
-    cancel: CancellationToken,
-) -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let state = (account_id.to_owned(), key, notes);
-    let app = axum::Router::new()
-        .route("/notify/main", axum::routing::post(receive))
-        .with_state(Arc::new(state));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await;
-    });
-    Ok(url)
-}
-
-async fn receive(
-    State(state): State<Arc<(String, GatewayKey, Notes)>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let signed = SignedHeaders {
-        account_id: get("account-id"),
-        oncestr: get("oncestr"),
-        timestamp: get("timestamp"),
-        signature: get("signture"),
-    };
-    if notification::verify(
-        &state.0,
-        &state.1,
-        &signed,
-        &body,
-        UnixTime::now(),
-        Some(300),
-    )
-    .is_err()
-    {
-        return StatusCode::UNAUTHORIZED;
-    }
-    match serde_json::from_slice::<Notification>(&body) {
-        Ok(n) => {
-            println!(
-                "  notification    {:<6} {:<4} {:<8} {} {}",
-                format!("{:?}", n.event_type).to_lowercase(),
-                n.event_data.order_no,
-                format!("{:?}", n.event_data.status).to_lowercase(),
-                n.event_data.amount,
-                n.event_data.currency
-            );
-            if let Ok(mut notes) = state.2.lock() {
-                notes.push(n);
-            }
-            StatusCode::OK
-        }
-        Err(_) => StatusCode::BAD_REQUEST,
-    }
-}
-
 /// Prints events as they arrive, pays the checkout and completes 3-D Secure like a
-/// customer would, until 6 events and 4 notifications are in or `wait` runs out.
-/// Returns (events, notifications).
+/// customer would, until `want` events are in and the ingress has stored 4 notifications,
+/// or `wait` runs out. Returns (events, notifications stored).
 pub async fn follow(
     settings: &Settings,
-    _gateway: &url::Url,
+    want: usize,
     wait: Duration,
-    notes: &Notes,
-) -> anyhow::Result<(usize, usize)> {
+    ingress: &Metrics,
+) -> anyhow::Result<(usize, u64)> {
     let mut conn = settings
         .redis
         .target()
@@ -175,8 +95,7 @@ pub async fn follow(
     let mut last = "0-0".to_owned();
     let mut events = 0;
     while tokio::time::Instant::now() < deadline {
-        let received = notes.lock().map(|n| n.len()).unwrap_or(0);
-        if events >= 6 && received >= 4 {
+        if events >= want && ingress.count(Accepted::Stored) >= 4 {
             break;
         }
         let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
@@ -226,6 +145,5 @@ pub async fn follow(
             }
         }
     }
-    let received = notes.lock().map(|n| n.len()).unwrap_or(0);
-    Ok((events, received))
+    Ok((events, ingress.count(Accepted::Stored)))
 }

@@ -159,7 +159,10 @@ impl CreatePayments {
                     "payment outcome still unknown: review required"
                 );
                 let data = json!({ "reason": reason });
-                let fields = vec![("reason", reason.clone())];
+                let fields = vec![
+                    ("reason", reason.clone()),
+                    ("review_cause", super::rules::CAUSE_OVERDUE.to_owned()),
+                ];
                 let kind = "payment.review_required";
                 if self
                     .transition(

@@ -112,7 +112,7 @@ fn encrypt_card_output_decrypts_to_the_card_and_nothing_is_echoed() {
 }
 
 #[test]
-fn demo_runs_every_method_through_the_queue_and_receives_verified_notifications() {
+fn demo_runs_every_method_through_the_queue_and_settles_payments_from_notifications() {
     let out = payworker(&["demo", "--wait", "30s", "--cleanup"], &[], "");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -128,7 +128,9 @@ fn demo_runs_every_method_through_the_queue_and_receives_verified_notifications(
         "payment.requires_action     D-5",
         "payment.duplicate_ignored   D-1",
         "dead letter     invalid amount: must be of type",
-        "6 events, 4 signed notifications received, 1 dead letter(s).",
+        "payment.succeeded           D-1",
+        "payment.succeeded           D-5",
+        "8 events, 4 notifications verified and stored by the ingress, 1 dead letter(s).",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }

@@ -65,6 +65,7 @@ async fn the_ingress_answers_503_while_redis_is_down_and_redeliveries_finish_the
 
     for order in &orders {
         product.status(order, "succeeded").await;
+        product.event(order, "payment.succeeded").await;
     }
     for order in &orders {
         let view = product.sandbox.order(ACCOUNT_ID, order).unwrap();

@@ -43,7 +43,7 @@ async fn a_notification_delivered_five_times_changes_the_payment_once() {
         (delivered == 5).then_some(())
     })
     .await;
-    product.status("DUP-1", "succeeded").await;
+    product.event("DUP-1", "payment.succeeded").await;
     // … and the ingress stored one of them.
     let job_count = product
         .ingress
@@ -51,6 +51,7 @@ async fn a_notification_delivered_five_times_changes_the_payment_once() {
         .metrics
         .count(payworker::ingress::Accepted::Stored);
     assert_eq!(job_count, 1);
+    // Give any wrongly applied copy time to show up as a second event.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let events = product.events_of("DUP-1").await;
     assert_eq!(count(&events, "payment.succeeded"), 1, "{events:#?}");
@@ -79,6 +80,7 @@ async fn pending_after_success_is_recorded_but_ends_succeeded() {
     })
     .await;
     assert_eq!(record.get("status"), "succeeded");
+    product.event("OOO-1", "payment.succeeded").await;
     let events = product.events_of("OOO-1").await;
     assert_eq!(count(&events, "payment.succeeded"), 1);
     assert_eq!(
@@ -125,6 +127,7 @@ async fn a_notification_before_its_order_is_applied_once_the_order_exists() {
         .await;
     let settled = product.status("EARLY-1", "succeeded").await;
     assert_eq!(settled.get("payment_id"), "pi_early");
+    product.event("EARLY-1", "payment.succeeded").await;
     let events = product.events_of("EARLY-1").await;
     assert_eq!(count(&events, "payment.unknown"), 1);
     assert_eq!(count(&events, "payment.succeeded"), 1);
@@ -226,15 +229,17 @@ async fn partial_refunds_add_up_and_an_over_refund_is_flagged() {
     })
     .await;
     assert_eq!(record.get("status"), "succeeded");
-    assert_eq!(
-        count(&product.events_of("REF-1").await, "refund.succeeded"),
-        2
-    );
+    eventually(Duration::from_secs(10), || async {
+        let events = product.events_of("REF-1").await;
+        (count(&events, "refund.succeeded") == 2).then_some(())
+    })
+    .await;
     // 15.99 + 5.01 = 21.00 > 20.99.
     admin("refund", json!({"amount": "5.01", "status": "success"})).await;
     let record = product.status("REF-1", "review_required").await;
     assert!(record.get("reason").contains("over-refund"));
     assert_eq!(record.get("refunded"), "21.00");
+    product.event("REF-1", "payment.review_required").await;
     let events = product.events_of("REF-1").await;
     let mut seen = versions(&events);
     seen.sort_unstable();
@@ -286,7 +291,13 @@ async fn five_hundred_notifications_for_fifty_payments_lose_no_update() {
         })
         .await;
         assert_eq!(record.version(), 12, "{order}");
-        let mut seen = versions(&product.events_of(order).await);
+        // The last change is durable before its event is published: wait for all 11.
+        let events = eventually(Duration::from_secs(10), || async {
+            let events = product.events_of(order).await;
+            (events.len() >= 11).then_some(events)
+        })
+        .await;
+        let mut seen = versions(&events);
         seen.sort_unstable();
         assert_eq!(
             seen,

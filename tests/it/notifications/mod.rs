@@ -5,6 +5,7 @@
 mod direct;
 mod ingress;
 mod outage;
+mod process;
 mod states;
 
 use std::time::Duration;

@@ -107,9 +107,7 @@ impl OrphanQueue {
         account: &str,
         order_no: &str,
     ) -> RedisResult<usize> {
-        let hash = key(&self.prefix, account, order_no);
-        let kept: Vec<(String, String)> =
-            redis::cmd("HGETALL").arg(&hash).query_async(conn).await?;
+        let (hash, kept) = self.kept(conn, account, order_no).await?;
         if kept.is_empty() {
             return Ok(0);
         }
@@ -129,6 +127,18 @@ impl OrphanQueue {
         }
         self.forget_if_empty(conn, &hash, account, order_no).await?;
         Ok(kept.len())
+    }
+
+    /// An order's orphan hash and what it holds: (fingerprint, job) pairs.
+    async fn kept(
+        &self,
+        conn: &mut RedisConn,
+        account: &str,
+        order_no: &str,
+    ) -> RedisResult<(String, Vec<(String, String)>)> {
+        let hash = key(&self.prefix, account, order_no);
+        let kept = redis::cmd("HGETALL").arg(&hash).query_async(conn).await?;
+        Ok((hash, kept))
     }
 
     async fn forget_if_empty(
@@ -186,9 +196,7 @@ impl OrphanQueue {
         account: &str,
         order_no: &str,
     ) -> RedisResult<usize> {
-        let hash = key(&self.prefix, account, order_no);
-        let kept: Vec<(String, String)> =
-            redis::cmd("HGETALL").arg(&hash).query_async(conn).await?;
+        let (hash, kept) = self.kept(conn, account, order_no).await?;
         let waited = humantime::format_duration(self.expiry);
         for (fingerprint, job) in &kept {
             tracing::error!(

@@ -5,7 +5,6 @@
 use std::process::Command;
 
 use payworker::gateway::SignedHeaders;
-use payworker::sandbox::NotifySettings;
 use serde_json::{Value, json};
 
 use super::{Options, Product, charge, sign};
@@ -51,15 +50,7 @@ fn redis_cli_xadd(product: &Product, job: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_pushed_with_redis_cli_is_verified_and_applied() {
     // The sandbox records its notifications but never sends them: only the pushed job acts.
-    let notify = NotifySettings {
-        max_deliveries: 0,
-        ..NotifySettings::default()
-    };
-    let product = Product::start(Options {
-        notify,
-        ..Options::default()
-    })
-    .await;
+    let product = Product::start(Options::silent()).await;
     let payment_id = product.create("P-1", "20.99").await;
 
     let body = charge(&payment_id, "P-1", "20.99", "success");
@@ -75,15 +66,7 @@ async fn a_job_pushed_with_redis_cli_is_verified_and_applied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_job_is_dead_lettered_and_changes_nothing() {
-    let notify = NotifySettings {
-        max_deliveries: 0,
-        ..NotifySettings::default()
-    };
-    let product = Product::start(Options {
-        notify,
-        ..Options::default()
-    })
-    .await;
+    let product = Product::start(Options::silent()).await;
     let payment_id = product.create("F-1", "20.99").await;
     let before = product.record("F-1").await;
 

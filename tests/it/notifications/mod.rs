@@ -48,6 +48,16 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// A sandbox that records its notifications but never sends them: the test plays the
+    /// gateway's notifications itself.
+    pub fn silent() -> Self {
+        let mut options = Options::default();
+        options.notify.max_deliveries = 0;
+        options
+    }
+}
+
 /// Sandbox, ingress and worker on one key prefix.
 pub struct Product {
     pub settings: Settings,

@@ -94,15 +94,7 @@ async fn pending_after_success_is_recorded_but_ends_succeeded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_before_its_order_is_applied_once_the_order_exists() {
     // The sandbox never delivers: the test plays the gateway's notification itself.
-    let notify = NotifySettings {
-        max_deliveries: 0,
-        ..NotifySettings::default()
-    };
-    let product = Product::start(Options {
-        notify,
-        ..Options::default()
-    })
-    .await;
+    let product = Product::start(Options::silent()).await;
     // The gateway reports the charge before the worker ever saw the job …
     let body = charge("pi_early", "EARLY-1", "20.99", "success");
     assert_eq!(product.post_signed(&body).await, 200);
@@ -136,14 +128,9 @@ async fn a_notification_before_its_order_is_applied_once_the_order_exists() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orphan_that_never_finds_its_order_is_dead_lettered() {
-    let notify = NotifySettings {
-        max_deliveries: 0,
-        ..NotifySettings::default()
-    };
     let options = Options {
-        notify,
         orphan_expiry: Duration::from_millis(500),
-        ..Options::default()
+        ..Options::silent()
     };
     let product = Product::start(options).await;
     let body = charge("pi_lost", "NEVER-1", "20.99", "success");
@@ -164,15 +151,7 @@ async fn an_orphan_that_never_finds_its_order_is_dead_lettered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_amount_mismatch_needs_review_and_never_succeeds() {
-    let notify = NotifySettings {
-        max_deliveries: 0,
-        ..NotifySettings::default()
-    };
-    let product = Product::start(Options {
-        notify,
-        ..Options::default()
-    })
-    .await;
+    let product = Product::start(Options::silent()).await;
     let payment_id = product.create("MIS-1", "20.99").await;
     assert_eq!(
         product
@@ -249,15 +228,7 @@ async fn partial_refunds_add_up_and_an_over_refund_is_flagged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_notifications_for_fifty_payments_lose_no_update() {
-    let notify = NotifySettings {
-        max_deliveries: 0,
-        ..NotifySettings::default()
-    };
-    let product = Product::start(Options {
-        notify,
-        ..Options::default()
-    })
-    .await;
+    let product = Product::start(Options::silent()).await;
     let orders: Vec<String> = (0..50).map(|i| format!("C-{i}")).collect();
     let mut ids = Vec::new();
     for order in &orders {

@@ -10,7 +10,9 @@
 //! nothing fails the run. The run's keys are deleted afterwards.
 //!
 //! The load generator shares the cores with the ingress and Redis; its CPU time and
-//! Redis's are reported per request so the ingress's own share can be read.
+//! Redis's are reported per request so the ingress's own share can be read, and so is what
+//! the rest of the machine took during the run (`others_cpu_pct`, from `/proc/stat`): on a
+//! shared machine a concurrent build halves the figures, and the line says so.
 
 mod load;
 
@@ -77,7 +79,7 @@ pub async fn run(args: BenchIngressArgs) -> anyhow::Result<()> {
     println!(
         "connections,seconds,stored,stored_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,\
          non_200,conn_errors,client_busy_pct,client_cpu_us_per_req,ingress_cpu_us_per_req,\
-         redis_cpu_us_per_req"
+         redis_cpu_us_per_req,others_cpu_pct"
     );
     for &connections in &args.connections {
         let prefix = format!("benchin-{:08x}", rand::random::<u32>());
@@ -135,11 +137,15 @@ async fn measure(
     let generator = tokio::spawn(load::run(plan, connections, args.client_threads));
     tokio::time::sleep_until(measure_from.into()).await;
     let process_before = cpu_ticks("/proc/self/stat").unwrap_or(0);
+    let machine_before = machine_busy_ticks().unwrap_or(0);
     let redis_before = super::bench::redis_cpu_micros(conn).await?;
     let tally = generator.await??;
     let process = cpu_ticks("/proc/self/stat")
         .unwrap_or(0)
         .saturating_sub(process_before);
+    let machine = machine_busy_ticks()
+        .unwrap_or(0)
+        .saturating_sub(machine_before);
     let redis = super::bench::redis_cpu_micros(conn)
         .await?
         .saturating_sub(redis_before);
@@ -178,8 +184,11 @@ async fn measure(
     let client_us = tally.cpu_ticks * 10_000;
     let ingress_us = (process * 10_000).saturating_sub(client_us);
     let threads = u64::try_from(args.client_threads.clamp(1, connections)).unwrap_or(1);
+    // What the rest of the machine (other builds, other benchmarks) took meanwhile, in
+    // percent of one core: the context that makes a shared machine's figures readable.
+    let others_us = (machine * 10_000).saturating_sub(process * 10_000 + redis);
     Ok(format!(
-        "{connections},{}.{:03},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        "{connections},{}.{:03},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
         micros / 1_000_000,
         (micros / 1000) % 1000,
         tally.ok_measured,
@@ -195,7 +204,22 @@ async fn measure(
         client_us / requests,
         ingress_us / requests,
         redis / requests,
+        others_us * 100 / micros,
     ))
+}
+
+/// Busy time of all the machine's cores (`/proc/stat`: all but idle and iowait), in clock
+/// ticks.
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = fields
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy = ticks.iter().take(8).sum::<u64>();
+    Some(busy.saturating_sub(ticks.get(3)? + ticks.get(4)?))
 }
 
 /// CPU time (user + system) in clock ticks from a `/proc/.../stat` file.

@@ -230,7 +230,9 @@ async fn worker(
 }
 
 /// Redis's own CPU time (user + system) in microseconds, from `INFO CPU`.
-async fn redis_cpu_micros(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<u64> {
+pub(super) async fn redis_cpu_micros(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> anyhow::Result<u64> {
     let info: String = redis::cmd("INFO").arg("CPU").query_async(conn).await?;
     let mut total = 0;
     for line in info.lines() {

@@ -5,6 +5,7 @@
 //! through the same composition roots the tests use.
 
 mod bench;
+mod bench_ingress;
 mod bench_payments;
 mod demo;
 mod demo_parts;
@@ -54,6 +55,8 @@ pub enum Command {
     CheckConfig,
     /// Measure payments end to end (job, worker, signed HTTP to the sandbox, record, event).
     BenchPayments(bench_payments::BenchPaymentsArgs),
+    /// Measure the webhook ingress: signed notifications verified and enqueued per second.
+    BenchIngress(bench_ingress::BenchIngressArgs),
     /// Measure the job queue with no-op jobs on a real Redis (jobs/s, Redis CPU per job).
     BenchQueue(bench::BenchArgs),
     /// Encrypt a card (JSON on stdin) with an account's key, as an S2S job carries it.
@@ -75,6 +78,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..Default::default()
             });
             bench_payments::run(args).await
+        }
+        Command::BenchIngress(args) => {
+            let _telemetry = crate::telemetry::init(&crate::config::TelemetrySettings {
+                log_level: "error".into(),
+                ..Default::default()
+            });
+            bench_ingress::run(args).await
         }
         Command::BenchQueue(args) => {
             let _telemetry = crate::telemetry::init(&crate::config::TelemetrySettings {

@@ -13,7 +13,8 @@
 
 mod support;
 
-use support::{JobMaker, cleanup, memory_kib, open_files_soft_limit, reset_peak_memory};
+pub(super) use support::cleanup;
+use support::{JobMaker, memory_kib, open_files_soft_limit, reset_peak_memory};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

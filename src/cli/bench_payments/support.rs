@@ -49,7 +49,7 @@ impl JobMaker {
 
 /// Deletes every key of a run (`<prefix>:payment:{…}`, `<prefix>:{create_payment:0}…`,
 /// `<prefix>:{results}`).
-pub(super) async fn cleanup(
+pub(in crate::cli) async fn cleanup(
     conn: &mut redis::aio::MultiplexedConnection,
     prefix: &str,
 ) -> anyhow::Result<()> {

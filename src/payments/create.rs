@@ -11,7 +11,6 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use url::Url;
 
-use super::events::{self, Change};
 use super::record;
 use crate::client::GatewayClient;
 use crate::gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
@@ -97,6 +96,13 @@ impl CreatePayments {
         let mut conn = self.conn.clone();
         let now = chrono::Utc::now().to_rfc3339();
         let method = endpoint(job.method).as_str();
+        // Created already marked for the first attempt: for S2S, `phase = sending` is then
+        // stored with the record itself, before the request, in the same round trip.
+        let phase = if job.method == Method::S2s {
+            "sending"
+        } else {
+            ""
+        };
         let initial = [
             ("status", "pending".to_owned()),
             ("version", "1".to_owned()),
@@ -106,7 +112,8 @@ impl CreatePayments {
             ("amount", job.amount.to_string()),
             ("currency", job.currency.to_string()),
             ("owner", meta.origin_id.clone()),
-            ("attempts", "0".to_owned()),
+            ("attempts", "1".to_owned()),
+            ("phase", phase.to_owned()),
             ("created_at", now.clone()),
             ("updated_at", now),
             (
@@ -118,70 +125,21 @@ impl CreatePayments {
             ),
             ("reply_to", job.reply_to.clone().unwrap_or_default()),
         ];
-        let rec = record::claim(&mut conn, &key, &initial)
+        let claim = record::claim(&mut conn, &key, &initial)
             .await
             .map_err(retry)?;
+        let rec = claim.record;
         let trace = job
             .trace
             .as_ref()
             .and_then(|t| serde_json::to_value(t).ok());
-        let streams = self.streams(&rec);
 
-        if rec.get("owner") != meta.origin_id {
-            // Another job created this order: never a second request. Say so, and ack.
-            let change = Change {
-                kind: "payment.duplicate_ignored",
-                previous_status: Some(rec.get("status")),
-                version: rec.version(),
-                data: json!({ "reason": format!("order {} already exists (job {})", job.order_no, rec.get("owner")) }),
-                trace,
-                id_seed: Some(format!("payment.duplicate_ignored/{}", meta.origin_id)),
-            };
-            let event = events::build(&rec, &change, rec.get("status"));
-            return events::publish(&mut conn, &streams, self.results_max_len, &event)
+        if !claim.created
+            && let Some(finished) = self
+                .resume(&mut conn, &key, &rec, &job, &meta, trace.clone())
                 .await
-                .map_err(retry);
-        }
-        match (rec.get("status"), rec.get("phase")) {
-            ("pending", "sending") if job.method == Method::S2s => {
-                let reason = "the job was delivered again after its request may have reached the gateway; not resent";
-                return self
-                    .transition(
-                        &mut conn,
-                        &key,
-                        &rec,
-                        "unknown",
-                        "payment.unknown",
-                        json!({ "reason": reason }),
-                        vec![],
-                        trace,
-                    )
-                    .await;
-            }
-            ("pending", _) => {}
-            _ => {
-                // Already past this job's work (a redelivery after the change): publish the
-                // stored event again, same id, then ack.
-                let event = rec.get("event");
-                if !event.is_empty() {
-                    events::publish(&mut conn, &streams, self.results_max_len, event)
-                        .await
-                        .map_err(retry)?;
-                }
-                return Ok(());
-            }
-        }
-
-        let attempts = rec.get("attempts").parse::<u32>().unwrap_or(0) + 1;
-        let mut marks = vec![("attempts", attempts.to_string())];
-        if job.method == Method::S2s {
-            marks.push(("phase", "sending".to_owned()));
-        }
-        if !record::change(&mut conn, &key, rec.version(), false, &marks)
-            .await
-            .map_err(retry)?
         {
-            return Err(JobError::retry("the payment record changed meanwhile"));
+            return finished;
         }
 
         let (path, body) = match job.method {

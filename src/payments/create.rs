@@ -134,6 +134,7 @@ impl CreatePayments {
             .as_ref()
             .and_then(|t| serde_json::to_value(t).ok());
 
+        // An order seen before (another job's, or this job delivered again): see `resume`.
         if !claim.created
             && let Some(finished) = self
                 .resume(&mut conn, &key, &rec, &job, &meta, trace.clone())

@@ -49,6 +49,7 @@ pub async fn create_payments(settings: &Settings) -> anyhow::Result<CreatePaymen
             .connect_managed(Duration::from_secs(10))
             .await
             .context("connecting to Redis")?,
+        orphans: Some(orphan_queue(settings)),
         unknown_review_after: settings.payments.unknown_review_after,
     })
 }
@@ -86,21 +87,13 @@ pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> any
         "worker starting"
     );
     let reviewer = tokio::spawn(review(notifications.clone(), shutdown.clone()));
-    let handler = notifications.clone();
+    let handler = payments.clone();
     let creating = queue::run(
         create,
         settings.redis.target(),
         move |job: CreatePayment, meta| {
             let handler = handler.clone();
-            async move {
-                let (account, order_no) = (job.account.clone(), job.order_no.clone());
-                handler.payments.handle(job, meta).await?;
-                // Notifications that came before this order was known apply now.
-                handler
-                    .adopt_orphans(account.as_deref(), order_no.as_str())
-                    .await;
-                Ok(())
-            }
+            async move { handler.handle(job, meta).await }
         },
         shutdown.clone(),
         q.shutdown_deadline,

@@ -11,11 +11,11 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use url::Url;
 
-use super::events::{self, Change};
+use super::orphans::{self, OrphanQueue};
 use super::record;
 use crate::client::GatewayClient;
 use crate::gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
-use crate::gateway::wire::S2sRequest;
+use crate::gateway::wire::{OrderFields, S2sRequest};
 use crate::gateway::{
     Credentials, Decision, Endpoint, Oncestr, SignedRequest, UnixTime, decide, limits,
 };
@@ -51,6 +51,9 @@ pub struct CreatePayments {
     pub results_max_len: usize,
     /// Redis (not for blocking reads).
     pub conn: RedisConn,
+    /// Where notifications that came before their order wait; `None` when nothing
+    /// consumes the notification queue (they are then adopted by the orphan review).
+    pub orphans: Option<OrphanQueue>,
     /// How long a payment may stay `unknown` before it is handed to a person.
     pub unknown_review_after: std::time::Duration,
 }
@@ -97,6 +100,13 @@ impl CreatePayments {
         let mut conn = self.conn.clone();
         let now = chrono::Utc::now().to_rfc3339();
         let method = endpoint(job.method).as_str();
+        // Created already marked for the first attempt: for S2S, `phase = sending` is then
+        // stored with the record itself, before the request, in the same round trip.
+        let phase = if job.method == Method::S2s {
+            "sending"
+        } else {
+            ""
+        };
         let initial = [
             ("status", "pending".to_owned()),
             ("version", "1".to_owned()),
@@ -106,7 +116,8 @@ impl CreatePayments {
             ("amount", job.amount.to_string()),
             ("currency", job.currency.to_string()),
             ("owner", meta.origin_id.clone()),
-            ("attempts", "0".to_owned()),
+            ("attempts", "1".to_owned()),
+            ("phase", phase.to_owned()),
             ("created_at", now.clone()),
             ("updated_at", now),
             (
@@ -118,70 +129,53 @@ impl CreatePayments {
             ),
             ("reply_to", job.reply_to.clone().unwrap_or_default()),
         ];
-        let rec = record::claim(&mut conn, &key, &initial)
+        let orphans = orphans::key(&self.prefix, &account.name, job.order_no.as_str());
+        let claim = record::claim(&mut conn, &key, &orphans, &initial)
             .await
             .map_err(retry)?;
+        let waiting = if claim.orphans {
+            self.orphans.as_ref()
+        } else {
+            None
+        };
+        let outcome = self
+            .proceed(&mut conn, &key, claim, account, order, &job, &meta)
+            .await;
+        if outcome.is_ok()
+            && let Some(waiting) = waiting
+            && let Err(error) = waiting
+                .adopt(&mut conn, &account.name, job.order_no.as_str())
+                .await
+        {
+            // The orphan review adopts them at their expiry at the latest.
+            tracing::warn!(%error, "could not re-queue notifications that came before the order");
+        }
+        outcome
+    }
+
+    /// After the claim: resume a known order, or send the request and record the outcome.
+    #[allow(clippy::too_many_arguments)]
+    async fn proceed(
+        &self,
+        conn: &mut RedisConn,
+        key: &str,
+        claim: record::Claim,
+        account: &PaymentAccount,
+        order: OrderFields,
+        job: &CreatePayment,
+        meta: &JobMeta,
+    ) -> Result<(), JobError> {
+        let rec = claim.record;
         let trace = job
             .trace
             .as_ref()
             .and_then(|t| serde_json::to_value(t).ok());
-        let streams = self.streams(&rec);
 
-        if rec.get("owner") != meta.origin_id {
-            // Another job created this order: never a second request. Say so, and ack.
-            let change = Change {
-                kind: "payment.duplicate_ignored",
-                previous_status: Some(rec.get("status")),
-                version: rec.version(),
-                data: json!({ "reason": format!("order {} already exists (job {})", job.order_no, rec.get("owner")) }),
-                trace,
-                id_seed: Some(format!("payment.duplicate_ignored/{}", meta.origin_id)),
-            };
-            let event = events::build(&rec, &change, rec.get("status"));
-            return events::publish(&mut conn, &streams, self.results_max_len, &event)
-                .await
-                .map_err(retry);
-        }
-        match (rec.get("status"), rec.get("phase")) {
-            ("pending", "sending") if job.method == Method::S2s => {
-                let reason = "the job was delivered again after its request may have reached the gateway; not resent";
-                return self
-                    .transition(
-                        &mut conn,
-                        &key,
-                        &rec,
-                        "unknown",
-                        "payment.unknown",
-                        json!({ "reason": reason }),
-                        vec![],
-                        trace,
-                    )
-                    .await;
-            }
-            ("pending", _) => {}
-            _ => {
-                // Already past this job's work (a redelivery after the change): publish the
-                // stored event again, same id, then ack.
-                let event = rec.get("event");
-                if !event.is_empty() {
-                    events::publish(&mut conn, &streams, self.results_max_len, event)
-                        .await
-                        .map_err(retry)?;
-                }
-                return Ok(());
-            }
-        }
-
-        let attempts = rec.get("attempts").parse::<u32>().unwrap_or(0) + 1;
-        let mut marks = vec![("attempts", attempts.to_string())];
-        if job.method == Method::S2s {
-            marks.push(("phase", "sending".to_owned()));
-        }
-        if !record::change(&mut conn, &key, rec.version(), false, &marks)
-            .await
-            .map_err(retry)?
+        // An order seen before (another job's, or this job delivered again): see `resume`.
+        if !claim.created
+            && let Some(finished) = self.resume(conn, key, &rec, job, meta, trace.clone()).await
         {
-            return Err(JobError::retry("the payment record changed meanwhile"));
+            return finished;
         }
 
         let (path, body) = match job.method {
@@ -205,7 +199,7 @@ impl CreatePayments {
                 let decision = self
                     .send::<HostCreated>(account, &request, Endpoint::Host)
                     .await;
-                self.settle(&mut conn, &key, &rec, decision, trace, |d| {
+                self.settle(conn, key, &rec, decision, trace, |d| {
                     (
                         "created",
                         "payment.created",
@@ -222,7 +216,7 @@ impl CreatePayments {
                 let decision = self
                     .send::<ElementCreated>(account, &request, Endpoint::Element)
                     .await;
-                self.settle(&mut conn, &key, &rec, decision, trace, |d| {
+                self.settle(conn, key, &rec, decision, trace, |d| {
                     (
                         "created",
                         "payment.created",
@@ -240,7 +234,7 @@ impl CreatePayments {
                 let decision = self
                     .send::<S2sCharged>(account, &request, Endpoint::S2s)
                     .await;
-                self.settle(&mut conn, &key, &rec, decision, trace, |d| match d.status {
+                self.settle(conn, key, &rec, decision, trace, |d| match d.status {
                     S2sStatus::Succeeded => ("succeeded", "payment.succeeded", json!({}), vec![("payment_id", d.payment_id)]),
                     S2sStatus::RequiresAction => {
                         let url = d.redirect_to_url.unwrap_or_default();

@@ -4,6 +4,8 @@
 //! Delivery is at least once: the event of a change is stored in the record with it, and a
 //! redelivered job re-publishes that same event (same `event_id`, same `occurred_at`).
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::record::Record;
@@ -16,7 +18,8 @@ pub fn event_id(account: &str, order_no: &str, version: u64, kind: &str) -> Stri
         hash.update(part.as_bytes());
         hash.update([0]);
     }
-    format!("evt_{}", &hex::encode(hash.finalize())[..32])
+    // 128 bits of the digest, in hex.
+    format!("evt_{}", hex::encode(&hash.finalize()[..16]))
 }
 
 /// What a change says, beyond the record's fields.
@@ -35,45 +38,66 @@ pub struct Change<'a> {
     pub id_seed: Option<String>,
 }
 
-/// The event for a change of `record` (whose fields already hold the new values).
-pub fn build(record: &Record, change: &Change<'_>, status: &str) -> String {
-    let payment_id = match record.get("payment_id") {
-        "" => serde_json::Value::Null,
-        id => serde_json::Value::String(id.to_owned()),
-    };
-    let metadata: serde_json::Value =
-        serde_json::from_str(record.get("metadata")).unwrap_or(serde_json::Value::Null);
-    let mut event = serde_json::json!({
-        "event_id": event_id(
-            record.get("account"),
-            record.get("order_no"),
+/// The event as it goes on the wire; field names are the schema's.
+#[derive(Serialize)]
+struct Event<'a> {
+    event_id: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    order_no: &'a str,
+    account: &'a str,
+    payment_id: Option<&'a str>,
+    status: &'a str,
+    previous_status: Option<&'a str>,
+    version: u64,
+    amount: &'a str,
+    currency: &'a str,
+    method: &'a str,
+    data: &'a serde_json::Value,
+    /// The job's metadata, stored in the record as JSON text: copied, not re-parsed.
+    metadata: Option<&'a RawValue>,
+    occurred_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace: Option<&'a serde_json::Value>,
+}
+
+/// The event for a change of `record` by `changes` (field/value pairs not yet stored).
+pub fn build(
+    record: &Record,
+    changes: &[(&str, String)],
+    change: &Change<'_>,
+    status: &str,
+) -> serde_json::Result<String> {
+    let get = |field| record.get_changed(changes, field);
+    let event = Event {
+        event_id: event_id(
+            get("account"),
+            get("order_no"),
             change.version,
             change.id_seed.as_deref().unwrap_or(change.kind),
         ),
-        "type": change.kind,
-        "order_no": record.get("order_no"),
-        "account": record.get("account"),
-        "payment_id": payment_id,
-        "status": status,
-        "previous_status": change.previous_status,
-        "version": change.version,
-        "amount": record.get("amount"),
-        "currency": record.get("currency"),
-        "method": record.get("method"),
-        "data": change.data,
-        "metadata": metadata,
-        "occurred_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    });
-    if let Some(trace) = &change.trace {
-        event["trace"] = trace.clone();
-    }
-    event.to_string()
+        kind: change.kind,
+        order_no: get("order_no"),
+        account: get("account"),
+        payment_id: Some(get("payment_id")).filter(|id| !id.is_empty()),
+        status,
+        previous_status: change.previous_status,
+        version: change.version,
+        amount: get("amount"),
+        currency: get("currency"),
+        method: get("method"),
+        data: &change.data,
+        metadata: serde_json::from_str(get("metadata")).ok(),
+        occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        trace: change.trace.as_ref(),
+    };
+    serde_json::to_string(&event)
 }
 
 /// Appends `event` to every stream (results streams and the job's `reply_to`).
 pub async fn publish(
     conn: &mut RedisConn,
-    streams: &[String],
+    streams: &[&str],
     max_len: usize,
     event: &str,
 ) -> redis::RedisResult<()> {

@@ -5,17 +5,22 @@
 //! - `events`: result events with stable ids, published at least once.
 //! - `create`: the handler: validation, idempotency by order number, retry safety per
 //!   method, one signed request.
+//! - `commit`: a status change with its event in one script (single server) or in steps
+//!   (Cluster).
+//! - `resume`: a job whose order already had a record: duplicate, redelivery or retry.
 //! - `outcome`: the outcome recorded and announced; overdue `unknown` payments reviewed.
 //! - `rules`: what a notification does to a payment (pure state machine and refund ledger).
 //! - `notify`: the notification handler: verify again, apply once, serialize by version.
 //! - `orphans`: notifications for orders not known yet: kept, adopted, or reported.
 
+mod commit;
 mod create;
 pub mod events;
 mod notify;
 pub mod orphans;
 mod outcome;
 pub mod record;
+mod resume;
 pub mod rules;
 
 pub use create::{CreatePayments, PaymentAccount};

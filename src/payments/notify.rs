@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::commit::{self, Commit};
 use super::create::{CreatePayments, PaymentAccount, retry};
 use super::events::{self, Change};
 use super::orphans::OrphanQueue;
-use super::outcome::unknown_key;
+use super::outcome::{unknown_key, unserializable};
 use super::record::{self, Record};
 use super::rules::{self, Verdict};
 use crate::domain::OrderNo;
@@ -185,10 +186,6 @@ impl ProcessNotifications {
             }
             Verdict::Change(planned) => planned,
         };
-        let mut after = rec.clone();
-        for (name, value) in &planned.fields {
-            after.0.insert(name.clone(), value.clone());
-        }
         let change = Change {
             kind: planned.kind,
             previous_status: Some(rec.get("status")),
@@ -198,36 +195,45 @@ impl ProcessNotifications {
             id_seed: None,
         };
         let status = planned.status.as_str();
-        let event = events::build(&after, &change, status);
         let mut fields: Vec<(&str, String)> = planned
             .fields
             .iter()
             .map(|(name, value)| (name.as_str(), value.clone()))
             .collect();
+        let event = events::build(rec, &fields, &change, status).map_err(unserializable)?;
         fields.push(("status", status.to_owned()));
         fields.push(("phase", String::new()));
         fields.push(("updated_at", chrono::Utc::now().to_rfc3339()));
-        fields.push(("event", event.clone()));
         fields.push((seen.as_str(), event.clone()));
-        if !record::change(conn, key, rec.version(), true, &fields)
-            .await
-            .map_err(retry)?
-        {
+        let review_set = unknown_key(&payments.prefix);
+        let applied = commit::commit(
+            conn,
+            &Commit {
+                key,
+                version: rec.version(),
+                fields: &fields,
+                event: &event,
+                streams: &streams,
+                max_len: payments.results_max_len,
+                review_set: &review_set,
+                review_at: None,
+            },
+        )
+        .await
+        .map_err(retry)?;
+        if !applied {
             return Ok(false);
         }
         tracing::info!(order_no = %data.order_no, kind = planned.kind, status, "notification applied");
-        if rec.get("status") != status {
+        if rec.get("status") == "unknown" {
             // Settled (or moved on): no longer waiting in `unknown`.
             redis::cmd("ZREM")
-                .arg(unknown_key(&payments.prefix))
+                .arg(&review_set)
                 .arg(key)
                 .query_async::<i64>(conn)
                 .await
                 .map_err(retry)?;
         }
-        events::publish(conn, &streams, payments.results_max_len, &event)
-            .await
-            .map_err(retry)?;
         Ok(true)
     }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::commit::{self, Commit};
 use super::create::{CreatePayments, retry};
 use super::events::{self, Change};
 use super::record::{self, Record};
@@ -75,8 +76,9 @@ impl CreatePayments {
         }
     }
 
-    /// A status change: compare-and-set on the version, the event stored with it, then
-    /// published. A failure after the change is retried and re-publishes the same event.
+    /// A status change: compare-and-set on the version, the event stored with it and
+    /// published (see [`commit`](super::commit)). A failure after the change is retried
+    /// and re-publishes the same event.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn transition(
         &self,
@@ -86,13 +88,9 @@ impl CreatePayments {
         status: &str,
         kind: &str,
         data: serde_json::Value,
-        fields: Vec<(&'static str, String)>,
+        mut fields: Vec<(&'static str, String)>,
         trace: Option<serde_json::Value>,
     ) -> Result<(), JobError> {
-        let mut after = rec.clone();
-        for (name, value) in &fields {
-            after.0.insert((*name).to_owned(), value.clone());
-        }
         let version = rec.version() + 1;
         let change = Change {
             kind,
@@ -102,32 +100,34 @@ impl CreatePayments {
             trace,
             id_seed: None,
         };
-        let event = events::build(&after, &change, status);
-        let mut all = fields;
-        all.push(("status", status.to_owned()));
-        all.push(("phase", String::new()));
-        all.push(("updated_at", chrono::Utc::now().to_rfc3339()));
-        all.push(("event", event.clone()));
-        if !record::change(conn, key, rec.version(), true, &all)
-            .await
-            .map_err(retry)?
-        {
-            return Err(JobError::retry("the payment record changed meanwhile"));
+        let event = events::build(rec, &fields, &change, status).map_err(unserializable)?;
+        fields.push(("status", status.to_owned()));
+        fields.push(("phase", String::new()));
+        fields.push(("updated_at", chrono::Utc::now().to_rfc3339()));
+        let review_at = (status == "unknown").then(|| {
+            crate::queue::now_ms()
+                + u64::try_from(self.unknown_review_after.as_millis()).unwrap_or(u64::MAX / 2)
+        });
+        let applied = commit::commit(
+            conn,
+            &Commit {
+                key,
+                version: rec.version(),
+                fields: &fields,
+                event: &event,
+                streams: &self.streams(rec),
+                max_len: self.results_max_len,
+                review_set: &unknown_key(&self.prefix),
+                review_at,
+            },
+        )
+        .await
+        .map_err(retry)?;
+        if applied {
+            Ok(())
+        } else {
+            Err(JobError::retry("the payment record changed meanwhile"))
         }
-        if status == "unknown" {
-            let review_at = crate::queue::now_ms()
-                + u64::try_from(self.unknown_review_after.as_millis()).unwrap_or(u64::MAX / 2);
-            redis::cmd("ZADD")
-                .arg(unknown_key(&self.prefix))
-                .arg(review_at)
-                .arg(key)
-                .query_async::<i64>(conn)
-                .await
-                .map_err(retry)?;
-        }
-        events::publish(conn, &self.streams(rec), self.results_max_len, &event)
-            .await
-            .map_err(retry)
     }
 
     /// Hands payments still `unknown` past their review time to a person: status
@@ -190,12 +190,18 @@ impl CreatePayments {
         Ok(moved)
     }
 
-    pub(super) fn streams(&self, rec: &Record) -> Vec<String> {
-        let mut streams = self.results.clone();
+    /// Where a payment's events go: every results stream, and the job's `reply_to`.
+    pub(super) fn streams<'a>(&'a self, rec: &'a Record) -> Vec<&'a str> {
+        let mut streams: Vec<&str> = self.results.iter().map(String::as_str).collect();
         let reply_to = rec.get("reply_to");
-        if !reply_to.is_empty() && !streams.iter().any(|s| s == reply_to) {
-            streams.push(reply_to.to_owned());
+        if !reply_to.is_empty() && !streams.contains(&reply_to) {
+            streams.push(reply_to);
         }
         streams
     }
+}
+
+/// An event that cannot be written as JSON will not become writable on a retry.
+pub(super) fn unserializable(e: serde_json::Error) -> JobError {
+    JobError::GiveUp(format!("cannot serialize the event: {e}"))
 }

@@ -1,18 +1,22 @@
 //! `payworker bench-payments`: end-to-end payments per second on a real Redis.
 //!
-//! Each run starts the sandbox gateway in this process (optionally answering after a fixed
-//! latency), a worker (`queue::run` with the real [`CreatePayments`] handler and a pooled
+//! Each run starts the sandbox gateway (optionally answering after a fixed latency) in this
+//! process, or with `--sandbox process` in a child process (see `gateway`), a worker (`queue::run` with the real [`CreatePayments`] handler and a pooled
 //! [`GatewayClient`]), and a producer task that `XADD`s `CreatePayment` jobs in pipelines.
 //! Every payment goes the whole way: job → worker → signed HTTP over loopback → payment
 //! record → result event → ack. The clock runs from the first `XADD` until the results
 //! stream holds one event per job. Each (latency, concurrency) pair is one run on its own
 //! key prefix, deleted afterwards.
 //!
-//! Peak memory is `VmHWM` of this whole process (worker, sandbox and producer together),
-//! reset through `/proc/self/clear_refs` before each run so every run reports its own peak.
+//! Peak memory is `VmHWM` of this whole process (worker, producer and the in-process
+//! sandbox), reset through `/proc/self/clear_refs` before each run so every run reports its
+//! own peak; a sandbox process's peak is reported in a column of its own.
 
+mod gateway;
 mod support;
 
+use gateway::Gateway;
+pub use gateway::SandboxMode;
 pub(super) use support::cleanup;
 use support::{JobMaker, memory_kib, open_files_soft_limit, reset_peak_memory};
 
@@ -28,11 +32,9 @@ use crate::client::{ClientOptions, GatewayClient};
 use crate::config::{PaymentsSettings, QueueSettings, RetrySettings};
 use crate::gateway::{Credentials, GatewayKey};
 use crate::jobs::{CreatePayment, queues};
-use crate::payments::{CreatePayments, PaymentAccount};
+use crate::payments::{CreatePayments, OrphanQueue, PaymentAccount};
 use crate::queue::{self, QueueKeys, RedisTarget};
-use crate::sandbox::{
-    self, Fault, FaultRule, NotifySettings, SandboxAccount, SandboxPaths, SandboxSettings,
-};
+use crate::sandbox::SandboxPaths;
 
 /// The payment method every job of a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,6 +83,12 @@ pub struct BenchPaymentsArgs {
     /// Redis URL.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     pub redis: String,
+    /// Where the sandbox gateway runs.
+    #[arg(long, value_enum, default_value = "in-process")]
+    pub sandbox: SandboxMode,
+    /// Internal: serve the sandbox for a parent `bench-payments --sandbox process`.
+    #[arg(long, hide = true)]
+    pub serve_sandbox: bool,
 }
 
 const ACCOUNT_ID: &str = "acct_bench";
@@ -99,10 +107,15 @@ struct Measured {
     start_kib: Option<u64>,
     /// `VmHWM` at the end of the run.
     peak_kib: Option<u64>,
+    /// The sandbox process's `VmHWM`, when it ran apart.
+    sandbox_peak_kib: Option<u64>,
 }
 
 /// Runs the benchmark and prints one CSV line per run.
 pub async fn run(args: BenchPaymentsArgs) -> anyhow::Result<()> {
+    if args.serve_sandbox {
+        return gateway::serve(args.latency.first().copied().unwrap_or_default()).await;
+    }
     anyhow::ensure!(args.payments > 0, "--payments must be at least 1");
     let most = args.concurrency.iter().copied().max().unwrap_or(0);
     if let Some(limit) = open_files_soft_limit() {
@@ -118,18 +131,23 @@ pub async fn run(args: BenchPaymentsArgs) -> anyhow::Result<()> {
     }
     let client = redis::Client::open(args.redis.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
+    let place = match args.sandbox {
+        SandboxMode::InProcess => "in process",
+        SandboxMode::Process => "a child process",
+    };
     println!(
-        "# end to end: XADD -> worker -> signed HTTP to the sandbox (in process, loopback) \
+        "# end to end: XADD -> worker -> signed HTTP to the sandbox ({place}, loopback) \
          -> payment record -> result event -> ack"
     );
     println!("# seconds: first XADD until the results stream holds one event per payment");
     println!(
-        "# peak_rss_mib: VmHWM of this whole process (worker + in-process sandbox + producer), \
-         reset at each run's start to the resident size then (start_rss_mib)"
+        "# peak_rss_mib: VmHWM of this whole process (worker + producer, + the sandbox when \
+         in process), reset at each run's start to the resident size then (start_rss_mib)"
     );
+    println!("# sandbox_peak_rss_mib: VmHWM of the sandbox process (\"in\": in this process)");
     println!(
         "mode,method,concurrency,latency_ms,batch,payments,seconds,payments_per_sec,\
-         start_rss_mib,peak_rss_mib"
+         start_rss_mib,peak_rss_mib,sandbox_peak_rss_mib"
     );
     for &latency in &args.latency {
         for &concurrency in &args.concurrency {
@@ -143,8 +161,12 @@ pub async fn run(args: BenchPaymentsArgs) -> anyhow::Result<()> {
             let micros = m.micros.max(1);
             let mib =
                 |kib: Option<u64>| kib.map_or_else(|| "?".to_owned(), |k| (k / 1024).to_string());
+            let sandbox_peak = match args.sandbox {
+                SandboxMode::InProcess => "in".to_owned(),
+                SandboxMode::Process => mib(m.sandbox_peak_kib),
+            };
             println!(
-                "e2e,{},{concurrency},{},{batch},{},{}.{:03},{},{},{}",
+                "e2e,{},{concurrency},{},{batch},{},{}.{:03},{},{},{},{sandbox_peak}",
                 args.method.as_str(),
                 latency.as_millis(),
                 args.payments,
@@ -175,29 +197,8 @@ async fn measure(
     reset_peak_memory();
     let start_kib = memory_kib("VmRSS:");
 
-    let stop_sandbox = CancellationToken::new();
-    // On an early return (an error), the sandbox and the worker stop too.
-    let _stop_sandbox = stop_sandbox.clone().drop_guard();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let gateway = sandbox::spawn(
-        SandboxSettings {
-            accounts: vec![SandboxAccount {
-                account_id: ACCOUNT_ID.into(),
-                key: key.clone(),
-                site: None,
-            }],
-            // Notifications (S2S charges) are recorded, never sent: nobody listens here.
-            notify: NotifySettings {
-                max_deliveries: 0,
-                ..NotifySettings::default()
-            },
-            default_fault: (!latency.is_zero()).then(|| FaultRule::always(Fault::Latency(latency))),
-            ..SandboxSettings::default()
-        },
-        listener,
-        stop_sandbox.clone(),
-    )
-    .await?;
+    // On an early return (an error), the sandbox stops when dropped, the worker by its guard.
+    let gateway = Gateway::start(args.sandbox, &key, &key_text, latency).await?;
 
     let target = RedisTarget::Single(args.redis.clone());
     let paths = SandboxPaths::default();
@@ -210,7 +211,7 @@ async fn measure(
                 site: "https://shop.example.com".into(),
                 key,
             },
-            base_url: gateway.base_url.clone(),
+            base_url: gateway.base_url().clone(),
         }],
         paths: [paths.host, paths.element, paths.s2s],
         client: GatewayClient::new(&ClientOptions {
@@ -224,7 +225,15 @@ async fn measure(
         results_max_len: usize::try_from(args.payments)
             .unwrap_or(usize::MAX)
             .saturating_mul(2),
-        conn: target.connect(Duration::from_secs(10)).await?,
+        // As `startup` connects it: a connection that survives a Redis restart.
+        conn: target.connect_managed(Duration::from_secs(10)).await?,
+        // Each claim also checks for early notifications, as in production.
+        orphans: Some(OrphanQueue {
+            prefix: prefix.to_owned(),
+            partitions: 1,
+            dlq_max_len: 1_000,
+            expiry: PaymentsSettings::default().orphan_expiry,
+        }),
         unknown_review_after: PaymentsSettings::default().unknown_review_after,
     });
     let mut config = QueueSettings::default().queue_config(
@@ -296,7 +305,7 @@ async fn measure(
             anyhow::bail!(
                 "stalled: {done} of {} payments finished, {dead} dead letters, sandbox {:?}",
                 args.payments,
-                gateway.stats()
+                gateway.stats().await
             );
         }
     }
@@ -308,9 +317,8 @@ async fn measure(
 
     stop_worker.cancel();
     worker.await??;
-    let stats = gateway.stats();
-    stop_sandbox.cancel();
-    gateway.stopped().await;
+    let stats = gateway.stats().await?;
+    let sandbox_peak_kib = gateway.stop().await;
     let dead: u64 = conn.xlen(&keys.dlq).await?;
     let pending = conn
         .xpending::<_, _, redis::streams::StreamPendingReply>(&keys.stream, queue::GROUP)
@@ -328,5 +336,6 @@ async fn measure(
         micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         start_kib,
         peak_kib,
+        sandbox_peak_kib,
     })
 }

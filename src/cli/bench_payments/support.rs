@@ -82,7 +82,16 @@ pub(super) fn reset_peak_memory() {
 
 /// A size from `/proc/self/status` (`VmHWM:`, `VmRSS:`), in KiB.
 pub(super) fn memory_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    memory_kib_in("/proc/self/status", field)
+}
+
+/// The same for another process.
+pub(super) fn memory_kib_of(pid: u32, field: &str) -> Option<u64> {
+    memory_kib_in(&format!("/proc/{pid}/status"), field)
+}
+
+fn memory_kib_in(path: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(path).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix(field))?

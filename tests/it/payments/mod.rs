@@ -1,5 +1,6 @@
 //! CreatePayment end to end: jobs on real Redis, the worker, the sandbox gateway over HTTP.
 
+mod cluster;
 mod flows;
 mod safety;
 
@@ -76,6 +77,7 @@ impl App {
             results: vec![results.clone()],
             results_max_len: 10_000,
             conn: target.connect(Duration::from_secs(5)).await.unwrap(),
+            orphans: None,
             unknown_review_after: Duration::from_millis(1500),
         });
         let reviewer = handler.clone();

@@ -83,6 +83,16 @@ async fn an_s2s_timeout_after_the_gateway_got_the_request_is_unknown_and_never_r
     app.sandbox
         .add_fault(FaultRule::times(Fault::Hang, 1).for_order("U1"));
     let entry = app.enqueue(&s2s_job("U1", "4242424242424242")).await;
+    // The request reached the gateway (and hangs there): the record already said so.
+    eventually(Duration::from_secs(5), || async {
+        app.sandbox.order(ACCOUNT_ID, "U1").map(drop)
+    })
+    .await;
+    let marked = app.record("U1").await;
+    assert_eq!(
+        (marked.get("phase"), marked.get("attempts")),
+        ("sending", "1")
+    );
     let unknown = app.event("U1", "payment.unknown").await;
     assert!(
         unknown["data"]["reason"]
@@ -152,6 +162,7 @@ async fn a_crash_mid_s2s_request_leaves_the_payment_unknown_not_resent() {
     record::claim(
         &mut conn,
         &key,
+        &payworker::payments::orphans::key(&app.prefix, "main", "C1"),
         &[
             ("status", "pending".into()),
             ("version", "1".into()),

@@ -14,6 +14,7 @@
 
 mod gateway;
 mod support;
+mod worker;
 
 use gateway::Gateway;
 pub use gateway::SandboxMode;
@@ -28,13 +29,10 @@ use clap::{Args, ValueEnum};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{ClientOptions, GatewayClient};
-use crate::config::{PaymentsSettings, QueueSettings, RetrySettings};
-use crate::gateway::{Credentials, GatewayKey};
+use crate::config::{QueueSettings, RetrySettings};
+use crate::gateway::GatewayKey;
 use crate::jobs::{CreatePayment, queues};
-use crate::payments::{CreatePayments, OrphanQueue, PaymentAccount};
 use crate::queue::{self, QueueKeys, RedisTarget};
-use crate::sandbox::SandboxPaths;
 
 /// The payment method every job of a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -201,41 +199,9 @@ async fn measure(
     let gateway = Gateway::start(args.sandbox, &key, &key_text, latency).await?;
 
     let target = RedisTarget::Single(args.redis.clone());
-    let paths = SandboxPaths::default();
-    let handler = Arc::new(CreatePayments {
-        prefix: prefix.to_owned(),
-        accounts: vec![PaymentAccount {
-            name: ACCOUNT.into(),
-            creds: Credentials {
-                account_id: ACCOUNT_ID.into(),
-                site: "https://shop.example.com".into(),
-                key,
-            },
-            base_url: gateway.base_url().clone(),
-        }],
-        paths: [paths.host, paths.element, paths.s2s],
-        client: GatewayClient::new(&ClientOptions {
-            pool_max_idle_per_host: concurrency.max(256),
-            request_timeout: Duration::from_secs(30),
-            ..ClientOptions::default()
-        })?,
-        callback_base: "http://127.0.0.1:9/hooks".into(),
-        results: vec![results.clone()],
-        // Never trimmed during the run: its length is the count of finished payments.
-        results_max_len: usize::try_from(args.payments)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(2),
-        // As `startup` connects it: a connection that survives a Redis restart.
-        conn: target.connect_managed(Duration::from_secs(10)).await?,
-        // Each claim also checks for early notifications, as in production.
-        orphans: Some(OrphanQueue {
-            prefix: prefix.to_owned(),
-            partitions: 1,
-            dlq_max_len: 1_000,
-            expiry: PaymentsSettings::default().orphan_expiry,
-        }),
-        unknown_review_after: PaymentsSettings::default().unknown_review_after,
-    });
+    let handler = Arc::new(
+        worker::handler(args, prefix, concurrency, key, gateway.base_url(), &target).await?,
+    );
     let mut config = QueueSettings::default().queue_config(
         prefix,
         queues::CREATE_PAYMENT,

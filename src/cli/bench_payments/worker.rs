@@ -1,0 +1,62 @@
+//! The worker under measurement: the real `CreatePayments` handler, wired as `startup`
+//! wires it (reconnecting Redis connection, early-notification check on every claim), with
+//! a connection pool sized for the run's concurrency.
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::{ACCOUNT, ACCOUNT_ID, BenchPaymentsArgs};
+use crate::client::{ClientOptions, GatewayClient};
+use crate::config::PaymentsSettings;
+use crate::gateway::{Credentials, GatewayKey};
+use crate::payments::{CreatePayments, OrphanQueue, PaymentAccount};
+use crate::queue::RedisTarget;
+use crate::sandbox::SandboxPaths;
+
+/// The handler for one run on `prefix`, talking to the gateway at `base_url`.
+pub(super) async fn handler(
+    args: &BenchPaymentsArgs,
+    prefix: &str,
+    concurrency: usize,
+    key: GatewayKey,
+    base_url: &Url,
+    target: &RedisTarget,
+) -> anyhow::Result<CreatePayments> {
+    let results = format!("{prefix}:{{results}}");
+    let paths = SandboxPaths::default();
+    Ok(CreatePayments {
+        prefix: prefix.to_owned(),
+        accounts: vec![PaymentAccount {
+            name: ACCOUNT.into(),
+            creds: Credentials {
+                account_id: ACCOUNT_ID.into(),
+                site: "https://shop.example.com".into(),
+                key,
+            },
+            base_url: base_url.clone(),
+        }],
+        paths: [paths.host, paths.element, paths.s2s],
+        client: GatewayClient::new(&ClientOptions {
+            pool_max_idle_per_host: concurrency.max(256),
+            request_timeout: Duration::from_secs(30),
+            ..ClientOptions::default()
+        })?,
+        callback_base: "http://127.0.0.1:9/hooks".into(),
+        results: vec![results],
+        // Never trimmed during the run: its length is the count of finished payments.
+        results_max_len: usize::try_from(args.payments)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(2),
+        // As `startup` connects it: a connection that survives a Redis restart.
+        conn: target.connect_managed(Duration::from_secs(10)).await?,
+        // Each claim also checks for early notifications, as in production.
+        orphans: Some(OrphanQueue {
+            prefix: prefix.to_owned(),
+            partitions: 1,
+            dlq_max_len: 1_000,
+            expiry: PaymentsSettings::default().orphan_expiry,
+        }),
+        unknown_review_after: PaymentsSettings::default().unknown_review_after,
+    })
+}

@@ -16,11 +16,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::commit::{self, Commit};
 use super::create::{CreatePayments, PaymentAccount, retry};
 use super::events::{self, Change};
 use super::orphans::OrphanQueue;
-use super::outcome::{unknown_key, unserializable};
+use super::outcome::unknown_key;
 use super::record::{self, Record};
 use super::rules::{self, Verdict};
 use crate::domain::OrderNo;
@@ -195,40 +194,23 @@ impl ProcessNotifications {
             id_seed: None,
         };
         let status = planned.status.as_str();
-        let mut fields: Vec<(&str, String)> = planned
+        let fields: Vec<(&str, String)> = planned
             .fields
             .iter()
             .map(|(name, value)| (name.as_str(), value.clone()))
             .collect();
-        let event = events::build(rec, &fields, &change, status).map_err(unserializable)?;
-        fields.push(("status", status.to_owned()));
-        fields.push(("phase", String::new()));
-        fields.push(("updated_at", chrono::Utc::now().to_rfc3339()));
-        fields.push((seen.as_str(), event.clone()));
-        let review_set = unknown_key(&payments.prefix);
-        let applied = commit::commit(
-            conn,
-            &Commit {
-                key,
-                version: rec.version(),
-                fields: &fields,
-                event: &event,
-                streams: &streams,
-                max_len: payments.results_max_len,
-                review_set: &review_set,
-                review_at: None,
-            },
-        )
-        .await
-        .map_err(retry)?;
-        if !applied {
+        let mark = Some(seen.as_str());
+        if !payments
+            .write_change(conn, key, rec, &change, status, fields, mark)
+            .await?
+        {
             return Ok(false);
         }
         tracing::info!(order_no = %data.order_no, kind = planned.kind, status, "notification applied");
         if rec.get("status") == "unknown" {
             // Settled (or moved on): no longer waiting in `unknown`.
             redis::cmd("ZREM")
-                .arg(&review_set)
+                .arg(unknown_key(&payments.prefix))
                 .arg(key)
                 .query_async::<i64>(conn)
                 .await

@@ -88,7 +88,7 @@ impl CreatePayments {
         status: &str,
         kind: &str,
         data: serde_json::Value,
-        mut fields: Vec<(&'static str, String)>,
+        fields: Vec<(&'static str, String)>,
         trace: Option<serde_json::Value>,
     ) -> Result<(), JobError> {
         let version = rec.version() + 1;
@@ -100,15 +100,43 @@ impl CreatePayments {
             trace,
             id_seed: None,
         };
-        let event = events::build(rec, &fields, &change, status).map_err(unserializable)?;
+        if self
+            .write_change(conn, key, rec, &change, status, fields, None)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(JobError::retry("the payment record changed meanwhile"))
+        }
+    }
+
+    /// Writes a status change and its event (see [`commit`](super::commit)): the change's
+    /// own `fields` plus status, phase and update time, and under `mark`, if given, the event
+    /// again (a notification's fingerprint). Returns false, having written nothing, if the
+    /// record's version moved since `rec` was read.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn write_change<'a>(
+        &self,
+        conn: &mut RedisConn,
+        key: &str,
+        rec: &Record,
+        change: &Change<'_>,
+        status: &str,
+        mut fields: Vec<(&'a str, String)>,
+        mark: Option<&'a str>,
+    ) -> Result<bool, JobError> {
+        let event = events::build(rec, &fields, change, status).map_err(unserializable)?;
         fields.push(("status", status.to_owned()));
         fields.push(("phase", String::new()));
         fields.push(("updated_at", chrono::Utc::now().to_rfc3339()));
+        if let Some(mark) = mark {
+            fields.push((mark, event.clone()));
+        }
         let review_at = (status == "unknown").then(|| {
             crate::queue::now_ms()
                 + u64::try_from(self.unknown_review_after.as_millis()).unwrap_or(u64::MAX / 2)
         });
-        let applied = commit::commit(
+        commit::commit(
             conn,
             &Commit {
                 key,
@@ -122,12 +150,7 @@ impl CreatePayments {
             },
         )
         .await
-        .map_err(retry)?;
-        if applied {
-            Ok(())
-        } else {
-            Err(JobError::retry("the payment record changed meanwhile"))
-        }
+        .map_err(retry)
     }
 
     /// Hands payments still `unknown` past their review time to a person: status

@@ -3,7 +3,7 @@
 //! record and append the events as separate steps (one script is for a single server).
 
 use payworker::payments::unknown_key;
-use payworker::sandbox::{Fault, FaultRule, SandboxPaths};
+use payworker::sandbox::{Fault, FaultRule};
 
 use super::*;
 use crate::support::RedisCluster;
@@ -14,60 +14,14 @@ async fn payments_on_a_cluster_record_and_announce_across_slots() {
     let prefix = unique_prefix("payments-cluster");
     let results = format!("{prefix}:{{results}}");
     let reply_to = format!("{prefix}:{{replies}}");
-    let key = GatewayKey::from_text(KEY).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sandbox = sandbox::spawn(
-        SandboxSettings::with_account(SandboxAccount {
-            account_id: ACCOUNT_ID.into(),
-            key: key.clone(),
-            site: None,
-        }),
-        listener,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let sandbox = test_sandbox().await;
     sandbox.add_fault(FaultRule::times(Fault::Hang, 1).for_order("K2"));
     let target = RedisTarget::Cluster(cluster.nodes());
-    let paths = SandboxPaths::default();
-    let handler = Arc::new(CreatePayments {
-        prefix: prefix.clone(),
-        accounts: vec![PaymentAccount {
-            name: "main".into(),
-            creds: Credentials {
-                account_id: ACCOUNT_ID.into(),
-                site: "https://shop.example.com".into(),
-                key,
-            },
-            base_url: sandbox.base_url.clone(),
-        }],
-        paths: [paths.host, paths.element, paths.s2s],
-        client: GatewayClient::new(&ClientOptions {
-            request_timeout: Duration::from_millis(500),
-            ..ClientOptions::default()
-        })
-        .unwrap(),
-        callback_base: "http://127.0.0.1:9/hooks".into(),
-        results: vec![results.clone()],
-        results_max_len: 10_000,
-        conn: target.connect(Duration::from_secs(5)).await.unwrap(),
-        orphans: None,
-        unknown_review_after: Duration::from_secs(3600),
-    });
-    let mut cfg = config(&prefix);
-    cfg.name = "create_payment".into();
+    let hour = Duration::from_secs(3600);
+    let handler = Arc::new(handler(&prefix, &results, &sandbox, &target, hour).await);
     let keys = QueueKeys::new(&prefix, "create_payment", 0);
     let cancel = CancellationToken::new();
-    let worker = tokio::spawn(queue::run(
-        cfg,
-        target,
-        move |job: CreatePayment, meta| {
-            let handler = handler.clone();
-            async move { handler.handle(job, meta).await }
-        },
-        cancel.clone(),
-        Duration::from_secs(5),
-    ));
+    let worker = run_worker(&prefix, target, handler, cancel.clone());
 
     let mut conn = cluster.client().await;
     let record_key = record::key(&prefix, "main", "K1");

@@ -12,7 +12,7 @@ use payworker::gateway::{Credentials, GatewayKey, crypto};
 use payworker::jobs::CreatePayment;
 use payworker::payments::{CreatePayments, PaymentAccount, record};
 use payworker::queue::{self, QueueKeys, RedisTarget};
-use payworker::sandbox::{self, SandboxAccount, SandboxHandle, SandboxSettings};
+use payworker::sandbox::{self, SandboxAccount, SandboxHandle, SandboxPaths, SandboxSettings};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
@@ -34,52 +34,84 @@ pub struct App {
     worker: tokio::task::JoinHandle<Result<String, queue::QueueError>>,
 }
 
+/// A sandbox gateway that knows the test account.
+pub async fn test_sandbox() -> SandboxHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let account = SandboxAccount {
+        account_id: ACCOUNT_ID.into(),
+        key: GatewayKey::from_text(KEY).unwrap(),
+        site: None,
+    };
+    let settings = SandboxSettings::with_account(account);
+    sandbox::spawn(settings, listener, CancellationToken::new())
+        .await
+        .unwrap()
+}
+
+/// The `CreatePayment` handler under test: the test account at `sandbox`, on `target`.
+pub async fn handler(
+    prefix: &str,
+    results: &str,
+    sandbox: &SandboxHandle,
+    target: &RedisTarget,
+    unknown_review_after: Duration,
+) -> CreatePayments {
+    let paths = SandboxPaths::default();
+    CreatePayments {
+        prefix: prefix.to_owned(),
+        accounts: vec![PaymentAccount {
+            name: "main".into(),
+            creds: Credentials {
+                account_id: ACCOUNT_ID.into(),
+                site: "https://shop.example.com".into(),
+                key: GatewayKey::from_text(KEY).unwrap(),
+            },
+            base_url: sandbox.base_url.clone(),
+        }],
+        paths: [paths.host, paths.element, paths.s2s],
+        client: GatewayClient::new(&ClientOptions {
+            request_timeout: Duration::from_millis(500),
+            ..ClientOptions::default()
+        })
+        .unwrap(),
+        callback_base: "http://127.0.0.1:9/hooks".into(),
+        results: vec![results.to_owned()],
+        results_max_len: 10_000,
+        conn: target.connect(Duration::from_secs(5)).await.unwrap(),
+        orphans: None,
+        unknown_review_after,
+    }
+}
+
+/// Runs the `create_payment` queue of `prefix` with `handler` until `cancel`.
+pub fn run_worker(
+    prefix: &str,
+    target: RedisTarget,
+    handler: Arc<CreatePayments>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<Result<String, queue::QueueError>> {
+    let mut cfg = config(prefix);
+    cfg.name = "create_payment".into();
+    tokio::spawn(queue::run(
+        cfg,
+        target,
+        move |job: CreatePayment, meta| {
+            let handler = handler.clone();
+            async move { handler.handle(job, meta).await }
+        },
+        cancel,
+        Duration::from_secs(5),
+    ))
+}
+
 impl App {
     pub async fn spawn() -> App {
         let prefix = unique_prefix("payments");
         let results = format!("{prefix}:{{results}}");
-        let key = GatewayKey::from_text(KEY).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sandbox = sandbox::spawn(
-            SandboxSettings::with_account(SandboxAccount {
-                account_id: ACCOUNT_ID.into(),
-                key: key.clone(),
-                site: None,
-            }),
-            listener,
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+        let sandbox = test_sandbox().await;
         let target = RedisTarget::Single(REDIS.into());
-        let handler = Arc::new(CreatePayments {
-            prefix: prefix.clone(),
-            accounts: vec![PaymentAccount {
-                name: "main".into(),
-                creds: Credentials {
-                    account_id: ACCOUNT_ID.into(),
-                    site: "https://shop.example.com".into(),
-                    key,
-                },
-                base_url: sandbox.base_url.clone(),
-            }],
-            paths: [
-                "/open-api/payment/host".into(),
-                "/open-api/payment/element".into(),
-                "/open-api/payment/host".into(),
-            ],
-            client: GatewayClient::new(&ClientOptions {
-                request_timeout: Duration::from_millis(500),
-                ..ClientOptions::default()
-            })
-            .unwrap(),
-            callback_base: "http://127.0.0.1:9/hooks".into(),
-            results: vec![results.clone()],
-            results_max_len: 10_000,
-            conn: target.connect(Duration::from_secs(5)).await.unwrap(),
-            orphans: None,
-            unknown_review_after: Duration::from_millis(1500),
-        });
+        let review_after = Duration::from_millis(1500);
+        let handler = Arc::new(handler(&prefix, &results, &sandbox, &target, review_after).await);
         let reviewer = handler.clone();
         let stop_review = CancellationToken::new();
         let review_token = stop_review.clone();
@@ -89,20 +121,9 @@ impl App {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
-        let mut cfg = config(&prefix);
-        cfg.name = "create_payment".into();
         let keys = QueueKeys::new(&prefix, "create_payment", 0);
         let cancel = CancellationToken::new();
-        let worker = tokio::spawn(queue::run(
-            cfg,
-            target,
-            move |job: CreatePayment, meta| {
-                let handler = handler.clone();
-                async move { handler.handle(job, meta).await }
-            },
-            cancel.clone(),
-            Duration::from_secs(5),
-        ));
+        let worker = run_worker(&prefix, target, handler, cancel.clone());
         App {
             prefix,
             results,

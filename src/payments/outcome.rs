@@ -60,20 +60,35 @@ impl CreatePayments {
                 .await
             }
             Decision::AwaitNotification(reason) => {
-                tracing::warn!(%reason, "payment outcome unknown; waiting for the gateway's notification");
-                self.transition(
-                    conn,
-                    key,
-                    rec,
-                    "unknown",
-                    "payment.unknown",
-                    json!({ "reason": reason }),
-                    vec![("reason", reason.clone())],
-                    trace,
-                )
-                .await
+                self.unknown(conn, key, rec, reason, trace).await
             }
         }
+    }
+
+    /// The outcome is not known (a request may have reached the gateway): `unknown`, never
+    /// resent, until the gateway's notification (or a person) settles it.
+    pub(super) async fn unknown(
+        &self,
+        conn: &mut RedisConn,
+        key: &str,
+        rec: &Record,
+        reason: String,
+        trace: Option<serde_json::Value>,
+    ) -> Result<(), JobError> {
+        tracing::warn!(%reason, "payment outcome unknown; waiting for the gateway's notification");
+        let data = json!({ "reason": reason });
+        let fields = vec![("reason", reason)];
+        self.transition(
+            conn,
+            key,
+            rec,
+            "unknown",
+            "payment.unknown",
+            data,
+            fields,
+            trace,
+        )
+        .await
     }
 
     /// A status change: compare-and-set on the version, the event stored with it and

@@ -49,19 +49,7 @@ impl CreatePayments {
         match (rec.get("status"), rec.get("phase")) {
             ("pending", "sending") if job.method == Method::S2s => {
                 let reason = "the job was delivered again after its request may have reached the gateway; not resent";
-                return Some(
-                    self.transition(
-                        conn,
-                        key,
-                        rec,
-                        "unknown",
-                        "payment.unknown",
-                        json!({ "reason": reason }),
-                        vec![],
-                        trace,
-                    )
-                    .await,
-                );
+                return Some(self.unknown(conn, key, rec, reason.to_owned(), trace).await);
             }
             ("pending", _) => {}
             _ => {

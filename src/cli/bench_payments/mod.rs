@@ -285,19 +285,7 @@ async fn measure(
     worker.await??;
     let stats = gateway.stats().await?;
     let sandbox_peak_kib = gateway.stop().await;
-    let dead: u64 = conn.xlen(&keys.dlq).await?;
-    let pending = conn
-        .xpending::<_, _, redis::streams::StreamPendingReply>(&keys.stream, queue::GROUP)
-        .await?
-        .count();
-    let extra = stats.requests_total.saturating_sub(args.payments);
-    if dead > 0 || pending > 0 || extra > 0 || stats.rejected_total > 0 {
-        eprintln!(
-            "warning: {dead} dead letters, {pending} jobs not acked, {extra} gateway requests \
-             beyond one per payment, {} rejected by the sandbox",
-            stats.rejected_total
-        );
-    }
+    support::warn_leftovers(&mut conn, &keys, args.payments, &stats).await?;
     Ok(Measured {
         micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         start_kib,

@@ -112,3 +112,28 @@ pub(super) fn open_files_soft_limit() -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// Warns when a run left anything behind: dead letters, unacked jobs, gateway requests
+/// beyond one per payment, or rejections. The rate stands, but the run was not clean.
+pub(super) async fn warn_leftovers(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &crate::queue::QueueKeys,
+    payments: u64,
+    stats: &crate::sandbox::Stats,
+) -> redis::RedisResult<()> {
+    use redis::AsyncCommands;
+    let dead: u64 = conn.xlen(&keys.dlq).await?;
+    let pending = conn
+        .xpending::<_, _, redis::streams::StreamPendingReply>(&keys.stream, crate::queue::GROUP)
+        .await?
+        .count();
+    let extra = stats.requests_total.saturating_sub(payments);
+    if dead > 0 || pending > 0 || extra > 0 || stats.rejected_total > 0 {
+        eprintln!(
+            "warning: {dead} dead letters, {pending} jobs not acked, {extra} gateway requests \
+             beyond one per payment, {} rejected by the sandbox",
+            stats.rejected_total
+        );
+    }
+    Ok(())
+}

@@ -144,6 +144,24 @@ impl App {
             .unwrap()
     }
 
+    /// Delivers `job` again as the job of `origin_id` (what a crash before the ack looks
+    /// like: a retry entry carrying the same origin).
+    pub async fn redeliver(&self, job: &serde_json::Value, origin_id: String) {
+        let again = payworker::queue::envelope::RetryEnvelope {
+            job: job.to_string(),
+            attempt: 1,
+            origin_id,
+            first_failed_ms: 0,
+            errors: vec![],
+        };
+        let retry = serde_json::to_string(&again).unwrap();
+        let _: String = redis()
+            .await
+            .xadd(&self.keys.stream, "*", &[("retry", retry)])
+            .await
+            .unwrap();
+    }
+
     pub async fn events(&self) -> Vec<serde_json::Value> {
         let reply: redis::streams::StreamRangeReply =
             redis().await.xrange_all(&self.results).await.unwrap();

@@ -1,7 +1,6 @@
 //! Money is never doubled and bad input reaches no gateway: validation, duplicates,
 //! ambiguous S2S outcomes, safe Host retries, plaintext cards.
 
-use payworker::queue::envelope::RetryEnvelope;
 use payworker::sandbox::{Fault, FaultRule};
 
 use super::*;
@@ -103,23 +102,8 @@ async fn an_s2s_timeout_after_the_gateway_got_the_request_is_unknown_and_never_r
     );
 
     // The same job delivered again (what a crash before the ack looks like): no resend.
-    let original = s2s_job("U1", "4242424242424242").to_string();
-    let again = RetryEnvelope {
-        job: original,
-        attempt: 1,
-        origin_id: entry,
-        first_failed_ms: 0,
-        errors: vec![],
-    };
-    let _: String = redis()
-        .await
-        .xadd(
-            &app.keys.stream,
-            "*",
-            &[("retry", serde_json::to_string(&again).unwrap())],
-        )
-        .await
-        .unwrap();
+    app.redeliver(&s2s_job("U1", "4242424242424242"), entry)
+        .await;
     eventually(Duration::from_secs(10), || async {
         let events = app.events().await;
         (events
@@ -177,22 +161,8 @@ async fn a_crash_mid_s2s_request_leaves_the_payment_unknown_not_resent() {
     )
     .await
     .unwrap();
-    let again = RetryEnvelope {
-        job: s2s_job("C1", "4242424242424242").to_string(),
-        attempt: 1,
-        origin_id: entry,
-        first_failed_ms: 0,
-        errors: vec![],
-    };
-    let _: String = redis()
-        .await
-        .xadd(
-            &app.keys.stream,
-            "*",
-            &[("retry", serde_json::to_string(&again).unwrap())],
-        )
-        .await
-        .unwrap();
+    app.redeliver(&s2s_job("C1", "4242424242424242"), entry)
+        .await;
     let unknown = app.event("C1", "payment.unknown").await;
     assert!(
         unknown["data"]["reason"]

@@ -11,7 +11,8 @@
 //! - `job`: the `Job` trait and `JobError`; `envelope`: entry fields and decoding.
 //! - `retry`: the retry policy (pure); `redact`: what a dead letter may keep.
 //! - `backend`: the apalis `Backend`; `fetch`: reads and reclaims; `ack`: the ack layer.
-//! - `flusher`: batched outcome writes; `upkeep`: leases, promotion, retention.
+//! - `flusher`: batched outcome writes; `upkeep`: leases, promotion, and the retention
+//!   loop over `retention` (what a partition keeps, and for how long).
 //! - `dlq`: dead letters; `conn`: single-server or Cluster connections.
 //! - `worker`: running a queue (the composition root for one queue).
 
@@ -26,6 +27,7 @@ pub mod job;
 pub mod keys;
 pub mod redact;
 mod reply;
+pub mod retention;
 pub mod retry;
 mod runtime;
 mod upkeep;

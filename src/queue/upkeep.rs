@@ -1,5 +1,6 @@
 //! Background upkeep of one partition: lease renewal, promotion of due retries, and
-//! retention (trimming acked entries, removing dead consumers).
+//! retention (see `retention`: trimming acked entries and old dead letters, removing dead
+//! consumers).
 //!
 //! None of it depends on apalis polling the backend: leases keep being renewed while a
 //! worker drains at shutdown, which is exactly when apalis stops calling `poll_ready`.
@@ -11,6 +12,7 @@ use redis::{RedisResult, Script};
 use tokio_util::sync::CancellationToken;
 
 use super::keys::GROUP;
+use super::retention;
 use super::runtime::Shared;
 
 /// Due retries moved per script call; a backlog drains in bounded steps.
@@ -113,162 +115,19 @@ async fn maintain(shared: Arc<Shared>, partition: usize) {
             () = shared.cancel.cancelled() => return,
             () = tokio::time::sleep(MAINTENANCE_EVERY) => {}
         }
-        if let Err(error) = trim_acked(&shared, partition).await {
+        let keys = &shared.keys[partition];
+        let mut conn = shared.conn.clone();
+        if let Err(error) = retention::trim_acked(&mut conn, keys).await {
             tracing::warn!(%error, "trimming acked entries failed");
         }
-        if let Err(error) = trim_dead_letters(&shared, partition).await {
+        let max_age = shared.config.dlq_max_age;
+        if let Err(error) = retention::trim_dead_letters(&mut conn, keys, max_age).await {
             tracing::warn!(%error, "trimming old dead letters failed");
         }
-        if let Err(error) = remove_dead_consumers(&shared, partition).await {
+        let stale = shared.config.consumer_stale_after;
+        let keep = &shared.consumer;
+        if let Err(error) = retention::remove_dead_consumers(&mut conn, keys, stale, keep).await {
             tracing::warn!(%error, "removing dead consumers failed");
         }
     }
-}
-
-/// Trims entries below both the oldest pending entry and the group's last delivered id:
-/// everything there was delivered and acked. Nothing undelivered or pending is trimmed.
-pub(crate) async fn trim_acked(shared: &Shared, partition: usize) -> RedisResult<()> {
-    let stream = &shared.keys[partition].stream;
-    let mut conn = shared.conn.clone();
-    let summary: redis::Value = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg(GROUP)
-        .query_async(&mut conn)
-        .await?;
-    let oldest_pending = match &summary {
-        redis::Value::Array(parts) => parts
-            .get(1)
-            .and_then(|v| redis::from_redis_value::<Option<String>>(v.clone()).ok())
-            .flatten(),
-        _ => None,
-    };
-    let groups: redis::Value = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(stream)
-        .query_async(&mut conn)
-        .await?;
-    let Some(last_delivered) = group_field(&groups, "last-delivered-id") else {
-        return Ok(());
-    };
-    let safe = match oldest_pending {
-        Some(p) if id_less(&p, &last_delivered) => p,
-        _ => last_delivered,
-    };
-    redis::cmd("XTRIM")
-        .arg(stream)
-        .arg("MINID")
-        .arg("~")
-        .arg(&safe)
-        .query_async::<i64>(&mut conn)
-        .await?;
-    Ok(())
-}
-
-/// Drops dead letters older than `dlq_max_age` (exactly: the DLQ is small, and an
-/// approximate trim would keep a whole node of old letters).
-async fn trim_dead_letters(shared: &Shared, partition: usize) -> RedisResult<()> {
-    let age = u64::try_from(shared.config.dlq_max_age.as_millis()).unwrap_or(u64::MAX);
-    let cutoff = super::runtime::now_ms().saturating_sub(age);
-    let mut conn = shared.conn.clone();
-    redis::cmd("XTRIM")
-        .arg(&shared.keys[partition].dlq)
-        .arg("MINID")
-        .arg(format!("{cutoff}-0"))
-        .query_async::<i64>(&mut conn)
-        .await?;
-    Ok(())
-}
-
-fn group_field(groups: &redis::Value, field: &str) -> Option<String> {
-    let redis::Value::Array(groups) = groups else {
-        return None;
-    };
-    groups.iter().find_map(|group| {
-        let pairs: Vec<(String, redis::Value)> = match group {
-            redis::Value::Array(items) => items
-                .chunks(2)
-                .filter_map(|c| {
-                    Some((
-                        redis::from_redis_value::<String>(c.first()?.clone()).ok()?,
-                        c.get(1)?.clone(),
-                    ))
-                })
-                .collect(),
-            redis::Value::Map(items) => items
-                .iter()
-                .filter_map(|(k, v)| {
-                    Some((
-                        redis::from_redis_value::<String>(k.clone()).ok()?,
-                        v.clone(),
-                    ))
-                })
-                .collect(),
-            _ => return None,
-        };
-        let name = pairs.iter().find(|(k, _)| k == "name")?.1.clone();
-        if redis::from_redis_value::<String>(name).ok()? != GROUP {
-            return None;
-        }
-        let value = pairs.iter().find(|(k, _)| k == field)?.1.clone();
-        redis::from_redis_value::<String>(value).ok()
-    })
-}
-
-/// Compares two stream ids `ms-seq` numerically.
-fn id_less(a: &str, b: &str) -> bool {
-    let parse = |id: &str| {
-        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-        (
-            ms.parse::<u64>().unwrap_or(0),
-            seq.parse::<u64>().unwrap_or(0),
-        )
-    };
-    parse(a) < parse(b)
-}
-
-/// Removes consumers of the group that have nothing pending and have been idle longer
-/// than `consumer_stale_after` (their process is gone). One with pending entries stays
-/// until those are reclaimed: `XGROUP DELCONSUMER` would drop them.
-async fn remove_dead_consumers(shared: &Shared, partition: usize) -> RedisResult<()> {
-    let stream = &shared.keys[partition].stream;
-    let mut conn = shared.conn.clone();
-    let consumers: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(stream)
-        .arg(GROUP)
-        .query_async(&mut conn)
-        .await?;
-    let stale_ms =
-        u64::try_from(shared.config.consumer_stale_after.as_millis()).unwrap_or(u64::MAX);
-    for info in consumers {
-        let mut name = None;
-        let mut pending = 1u64;
-        let mut idle = 0u64;
-        for pair in info.chunks(2) {
-            let (Some(k), Some(v)) = (pair.first(), pair.get(1)) else {
-                continue;
-            };
-            match redis::from_redis_value::<String>(k.clone()).ok().as_deref() {
-                Some("name") => name = redis::from_redis_value::<String>(v.clone()).ok(),
-                Some("pending") => pending = redis::from_redis_value(v.clone()).unwrap_or(1),
-                Some("idle") => idle = redis::from_redis_value(v.clone()).unwrap_or(0),
-                _ => {}
-            }
-        }
-        if let Some(name) = name
-            && name != shared.consumer
-            && pending == 0
-            && idle > stale_ms
-        {
-            redis::cmd("XGROUP")
-                .arg("DELCONSUMER")
-                .arg(stream)
-                .arg(GROUP)
-                .arg(&name)
-                .query_async::<i64>(&mut conn)
-                .await?;
-            tracing::info!(consumer = %name, "removed a dead consumer");
-        }
-    }
-    Ok(())
 }

@@ -1,29 +1,38 @@
-//! The ack path: a tower layer around the whole handler stack that reports each run's
-//! result to the flusher. It sees the final result, after timeouts and caught panics.
+//! The ack path: a tower layer around the whole handler stack that turns each run's result
+//! into what is written for its entry (ack, a scheduled retry, or a dead letter) and hands
+//! it to the flusher. It sees the final result, after timeouts and caught panics.
 //!
 //! apalis 1.0's `Backend` has no ack method; results reach a backend only through its
-//! middleware layer, which is this.
+//! middleware layer, which is this. The retry decision is made here, in the job's own task,
+//! so that a job about to be dead-lettered can first tell its domain (the dead-letter hook),
+//! and the flusher only writes.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use apalis_core::error::{AbortError, BoxDynError};
 use apalis_core::task::Task;
 use futures_util::future::BoxFuture;
-use tokio::sync::mpsc;
 use tower::{Layer, Service};
 
+use super::dlq::DeadLetter;
+use super::envelope::{ErrorRecord, MAX_HISTORY, RetryEnvelope};
 use super::job::JobError;
-use super::runtime::{JobMeta, Outcome, RunResult};
+use super::runtime::{DeadNotice, JobMeta, Outcome, Shared, Write, now_ms};
+
+/// How long the dead-letter hook may take before the dead letter is written anyway.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Wraps a service so every finished run is reported.
 #[derive(Clone)]
 pub struct AckLayer {
-    outcomes: mpsc::Sender<Outcome>,
+    shared: Arc<Shared>,
 }
 
 impl AckLayer {
-    pub(crate) fn new(outcomes: mpsc::Sender<Outcome>) -> Self {
-        AckLayer { outcomes }
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        AckLayer { shared }
     }
 }
 
@@ -33,7 +42,7 @@ impl<S> Layer<S> for AckLayer {
     fn layer(&self, inner: S) -> AckService<S> {
         AckService {
             inner,
-            outcomes: self.outcomes.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -42,7 +51,7 @@ impl<S> Layer<S> for AckLayer {
 #[derive(Clone)]
 pub struct AckService<S> {
     inner: S,
-    outcomes: mpsc::Sender<Outcome>,
+    shared: Arc<Shared>,
 }
 
 impl<S, J> Service<Task<J>> for AckService<S>
@@ -64,20 +73,24 @@ where
     fn call(&mut self, task: Task<J>) -> Self::Future {
         let meta = task.ctx().data().get::<JobMeta>().cloned();
         let run = self.inner.call(task);
-        let outcomes = self.outcomes.clone();
+        let shared = self.shared.clone();
         Box::pin(async move {
             let result = run.await.map_err(Into::into);
             if let Some(meta) = meta {
-                let report = match &result {
-                    Ok(_) => RunResult::Succeeded,
+                let ended = match &result {
+                    Ok(_) => Ended::Succeeded,
                     Err(e) => classify(e.as_ref()),
                 };
+                let (partition, entry_id) = (meta.partition, meta.entry_id.clone());
+                let write = decide(&shared, meta, ended).await;
                 // If the flusher is gone the process is stopping: the entry stays pending
                 // and is reclaimed, never lost.
-                let _ = outcomes
-                    .send(Outcome::Ran {
-                        meta,
-                        result: report,
+                let _ = shared
+                    .outcomes
+                    .send(Outcome::Entry {
+                        partition,
+                        entry_id,
+                        write,
                     })
                     .await;
             }
@@ -86,30 +99,134 @@ where
     }
 }
 
+/// How a run ended.
+#[derive(Debug)]
+enum Ended {
+    Succeeded,
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    GiveUp(String),
+}
+
 /// Maps a run's error onto retry or give-up.
-fn classify(error: &(dyn std::error::Error + Send + Sync + 'static)) -> RunResult {
+fn classify(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Ended {
     if let Some(job) = find::<JobError>(error) {
         return match job {
-            JobError::Retry { after, reason } => RunResult::Retry {
+            JobError::Retry { after, reason } => Ended::Retry {
                 after: *after,
                 reason: reason.clone(),
             },
-            JobError::GiveUp(reason) => RunResult::GiveUp(reason.clone()),
+            JobError::GiveUp(reason) => Ended::GiveUp(reason.clone()),
         };
     }
     if let Some(abort) = find::<AbortError>(error) {
-        return RunResult::GiveUp(format!("handler panicked or aborted: {abort}"));
+        return Ended::GiveUp(format!("handler panicked or aborted: {abort}"));
     }
     if find::<tower::timeout::error::Elapsed>(error).is_some() {
-        return RunResult::Retry {
+        return Ended::Retry {
             after: None,
             reason: "handler timed out".into(),
         };
     }
-    RunResult::Retry {
+    Ended::Retry {
         after: None,
         reason: error.to_string(),
     }
+}
+
+/// What to write for a run that ended so: the retry policy decides between another attempt
+/// and a dead letter; before a dead letter the hook is told.
+async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> Write {
+    let now = now_ms();
+    let attempts = meta.attempts_before + 1;
+    let (reason, detail, last_error) = match ended {
+        Ended::Succeeded => return Write::Ack,
+        Ended::Retry { after, reason } => {
+            let first_failed = meta.first_failed_ms.unwrap_or(now);
+            let policy = &shared.config.retry;
+            match policy.after_failure(attempts, first_failed, now, after, &mut rand::rng()) {
+                Ok(due) => {
+                    let envelope = RetryEnvelope {
+                        job: meta.raw.to_string(),
+                        attempt: attempts,
+                        origin_id: meta.origin_id.clone(),
+                        first_failed_ms: first_failed,
+                        errors: history(shared, &meta, attempts, now, reason),
+                    };
+                    return Write::Retry {
+                        origin: meta.origin_id,
+                        due,
+                        envelope: serde_json::to_string(&envelope).expect("envelope serializes"),
+                    };
+                }
+                Err(why) => ("exhausted", why, reason),
+            }
+        }
+        Ended::GiveUp(reason) => ("gave_up", reason.clone(), reason),
+    };
+    if let Some(hook) = &shared.on_dead {
+        let notice = DeadNotice {
+            meta: meta.clone(),
+            reason,
+            detail: detail.clone(),
+        };
+        if tokio::time::timeout(HOOK_TIMEOUT, hook(notice))
+            .await
+            .is_err()
+        {
+            tracing::error!(queue = %shared.config.name, entry = %meta.entry_id, "the dead-letter hook did not finish in time");
+        }
+    }
+    let errors = history(shared, &meta, attempts, now, last_error);
+    Write::Dead(letter(shared, meta, attempts, now, reason, detail, errors))
+}
+
+fn history(
+    shared: &Shared,
+    meta: &JobMeta,
+    attempt: u32,
+    now: u64,
+    error: String,
+) -> Vec<ErrorRecord> {
+    let mut errors = meta.errors.clone();
+    errors.push(ErrorRecord {
+        attempt,
+        at_ms: now,
+        worker: shared.consumer.clone(),
+        error,
+    });
+    let excess = errors.len().saturating_sub(MAX_HISTORY);
+    errors.drain(..excess);
+    errors
+}
+
+pub(crate) fn letter(
+    shared: &Shared,
+    meta: JobMeta,
+    attempts: u32,
+    now: u64,
+    reason: &str,
+    detail: String,
+    errors: Vec<ErrorRecord>,
+) -> Vec<(String, String)> {
+    let redact = shared.redact;
+    DeadLetter {
+        job: Some(redact(&meta.raw)),
+        reason: reason.into(),
+        detail,
+        attempts,
+        deliveries: meta.deliveries,
+        errors,
+        worker: shared.consumer.clone(),
+        queue: shared.config.name.clone(),
+        partition: shared.keys[meta.partition].partition,
+        origin_id: meta.origin_id,
+        entry_id: meta.entry_id,
+        dead_ms: now,
+    }
+    .fields()
 }
 
 fn find<'a, E: std::error::Error + 'static>(

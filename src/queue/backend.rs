@@ -36,7 +36,8 @@ use super::upkeep;
 #[error("queue backend error: {0}")]
 pub struct BackendError(String);
 
-type Read<J> = BoxFuture<'static, RedisResult<Vec<Task<J>>>>;
+/// A read in flight: its tasks, and for a reclaim where the next one starts.
+type Read<J> = BoxFuture<'static, RedisResult<(Vec<Task<J>>, Option<String>)>>;
 
 /// A set-up in progress: yields the reader connection and its `CLIENT ID`.
 type Setup = BoxFuture<'static, RedisResult<(RedisConn, Option<i64>)>>;
@@ -54,6 +55,8 @@ pub struct StreamsBackend<J> {
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
     backoff: Box<dyn Iterator<Item = Duration> + Send>,
     last_reclaim: Option<Instant>,
+    /// Where the next reclaim scans the pending list from.
+    reclaim_cursor: String,
     close: Option<BoxFuture<'static, ()>>,
     lease: CancellationToken,
 }
@@ -83,6 +86,7 @@ impl<J: Job> StreamsBackend<J> {
             pause: None,
             backoff: backoff(),
             last_reclaim: None,
+            reclaim_cursor: fetch::CURSOR_START.to_owned(),
             close: None,
             lease,
         }
@@ -117,10 +121,19 @@ impl<J: Job> StreamsBackend<J> {
             .is_none_or(|t| t.elapsed() >= self.shared.config.reclaim_interval);
         if due {
             self.last_reclaim = Some(Instant::now());
-            Box::pin(fetch::reclaim(self.shared.clone(), self.partition))
+            let reclaim = fetch::reclaim(
+                self.shared.clone(),
+                self.partition,
+                self.reclaim_cursor.clone(),
+            );
+            Box::pin(async move {
+                let (tasks, next) = reclaim.await?;
+                Ok((tasks, Some(next)))
+            })
         } else {
             let reader = self.reader.clone().expect("set up before reading");
-            Box::pin(fetch::read(self.shared.clone(), self.partition, reader))
+            let read = fetch::read(self.shared.clone(), self.partition, reader);
+            Box::pin(async move { Ok((read.await?, None)) })
         }
     }
 
@@ -186,8 +199,16 @@ impl<J: Job> Backend for StreamsBackend<J> {
             let result = ready!(read.as_mut().poll(cx));
             self.read = None;
             match result {
-                Ok(tasks) => {
+                Ok((tasks, cursor)) => {
                     self.backoff = backoff();
+                    if let Some(next) = cursor {
+                        // More of the pending list may be idle: look again at once when
+                        // this reclaim found some, else at the next interval.
+                        if !tasks.is_empty() && next != fetch::CURSOR_START {
+                            self.last_reclaim = None;
+                        }
+                        self.reclaim_cursor = next;
+                    }
                     self.buffer.extend(tasks);
                 }
                 Err(e) => self.pause_after("read", &e),
@@ -204,8 +225,8 @@ impl<J: Job> Backend for StreamsBackend<J> {
             let shared = self.shared.clone();
             let partition = self.partition;
             let read = self.read.take();
-            let mut unstarted: Vec<(String, u32)> =
-                self.buffer.drain(..).filter_map(|t| meta_of(&t)).collect();
+            let mut unstarted: Vec<String> =
+                self.buffer.drain(..).filter_map(|t| entry_of(&t)).collect();
             let lease = self.lease.clone();
             let reader_id = self.reader_id;
             self.close = Some(Box::pin(async move {
@@ -222,9 +243,9 @@ impl<J: Job> Backend for StreamsBackend<J> {
                         .await;
                 }
                 if let Some(read) = read
-                    && let Ok(tasks) = read.await
+                    && let Ok((tasks, _)) = read.await
                 {
-                    unstarted.extend(tasks.iter().filter_map(meta_of));
+                    unstarted.extend(tasks.iter().filter_map(entry_of));
                 }
                 if !unstarted.is_empty() {
                     fetch::release_unstarted(&shared, partition, unstarted).await;
@@ -242,11 +263,11 @@ impl<J: Job> Backend for StreamsBackend<J> {
     }
 }
 
-fn meta_of<J>(task: &Task<J>) -> Option<(String, u32)> {
+fn entry_of<J>(task: &Task<J>) -> Option<String> {
     task.ctx()
         .data()
         .get::<JobMeta>()
-        .map(|m| (m.entry_id.clone(), m.deliveries))
+        .map(|m| m.entry_id.clone())
 }
 
 impl<J: Job> BackendConfig for StreamsBackend<J> {
@@ -261,6 +282,6 @@ impl<J: Job> BackendConfig for StreamsBackend<J> {
     }
 
     fn middleware(&mut self, _worker: &mut WorkerContext) -> AckLayer {
-        AckLayer::new(self.shared.outcomes.clone())
+        AckLayer::new(self.shared.clone())
     }
 }

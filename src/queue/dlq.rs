@@ -2,13 +2,16 @@
 //!
 //! A dead letter is one entry on `<stream>:dlq` with the payload (redacted: never a
 //! plaintext card), why it died, its error history and where it came from. Re-driving
-//! adds the payload back to the queue's stream as a fresh `job` entry and deletes the
-//! dead letter.
+//! puts the job back on the queue's stream as the same job: a `retry` entry with its
+//! origin and error history and a fresh attempt budget, so a handler that keys its work
+//! by origin (a payment claimed by this job) resumes it instead of seeing a stranger.
+//! A letter with no origin (written outside a run: the ingress, the orphan review) goes
+//! back as a fresh `job` entry.
 
 use redis::AsyncCommands;
 
 use super::conn::RedisConn;
-use super::envelope::{ErrorRecord, JOB_FIELD};
+use super::envelope::{ErrorRecord, JOB_FIELD, RETRY_FIELD, RetryEnvelope};
 use super::keys::QueueKeys;
 
 /// What a dead letter records, before it is written.
@@ -132,8 +135,8 @@ pub enum RedriveError {
     Redis(#[from] redis::RedisError),
 }
 
-/// Puts a dead letter's payload back on the queue as a fresh job and deletes the letter,
-/// in one transaction (both keys share the partition's hash tag). Returns the new entry id.
+/// Puts a dead letter's job back on the queue and deletes the letter, in one transaction
+/// (both keys share the partition's hash tag). Returns the new entry id.
 pub async fn redrive(
     conn: &mut RedisConn,
     keys: &QueueKeys,
@@ -149,15 +152,34 @@ pub async fn redrive(
         .into_iter()
         .next()
         .ok_or_else(|| RedriveError::NotFound(id.to_owned()))?;
-    let job = entry
-        .1
-        .into_iter()
-        .find(|(k, _)| k == JOB_FIELD)
-        .map(|(_, v)| v)
-        .ok_or_else(|| RedriveError::NoPayload(id.to_owned()))?;
+    let field = |name: &str| {
+        entry
+            .1
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let job = field(JOB_FIELD).ok_or_else(|| RedriveError::NoPayload(id.to_owned()))?;
+    let origin = field("origin_id").unwrap_or_default();
+    let (name, value) = if origin.is_empty() {
+        (JOB_FIELD, job)
+    } else {
+        let errors = field("errors")
+            .and_then(|e| serde_json::from_str::<Vec<ErrorRecord>>(&e).ok())
+            .unwrap_or_default();
+        let again = RetryEnvelope {
+            job,
+            attempt: 0,
+            origin_id: origin,
+            first_failed_ms: super::runtime::now_ms(),
+            errors,
+        };
+        let envelope = serde_json::to_string(&again).expect("envelope serializes");
+        (RETRY_FIELD, envelope)
+    };
     let (new_id, _): (String, i64) = redis::pipe()
         .atomic()
-        .xadd(&keys.stream, "*", &[(JOB_FIELD, job)])
+        .xadd(&keys.stream, "*", &[(name, value)])
         .xdel(&keys.dlq, &[id])
         .query_async(conn)
         .await?;

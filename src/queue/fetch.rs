@@ -1,14 +1,20 @@
 //! Getting entries out of a partition: group set-up, blocking reads, reclaiming the idle
 //! entries of dead consumers, decoding inside the fetch, and handing back unstarted
 //! entries at shutdown.
+//!
+//! A consumer group can disappear under a running worker (the stream deleted by hand, a
+//! failover to a replica that never had it): a read or reclaim that meets `NOGROUP`
+//! creates the group again, from the start of the stream, so whatever is still there is
+//! delivered again (at least once) and new jobs flow.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use apalis_core::task::Task;
 use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
-use redis::RedisResult;
+use redis::{RedisResult, Script};
 
 use super::conn::RedisConn;
 use super::dlq::DeadLetter;
@@ -16,7 +22,10 @@ use super::envelope::{self, Undecodable};
 use super::job::Job;
 use super::keys::GROUP;
 use super::reply::{self, Entry};
-use super::runtime::{JobMeta, Outcome, Shared, now_ms};
+use super::runtime::{DeadNotice, JobMeta, Outcome, Shared, Write, now_ms};
+
+/// Where a reclaim starts: the beginning of the pending list.
+pub(crate) const CURSOR_START: &str = "0-0";
 
 /// Creates the consumer group (and the stream) if missing, and registers this consumer.
 pub(crate) async fn ensure_group(shared: &Shared, partition: usize) -> RedisResult<()> {
@@ -52,7 +61,8 @@ pub(crate) async fn read<J: Job>(
 ) -> RedisResult<Vec<Task<J>>> {
     let config = &shared.config;
     let block_ms = u64::try_from(config.block.as_millis()).unwrap_or(1000);
-    let value: redis::Value = redis::cmd("XREADGROUP")
+    let sent = Instant::now();
+    let value: RedisResult<redis::Value> = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg(GROUP)
         .arg(&shared.consumer)
@@ -64,40 +74,69 @@ pub(crate) async fn read<J: Job>(
         .arg(&shared.keys[partition].stream)
         .arg(">")
         .query_async(&mut reader)
-        .await?;
+        .await;
+    let value = match value {
+        Err(e) if e.code() == Some("NOGROUP") => {
+            recreate_group(&shared, partition).await?;
+            return Ok(Vec::new());
+        }
+        other => other?,
+    };
     let entries = reply::read_group(value)
         .into_iter()
         .map(|e| (e, 1))
         .collect();
-    Ok(into_tasks(&shared, partition, entries).await)
+    Ok(into_tasks(&shared, partition, entries, sent).await)
 }
 
-/// Takes over entries idle longer than the lease (their consumer died or hung).
+async fn recreate_group(shared: &Shared, partition: usize) -> RedisResult<()> {
+    tracing::error!(
+        queue = %shared.config.name,
+        partition,
+        "the consumer group is gone (stream deleted, or Redis lost data in a failover): \
+         creating it again; entries still in the stream are delivered again"
+    );
+    ensure_group(shared, partition).await
+}
+
+/// Takes over entries idle longer than the lease (their consumer died or hung), scanning
+/// the pending list from `cursor` (`XAUTOCLAIM` looks at most ten times `batch_size`
+/// entries per call, so starting over each time would never reach idle entries behind a
+/// long run of busy ones). Returns the tasks and where the next reclaim starts.
 /// Entries delivered more than `max_deliveries` times are dead-lettered as poison.
 pub(crate) async fn reclaim<J: Job>(
     shared: Arc<Shared>,
     partition: usize,
-) -> RedisResult<Vec<Task<J>>> {
+    cursor: String,
+) -> RedisResult<(Vec<Task<J>>, String)> {
     let config = &shared.config;
     let stream = &shared.keys[partition].stream;
     let mut conn = shared.conn.clone();
     let lease_ms = u64::try_from(config.lease.as_millis()).unwrap_or(u64::MAX);
-    let value: redis::Value = redis::cmd("XAUTOCLAIM")
+    let sent = Instant::now();
+    let value: RedisResult<redis::Value> = redis::cmd("XAUTOCLAIM")
         .arg(stream)
         .arg(GROUP)
         .arg(&shared.consumer)
         .arg(lease_ms)
-        .arg("0-0")
+        .arg(&cursor)
         .arg("COUNT")
         .arg(config.batch_size)
         .query_async(&mut conn)
-        .await?;
-    let (_, claimed, deleted) = reply::autoclaim(value);
+        .await;
+    let value = match value {
+        Err(e) if e.code() == Some("NOGROUP") => {
+            recreate_group(&shared, partition).await?;
+            return Ok((Vec::new(), CURSOR_START.to_owned()));
+        }
+        other => other?,
+    };
+    let (next, claimed, deleted) = reply::autoclaim(value);
     if !deleted.is_empty() {
-        tracing::warn!(count = deleted.len(), queue = %config.name, "pending entries were trimmed before they finished");
+        tracing::error!(count = deleted.len(), queue = %config.name, partition, "pending entries were trimmed before they finished: those jobs are lost");
     }
     if claimed.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), next));
     }
     let first = claimed.first().map(|e| e.0.clone()).unwrap_or_default();
     let last = claimed.last().map(|e| e.0.clone()).unwrap_or_default();
@@ -115,26 +154,29 @@ pub(crate) async fn reclaim<J: Job>(
         .map(|(id, _, _, n)| (id, n))
         .collect();
     tracing::info!(count = claimed.len(), queue = %config.name, partition, "reclaimed idle entries");
-    let entries = claimed
-        .into_iter()
-        .filter(|(id, _)| !shared.is_held(partition, id))
-        .map(|e| {
-            let n = deliveries.get(&e.0).copied().unwrap_or(2);
-            (e, n)
-        })
-        .collect();
-    Ok(into_tasks(&shared, partition, entries).await)
+    let mut entries = Vec::with_capacity(claimed.len());
+    for e in claimed {
+        if shared.is_held(partition, &e.0) {
+            // Ours already (a run of it is buffered or running here): it is ours again.
+            shared.hold(partition, &e.0, sent);
+            continue;
+        }
+        let n = deliveries.get(&e.0).copied().unwrap_or(2);
+        entries.push((e, n));
+    }
+    Ok((into_tasks(&shared, partition, entries, sent).await, next))
 }
 
 async fn into_tasks<J: Job>(
     shared: &Shared,
     partition: usize,
     entries: Vec<(Entry, u32)>,
+    sent: Instant,
 ) -> Vec<Task<J>> {
     let config = &shared.config;
     let mut tasks = Vec::with_capacity(entries.len());
     for ((id, fields), deliveries) in entries {
-        shared.hold(partition, &id, deliveries);
+        let hold = shared.hold(partition, &id, sent);
         let decoded = envelope::decode::<J>(&id, &fields, config.max_payload_bytes);
         let poison = deliveries > config.max_deliveries;
         match decoded {
@@ -145,6 +187,7 @@ async fn into_tasks<J: Job>(
                     partition,
                     attempts_before: d.attempts_before,
                     deliveries,
+                    lease: shared.lease(hold),
                     raw: d.raw.into(),
                     first_failed_ms: d.first_failed_ms,
                     errors: d.errors,
@@ -158,24 +201,34 @@ async fn into_tasks<J: Job>(
                 tasks.push(task);
             }
             Ok(d) => {
-                let letter = DeadLetter {
-                    job: Some(J::redact(&d.raw)),
-                    reason: "poison".into(),
-                    detail: format!(
-                        "delivered {deliveries} times without finishing (limit {}): it may crash or hang its worker",
-                        config.max_deliveries
-                    ),
-                    attempts: d.attempts_before,
-                    deliveries,
-                    errors: d.errors,
-                    worker: shared.consumer.clone(),
-                    queue: config.name.clone(),
-                    partition: shared.keys[partition].partition,
-                    origin_id: d.origin_id,
+                let detail = format!(
+                    "delivered {deliveries} times without finishing (limit {}): it may crash or hang its worker",
+                    config.max_deliveries
+                );
+                let meta = JobMeta {
                     entry_id: id.clone(),
-                    dead_ms: now_ms(),
+                    origin_id: d.origin_id,
+                    partition,
+                    attempts_before: d.attempts_before,
+                    deliveries,
+                    lease: shared.lease(hold),
+                    raw: d.raw.into(),
+                    first_failed_ms: d.first_failed_ms,
+                    errors: d.errors,
                 };
-                dead(shared, partition, id, letter).await;
+                if let Some(hook) = &shared.on_dead {
+                    let notice = DeadNotice {
+                        meta: meta.clone(),
+                        reason: "poison",
+                        detail: detail.clone(),
+                    };
+                    hook(notice).await;
+                }
+                let attempts = meta.attempts_before;
+                let errors = meta.errors.clone();
+                let fields =
+                    super::ack::letter(shared, meta, attempts, now_ms(), "poison", detail, errors);
+                dead(shared, partition, id, fields).await;
             }
             Err(Undecodable {
                 reason,
@@ -185,7 +238,7 @@ async fn into_tasks<J: Job>(
                 errors,
             }) => {
                 tracing::warn!(queue = %config.name, entry = %id, reason, "undecodable entry dead-lettered");
-                let letter = DeadLetter {
+                let fields = DeadLetter {
                     job: raw,
                     reason: reason.into(),
                     detail,
@@ -198,58 +251,63 @@ async fn into_tasks<J: Job>(
                     origin_id: id.clone(),
                     entry_id: id.clone(),
                     dead_ms: now_ms(),
-                };
-                dead(shared, partition, id, letter).await;
+                }
+                .fields();
+                dead(shared, partition, id, fields).await;
             }
         }
     }
     tasks
 }
 
-async fn dead(shared: &Shared, partition: usize, entry_id: String, letter: DeadLetter) {
-    let outcome = Outcome::Undecodable {
+async fn dead(shared: &Shared, partition: usize, entry_id: String, fields: Vec<(String, String)>) {
+    let outcome = Outcome::Entry {
         partition,
         entry_id,
-        fields: letter.fields(),
+        write: Write::Dead(fields),
     };
     // The flusher outlives every backend; if it is gone the process is stopping and the
     // entry stays pending, to be reclaimed.
     let _ = shared.outcomes.send(outcome).await;
 }
 
+/// Hands back ARGV[4..] (ids this consumer owns; others are skipped) as idle for ARGV[3]
+/// ms with their delivery count put back by one. KEYS[1]: the stream; ARGV[1], [2]: group,
+/// consumer. Returns how many were handed back.
+const HAND_BACK: &str = r"
+local n = 0
+for i = 4, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    local count = math.max(0, tonumber(p[1][4]) - 1)
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'RETRYCOUNT', count, 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+";
+
 /// Hands entries that were fetched but never started back to the group at once: they are
 /// marked idle for a full lease (so any live worker reclaims them now) and their delivery
-/// count is put back, so a graceful shutdown never counts toward poison.
-pub(crate) async fn release_unstarted(shared: &Shared, partition: usize, ids: Vec<(String, u32)>) {
-    let stream = &shared.keys[partition].stream;
+/// count is put back, so a graceful shutdown never counts toward poison. An entry another
+/// worker has taken over meanwhile is left alone.
+pub(crate) async fn release_unstarted(shared: &Shared, partition: usize, ids: Vec<String>) {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(HAND_BACK));
     let lease_ms = u64::try_from(shared.config.lease.as_millis()).unwrap_or(u64::MAX);
-    let mut by_count: HashMap<u32, Vec<String>> = HashMap::new();
-    for (id, deliveries) in ids {
-        by_count
-            .entry(deliveries.saturating_sub(1))
-            .or_default()
-            .push(id);
+    let mut invocation = SCRIPT.prepare_invoke();
+    invocation
+        .key(&shared.keys[partition].stream)
+        .arg(GROUP)
+        .arg(&shared.consumer)
+        .arg(lease_ms.saturating_mul(2));
+    for id in &ids {
+        invocation.arg(id);
     }
     let mut conn = shared.conn.clone();
-    for (count, ids) in by_count {
-        let result: RedisResult<redis::Value> = redis::cmd("XCLAIM")
-            .arg(stream)
-            .arg(GROUP)
-            .arg(&shared.consumer)
-            .arg(0)
-            .arg(&ids)
-            .arg("IDLE")
-            .arg(lease_ms.saturating_mul(2))
-            .arg("RETRYCOUNT")
-            .arg(count)
-            .arg("JUSTID")
-            .query_async(&mut conn)
-            .await;
-        match result {
-            Ok(_) => shared.release(partition, &ids),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not hand back unstarted entries; they will be reclaimed after the lease")
-            }
+    match invocation.invoke_async::<i64>(&mut conn).await {
+        Ok(_) => shared.release(partition, &ids),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not hand back unstarted entries; they will be reclaimed after the lease")
         }
     }
 }

@@ -1,30 +1,71 @@
-//! The flusher: one task per queue per process that turns run results into Redis writes,
-//! batched. Per partition, one pipeline (a transaction on a single server) adds retries to
-//! the delayed set and dead letters to the DLQ first, then acks and deletes the finished
-//! entries, so a crash in between can repeat a job but never lose one.
+//! The flusher: one task per queue per process that writes what the ack path decided,
+//! batched, one Lua step per partition.
+//!
+//! Only the owner writes. Another worker may have taken an entry over while this process
+//! ran it (its lease lapsed: a pause, a partition, a starved runtime); that worker's run is
+//! now the live copy. So the step checks, entry by entry, that this consumer still owns it
+//! in the group's pending list, and writes nothing for an entry it does not: no retry, no
+//! dead letter, no ack. Retries are keyed by the job's origin, so two copies of one job
+//! never schedule two retries.
+//!
+//! Within the step every retry and dead letter is written before any ack, so a failure
+//! part-way (say Redis refusing writes when out of memory) repeats a job but never loses
+//! one; on a Cluster the step stays in the partition's one slot, so it is just as atomic.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::dlq::DeadLetter;
-use super::envelope::{ErrorRecord, MAX_HISTORY, RetryEnvelope};
 use super::keys::GROUP;
-use super::runtime::{JobMeta, Outcome, RunResult, Shared, now_ms};
+use super::runtime::{Outcome, Shared, Write};
 
 /// Outcomes taken per batch.
 const BATCH: usize = 2048;
 
-#[derive(Default)]
-struct Plan {
-    acks: Vec<String>,
-    retries: Vec<(u64, String)>,
-    dead: Vec<Vec<(String, String)>>,
-}
+/// KEYS: stream, delayed (zset: origin → due ms), delayed jobs (hash: origin → retry
+/// envelope), DLQ. ARGV: group, consumer, DLQ cap, then per entry: id, kind (`a` ack, `r`
+/// retry, `d` dead), the number of arguments that follow, and those (`r`: origin, due,
+/// envelope; `d`: field/value pairs).
+///
+/// Returns `{ids not owned, dead letters trimmed by the cap}`.
+const WRITE: &str = r"
+local group, me = ARGV[1], ARGV[2]
+local owned, lost = {}, {}
+local i = 4
+while i <= #ARGV do
+  local id, n = ARGV[i], tonumber(ARGV[i + 2])
+  local p = redis.call('XPENDING', KEYS[1], group, id, id, 1)
+  if p[1] and p[1][2] == me then
+    owned[#owned + 1] = {id, ARGV[i + 1], i + 3, n}
+  else
+    lost[#lost + 1] = id
+  end
+  i = i + 3 + n
+end
+local trimmed = 0
+for _, op in ipairs(owned) do
+  local kind, at, n = op[2], op[3], op[4]
+  if kind == 'r' then
+    if redis.call('HSETNX', KEYS[3], ARGV[at], ARGV[at + 2]) == 1 then
+      redis.call('ZADD', KEYS[2], ARGV[at + 1], ARGV[at])
+    end
+  elseif kind == 'd' then
+    local before = redis.call('XLEN', KEYS[4])
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, at, at + n - 1))
+    trimmed = trimmed + before + 1 - redis.call('XLEN', KEYS[4])
+  end
+end
+for _, op in ipairs(owned) do
+  redis.call('XACK', KEYS[1], group, op[1])
+  redis.call('XDEL', KEYS[1], op[1])
+end
+return {lost, trimmed}
+";
 
 /// Runs until `stop` is cancelled and everything received before has been written.
 pub(crate) async fn run(
@@ -52,177 +93,70 @@ pub(crate) async fn run(
 }
 
 async fn flush(shared: &Shared, batch: Vec<Outcome>, stop: &CancellationToken) {
-    let (plans, barriers) = plan(shared, batch);
+    let mut plans: BTreeMap<usize, Vec<(String, Write)>> = BTreeMap::new();
+    let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
+    for outcome in batch {
+        match outcome {
+            Outcome::Barrier(done) => barriers.push(done),
+            Outcome::Entry {
+                partition,
+                entry_id,
+                write,
+            } => plans.entry(partition).or_default().push((entry_id, write)),
+        }
+    }
     for (partition, plan) in plans {
         write(shared, partition, &plan, stop).await;
-        shared.release(partition, &plan.acks);
+        let ids: Vec<String> = plan.into_iter().map(|(id, _)| id).collect();
+        shared.release(partition, &ids);
     }
     for done in barriers {
         let _ = done.send(());
     }
 }
 
-/// Sorts a batch into per-partition writes; decides each failed run's retry or death.
-fn plan(shared: &Shared, batch: Vec<Outcome>) -> (BTreeMap<usize, Plan>, Vec<oneshot::Sender<()>>) {
-    let mut plans: BTreeMap<usize, Plan> = BTreeMap::new();
-    let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
-    let now = now_ms();
-    let mut rng = rand::rng();
-    for outcome in batch {
-        match outcome {
-            Outcome::Barrier(done) => barriers.push(done),
-            Outcome::Undecodable {
-                partition,
-                entry_id,
-                fields,
-                ..
-            } => {
-                let plan = plans.entry(partition).or_default();
-                plan.dead.push(fields);
-                plan.acks.push(entry_id);
+async fn write(
+    shared: &Shared,
+    partition: usize,
+    plan: &[(String, Write)],
+    stop: &CancellationToken,
+) {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(WRITE));
+    let keys = &shared.keys[partition];
+    let mut invocation = SCRIPT.prepare_invoke();
+    invocation
+        .key(&keys.stream)
+        .key(&keys.delayed)
+        .key(&keys.delayed_jobs)
+        .key(&keys.dlq)
+        .arg(GROUP)
+        .arg(&shared.consumer)
+        .arg(shared.config.dlq_max_len);
+    for (id, write) in plan {
+        invocation.arg(id);
+        match write {
+            Write::Ack => {
+                invocation.arg("a").arg(0);
             }
-            Outcome::Ran { meta, result } => {
-                let plan = plans.entry(meta.partition).or_default();
-                plan.acks.push(meta.entry_id.clone());
-                match result {
-                    RunResult::Succeeded => {}
-                    RunResult::Retry { after, reason } => {
-                        let attempts = meta.attempts_before + 1;
-                        let first_failed = meta.first_failed_ms.unwrap_or(now);
-                        match shared.config.retry.after_failure(
-                            attempts,
-                            first_failed,
-                            now,
-                            after,
-                            &mut rng,
-                        ) {
-                            Ok(due) => plan.retries.push((
-                                due,
-                                envelope(shared, &meta, attempts, first_failed, now, reason),
-                            )),
-                            Err(why) => plan.dead.push(letter(
-                                shared,
-                                meta,
-                                attempts,
-                                now,
-                                "exhausted",
-                                why,
-                                reason,
-                            )),
-                        }
-                    }
-                    RunResult::GiveUp(reason) => {
-                        let attempts = meta.attempts_before + 1;
-                        plan.dead.push(letter(
-                            shared,
-                            meta,
-                            attempts,
-                            now,
-                            "gave_up",
-                            reason.clone(),
-                            reason,
-                        ));
-                    }
+            Write::Retry {
+                origin,
+                due,
+                envelope,
+            } => {
+                invocation
+                    .arg("r")
+                    .arg(3)
+                    .arg(origin)
+                    .arg(*due)
+                    .arg(envelope);
+            }
+            Write::Dead(fields) => {
+                invocation.arg("d").arg(fields.len() * 2);
+                for (name, value) in fields {
+                    invocation.arg(name).arg(value);
                 }
             }
         }
-    }
-    (plans, barriers)
-}
-
-fn history(
-    shared: &Shared,
-    meta: &JobMeta,
-    attempt: u32,
-    now: u64,
-    error: String,
-) -> Vec<ErrorRecord> {
-    let mut errors = meta.errors.clone();
-    errors.push(ErrorRecord {
-        attempt,
-        at_ms: now,
-        worker: shared.consumer.clone(),
-        error,
-    });
-    let excess = errors.len().saturating_sub(MAX_HISTORY);
-    errors.drain(..excess);
-    errors
-}
-
-fn envelope(
-    shared: &Shared,
-    meta: &JobMeta,
-    attempt: u32,
-    first_failed_ms: u64,
-    now: u64,
-    reason: String,
-) -> String {
-    let envelope = RetryEnvelope {
-        job: meta.raw.to_string(),
-        attempt,
-        origin_id: meta.origin_id.clone(),
-        first_failed_ms,
-        errors: history(shared, meta, attempt, now, reason),
-    };
-    serde_json::to_string(&envelope).expect("envelope serializes")
-}
-
-fn letter(
-    shared: &Shared,
-    meta: JobMeta,
-    attempts: u32,
-    now: u64,
-    reason: &str,
-    detail: String,
-    last_error: String,
-) -> Vec<(String, String)> {
-    let redact = shared.redact;
-    DeadLetter {
-        job: Some(redact(&meta.raw)),
-        reason: reason.into(),
-        detail,
-        attempts,
-        deliveries: meta.deliveries,
-        errors: history(shared, &meta, attempts, now, last_error),
-        worker: shared.consumer.clone(),
-        queue: shared.config.name.clone(),
-        partition: shared.keys[meta.partition].partition,
-        origin_id: meta.origin_id,
-        entry_id: meta.entry_id,
-        dead_ms: now,
-    }
-    .fields()
-}
-
-async fn write(shared: &Shared, partition: usize, plan: &Plan, stop: &CancellationToken) {
-    let keys = &shared.keys[partition];
-    let mut pipe = redis::pipe();
-    if !shared.target.is_cluster() {
-        pipe.atomic();
-    }
-    for (due, member) in &plan.retries {
-        pipe.zadd(&keys.delayed, member, *due).ignore();
-    }
-    for fields in &plan.dead {
-        pipe.cmd("XADD")
-            .arg(&keys.dlq)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(shared.config.dlq_max_len)
-            .arg("*")
-            .arg(fields)
-            .ignore();
-    }
-    if !plan.acks.is_empty() {
-        pipe.cmd("XACK")
-            .arg(&keys.stream)
-            .arg(GROUP)
-            .arg(&plan.acks)
-            .ignore();
-        // A finished entry is deleted at once: its payload may hold an encrypted card (or,
-        // in a refused job, a plaintext one) that must not outlive the outcome. Retries
-        // and dead letters carry their own copy.
-        pipe.cmd("XDEL").arg(&keys.stream).arg(&plan.acks).ignore();
     }
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(20))
@@ -233,8 +167,30 @@ async fn write(shared: &Shared, partition: usize, plan: &Plan, stop: &Cancellati
     let mut conn = shared.conn.clone();
     let mut failures = 0u32;
     loop {
-        match pipe.query_async::<()>(&mut conn).await {
-            Ok(()) => return,
+        match invocation
+            .invoke_async::<(Vec<String>, i64)>(&mut conn)
+            .await
+        {
+            Ok((lost, trimmed)) => {
+                if !lost.is_empty() {
+                    tracing::warn!(
+                        queue = %shared.config.name,
+                        partition,
+                        count = lost.len(),
+                        "outcomes not written: another worker took these entries over (this one's lease lapsed) and its run is the live copy"
+                    );
+                }
+                if trimmed > 0 {
+                    tracing::warn!(
+                        queue = %shared.config.name,
+                        partition,
+                        trimmed,
+                        cap = shared.config.dlq_max_len,
+                        "the dead-letter queue is over its cap: its oldest letters were dropped"
+                    );
+                }
+                return;
+            }
             Err(error) => {
                 failures += 1;
                 // Once stopping, give up after a few tries: the entries stay pending and

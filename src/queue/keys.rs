@@ -10,8 +10,12 @@ pub struct QueueKeys {
     pub partition: u32,
     /// The job stream producers `XADD` to.
     pub stream: String,
-    /// Delayed retries: a sorted set scored by due time in milliseconds.
+    /// Delayed retries: a sorted set of job origins (the producer's entry id) scored by
+    /// due time in milliseconds.
     pub delayed: String,
+    /// The retries' envelopes: a hash from job origin to envelope, so one job has at most
+    /// one scheduled retry.
+    pub delayed_jobs: String,
     /// Dead letters: a stream.
     pub dlq: String,
 }
@@ -27,6 +31,7 @@ impl QueueKeys {
             queue: queue.to_owned(),
             partition,
             delayed: format!("{stream}:delayed"),
+            delayed_jobs: format!("{stream}:delayed:jobs"),
             dlq: format!("{stream}:dlq"),
             stream,
         }
@@ -49,6 +54,7 @@ mod tests {
         let k = QueueKeys::new("payworker", "create_payment", 3);
         assert_eq!(k.stream, "payworker:{create_payment:3}");
         assert_eq!(k.delayed, "payworker:{create_payment:3}:delayed");
+        assert_eq!(k.delayed_jobs, "payworker:{create_payment:3}:delayed:jobs");
         assert_eq!(k.dlq, "payworker:{create_payment:3}:dlq");
         assert_eq!(QueueKeys::all("p", "q", 0).len(), 1);
     }

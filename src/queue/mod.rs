@@ -38,5 +38,5 @@ pub use conn::{RedisConn, RedisTarget};
 pub use job::{Job, JobError};
 pub use keys::{GROUP, QueueKeys};
 pub use retry::RetryPolicy;
-pub use runtime::{JobMeta, QueueConfig, now_ms};
-pub use worker::{QueueError, run};
+pub use runtime::{DeadHook, DeadNotice, JobMeta, Lease, QueueConfig, now_ms};
+pub use worker::{Queue, QueueError, run};

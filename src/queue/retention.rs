@@ -2,117 +2,96 @@
 //! pending or not yet delivered), dead letters older than their maximum age are dropped,
 //! and consumers of processes that are gone are removed (never one that holds entries).
 //!
-//! Each step is idempotent, so any worker may run it at any time: the upkeep loop of every
-//! worker runs them every few seconds, and operator tools may call them.
+//! Each step is one Lua script on the partition's slot, so what it reads and what it
+//! deletes cannot drift apart while workers deliver and ack around it, and each is
+//! idempotent: the upkeep loop of every worker runs them every few seconds, and operator
+//! tools may call them.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::RedisResult;
+use redis::{RedisResult, Script};
 
 use super::conn::RedisConn;
 use super::keys::{GROUP, QueueKeys};
 
+/// Lua helpers: a field of an `XINFO` reply (a flat name/value array), and stream ids
+/// compared numerically.
+const LUA_HELPERS: &str = r"
+local function field(info, name)
+  for i = 1, #info, 2 do
+    if info[i] == name then return info[i + 1] end
+  end
+  return nil
+end
+local function id_less(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+";
+
+/// KEYS[1]: the stream; ARGV[1]: the group. Trims below both the group's last delivered id
+/// and the oldest pending entry, read in the same atomic step; returns the entries trimmed.
+const TRIM_ACKED: &str = r"
+local last = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  if field(g, 'name') == ARGV[1] then last = field(g, 'last-delivered-id') end
+end
+if not last then return 0 end
+local safe = last
+local oldest = redis.call('XPENDING', KEYS[1], ARGV[1])[2]
+if oldest and id_less(oldest, safe) then safe = oldest end
+return redis.call('XTRIM', KEYS[1], 'MINID', '~', safe)
+";
+
+/// KEYS[1]: the stream; ARGV: group, stale ms, a consumer to keep. Removes consumers idle
+/// longer than the stale time with nothing pending, in the same atomic step as the check;
+/// returns their names.
+const REMOVE_DEAD_CONSUMERS: &str = r"
+local removed = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local name = field(c, 'name')
+  if name ~= ARGV[3] and field(c, 'pending') == 0 and field(c, 'idle') > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    removed[#removed + 1] = name
+  end
+end
+return removed
+";
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{LUA_HELPERS}{body}"))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Trims entries below both the oldest pending entry and the group's last delivered id:
 /// everything there was delivered and acked. Nothing undelivered or pending is trimmed.
-pub async fn trim_acked(conn: &mut RedisConn, keys: &QueueKeys) -> RedisResult<()> {
-    let stream = &keys.stream;
-    let summary: redis::Value = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg(GROUP)
-        .query_async(conn)
-        .await?;
-    let oldest_pending = match &summary {
-        redis::Value::Array(parts) => parts
-            .get(1)
-            .and_then(|v| redis::from_redis_value::<Option<String>>(v.clone()).ok())
-            .flatten(),
-        _ => None,
-    };
-    let groups: redis::Value = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(stream)
-        .query_async(conn)
-        .await?;
-    let Some(last_delivered) = group_field(&groups, "last-delivered-id") else {
-        return Ok(());
-    };
-    let safe = match oldest_pending {
-        Some(p) if id_less(&p, &last_delivered) => p,
-        _ => last_delivered,
-    };
-    redis::cmd("XTRIM")
-        .arg(stream)
-        .arg("MINID")
-        .arg("~")
-        .arg(&safe)
-        .query_async::<i64>(conn)
-        .await?;
-    Ok(())
+/// Returns the number of entries trimmed.
+pub async fn trim_acked(conn: &mut RedisConn, keys: &QueueKeys) -> RedisResult<u64> {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| script(TRIM_ACKED));
+    SCRIPT.key(&keys.stream).arg(GROUP).invoke_async(conn).await
 }
 
 /// Drops dead letters older than `max_age` (exactly: the DLQ is small, and an approximate
-/// trim would keep a whole node of old letters).
+/// trim would keep a whole node of old letters). Returns how many were dropped, so the
+/// caller can say so: a dead letter never disappears in silence.
 pub async fn trim_dead_letters(
     conn: &mut RedisConn,
     keys: &QueueKeys,
     max_age: Duration,
-) -> RedisResult<()> {
-    let age = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
-    let cutoff = super::runtime::now_ms().saturating_sub(age);
+) -> RedisResult<u64> {
+    let cutoff = super::runtime::now_ms().saturating_sub(millis(max_age));
     redis::cmd("XTRIM")
         .arg(&keys.dlq)
         .arg("MINID")
         .arg(format!("{cutoff}-0"))
-        .query_async::<i64>(conn)
-        .await?;
-    Ok(())
-}
-
-fn group_field(groups: &redis::Value, field: &str) -> Option<String> {
-    let redis::Value::Array(groups) = groups else {
-        return None;
-    };
-    groups.iter().find_map(|group| {
-        let pairs: Vec<(String, redis::Value)> = match group {
-            redis::Value::Array(items) => items
-                .chunks(2)
-                .filter_map(|c| {
-                    Some((
-                        redis::from_redis_value::<String>(c.first()?.clone()).ok()?,
-                        c.get(1)?.clone(),
-                    ))
-                })
-                .collect(),
-            redis::Value::Map(items) => items
-                .iter()
-                .filter_map(|(k, v)| {
-                    Some((
-                        redis::from_redis_value::<String>(k.clone()).ok()?,
-                        v.clone(),
-                    ))
-                })
-                .collect(),
-            _ => return None,
-        };
-        let name = pairs.iter().find(|(k, _)| k == "name")?.1.clone();
-        if redis::from_redis_value::<String>(name).ok()? != GROUP {
-            return None;
-        }
-        let value = pairs.iter().find(|(k, _)| k == field)?.1.clone();
-        redis::from_redis_value::<String>(value).ok()
-    })
-}
-
-/// Compares two stream ids `ms-seq` numerically.
-fn id_less(a: &str, b: &str) -> bool {
-    let parse = |id: &str| {
-        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-        (
-            ms.parse::<u64>().unwrap_or(0),
-            seq.parse::<u64>().unwrap_or(0),
-        )
-    };
-    parse(a) < parse(b)
+        .query_async(conn)
+        .await
 }
 
 /// Removes consumers of the group, other than `keep`, that have nothing pending and have
@@ -125,45 +104,12 @@ pub async fn remove_dead_consumers(
     stale_after: Duration,
     keep: &str,
 ) -> RedisResult<Vec<String>> {
-    let stream = &keys.stream;
-    let consumers: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(stream)
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| script(REMOVE_DEAD_CONSUMERS));
+    SCRIPT
+        .key(&keys.stream)
         .arg(GROUP)
-        .query_async(conn)
-        .await?;
-    let stale_ms = u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX);
-    let mut removed = Vec::new();
-    for info in consumers {
-        let mut name = None;
-        let mut pending = 1u64;
-        let mut idle = 0u64;
-        for pair in info.chunks(2) {
-            let (Some(k), Some(v)) = (pair.first(), pair.get(1)) else {
-                continue;
-            };
-            match redis::from_redis_value::<String>(k.clone()).ok().as_deref() {
-                Some("name") => name = redis::from_redis_value::<String>(v.clone()).ok(),
-                Some("pending") => pending = redis::from_redis_value(v.clone()).unwrap_or(1),
-                Some("idle") => idle = redis::from_redis_value(v.clone()).unwrap_or(0),
-                _ => {}
-            }
-        }
-        if let Some(name) = name
-            && name != keep
-            && pending == 0
-            && idle > stale_ms
-        {
-            redis::cmd("XGROUP")
-                .arg("DELCONSUMER")
-                .arg(stream)
-                .arg(GROUP)
-                .arg(&name)
-                .query_async::<i64>(conn)
-                .await?;
-            tracing::info!(consumer = %name, "removed a dead consumer");
-            removed.push(name);
-        }
-    }
-    Ok(removed)
+        .arg(millis(stale_after))
+        .arg(keep)
+        .invoke_async(conn)
+        .await
 }

@@ -1,9 +1,13 @@
 //! The state one process shares across a queue's partitions: config, connections, the
-//! consumer name, the set of entries it holds, and the channel to the ack flusher.
+//! consumer name, the entries it holds (and how sure it is that it still owns each), and the
+//! channel to the ack flusher.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::BoxFuture;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +65,8 @@ pub struct JobMeta {
     pub attempts_before: u32,
     /// Times this entry was delivered (1 for a fresh read).
     pub deliveries: u32,
+    /// This process's hold on the entry: whether it may still act as its owner.
+    pub lease: Lease,
     pub(crate) raw: Arc<str>,
     pub(crate) first_failed_ms: Option<u64>,
     pub(crate) errors: Vec<ErrorRecord>,
@@ -73,27 +79,115 @@ impl JobMeta {
     }
 }
 
-/// How a run ended, as the ack layer reports it to the flusher.
+/// A process-wide monotonic origin: hold times are milliseconds since it.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn monotonic_ms(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(*EPOCH).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// This process's hold on one entry: when Redis last confirmed that it owns it, and
+/// whether another consumer has taken it since.
 #[derive(Debug)]
-pub(crate) enum RunResult {
-    Succeeded,
+pub(crate) struct Hold {
+    /// Monotonic ms (see [`EPOCH`]) when the command that last confirmed ownership was
+    /// sent: the entry cannot have been reclaimed before one lease after that.
+    confirmed: AtomicU64,
+    lost: AtomicBool,
+}
+
+impl Hold {
+    pub fn new(confirmed_at: Instant) -> Self {
+        Hold {
+            confirmed: AtomicU64::new(monotonic_ms(confirmed_at)),
+            lost: AtomicBool::new(false),
+        }
+    }
+
+    pub fn confirm(&self, at: Instant) {
+        self.confirmed
+            .fetch_max(monotonic_ms(at), Ordering::Relaxed);
+    }
+
+    /// Another consumer owns the entry now (or it was finished elsewhere).
+    pub fn lose(&self) -> bool {
+        !self.lost.swap(true, Ordering::Relaxed)
+    }
+}
+
+/// A handler's view of its hold on the entry it runs.
+///
+/// Another worker may take an entry over once it has been idle for a lease: this
+/// process's renewals stopped (it was paused, partitioned, or starved), or they found
+/// that someone else owns it. A handler about to do something that must happen at most
+/// once (send a charge) asks [`Lease::is_held`] first; the queue itself writes no
+/// outcome for an entry this process no longer owns.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    hold: Arc<Hold>,
+    term: Duration,
+}
+
+impl Lease {
+    pub(crate) fn new(hold: Arc<Hold>, term: Duration) -> Self {
+        Lease { hold, term }
+    }
+
+    /// Whether this process may still act as the entry's owner: no other consumer has
+    /// been seen holding it, and ownership was confirmed within three quarters of the
+    /// lease (renewals run every third of it, so one missed renewal is tolerated; a
+    /// process that was paused for longer finds out here, on its monotonic clock).
+    pub fn is_held(&self) -> bool {
+        if self.hold.lost.load(Ordering::Relaxed) {
+            return false;
+        }
+        let confirmed = self.hold.confirmed.load(Ordering::Relaxed);
+        let now = monotonic_ms(Instant::now());
+        let term = u64::try_from(self.term.as_millis()).unwrap_or(u64::MAX);
+        now.saturating_sub(confirmed) < term / 4 * 3
+    }
+}
+
+/// A job about to be dead-lettered, as the queue's dead-letter hook sees it.
+#[derive(Debug, Clone)]
+pub struct DeadNotice {
+    /// The job's entry and payload.
+    pub meta: JobMeta,
+    /// The dead letter's reason code: `exhausted`, `gave_up` or `poison`.
+    pub reason: &'static str,
+    /// What happened, as the dead letter says it.
+    pub detail: String,
+}
+
+/// Called before a job that ran (or was delivered too often) is dead-lettered, so its
+/// handler's domain can record that no further attempt will come (e.g. put a payment up
+/// for review). It runs before the dead letter is written and must be idempotent: a crash
+/// in between delivers the job again.
+pub type DeadHook = Arc<dyn Fn(DeadNotice) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// What to write for one entry, as decided when its run ended (or when it could not run).
+#[derive(Debug)]
+pub(crate) enum Write {
+    /// Finished: ack and delete the entry.
+    Ack,
+    /// Schedule another attempt of the job of `origin` at `due` (Unix ms), then ack.
     Retry {
-        after: Option<Duration>,
-        reason: String,
+        origin: String,
+        due: u64,
+        envelope: String,
     },
-    GiveUp(String),
+    /// Dead-letter it with these fields, then ack.
+    Dead(Vec<(String, String)>),
 }
 
 /// A message to the flusher.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// A run finished.
-    Ran { meta: JobMeta, result: RunResult },
-    /// An entry that never became a job: dead-letter it at once.
-    Undecodable {
+    /// What to write for an entry this process holds.
+    Entry {
         partition: usize,
         entry_id: String,
-        fields: Vec<(String, String)>,
+        write: Write,
     },
     /// Answer when everything sent before has been written.
     Barrier(tokio::sync::oneshot::Sender<()>),
@@ -108,19 +202,44 @@ pub(crate) struct Shared {
     /// For acks, leases, promotion and maintenance (never for blocking reads).
     pub conn: RedisConn,
     pub outcomes: mpsc::Sender<Outcome>,
-    /// Entries this process holds per partition (buffered or running) → deliveries.
-    pub held: Vec<Mutex<HashMap<String, u32>>>,
+    /// Entries this process holds per partition (buffered or running).
+    pub held: Vec<Mutex<HashMap<String, Arc<Hold>>>>,
     /// Stops the background tasks of this queue.
     pub cancel: CancellationToken,
     /// The job type's redaction of a payload for a dead letter.
     pub redact: fn(&str) -> String,
+    /// Told before a job that ran is dead-lettered.
+    pub on_dead: Option<DeadHook>,
 }
 
 impl Shared {
-    pub fn hold(&self, partition: usize, id: &str, deliveries: u32) {
-        if let Ok(mut held) = self.held[partition].lock() {
-            held.insert(id.to_owned(), deliveries);
-        }
+    /// Records that this process holds `id`, as confirmed by a command sent at
+    /// `confirmed_at`; returns the hold (an existing one is confirmed again).
+    pub fn hold(&self, partition: usize, id: &str, confirmed_at: Instant) -> Arc<Hold> {
+        let mut held = self.held[partition]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let hold = held
+            .entry(id.to_owned())
+            .or_insert_with(|| Arc::new(Hold::new(confirmed_at)));
+        hold.confirm(confirmed_at);
+        hold.clone()
+    }
+
+    pub fn lease(&self, hold: Arc<Hold>) -> Lease {
+        Lease::new(hold, self.config.lease)
+    }
+
+    /// The holds of `ids` still held (for renewal).
+    pub fn holds(&self, partition: usize) -> Vec<(String, Arc<Hold>)> {
+        self.held[partition]
+            .lock()
+            .map(|h| {
+                h.iter()
+                    .map(|(id, hold)| (id.clone(), hold.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn release(&self, partition: usize, ids: &[String]) {
@@ -136,13 +255,6 @@ impl Shared {
             .lock()
             .map(|h| h.contains_key(id))
             .unwrap_or(false)
-    }
-
-    pub fn held_ids(&self, partition: usize) -> Vec<String> {
-        self.held[partition]
-            .lock()
-            .map(|h| h.keys().cloned().collect())
-            .unwrap_or_default()
     }
 }
 

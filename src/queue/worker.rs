@@ -18,7 +18,7 @@ use super::conn::RedisTarget;
 use super::flusher;
 use super::job::{Job, JobError};
 use super::keys::QueueKeys;
-use super::runtime::{JobMeta, QueueConfig, Shared, consumer_name};
+use super::runtime::{DeadHook, JobMeta, QueueConfig, Shared, consumer_name};
 
 /// Why a queue worker could not run.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum QueueError {
 
 /// Runs `handler` over every job of the queue until `shutdown` is cancelled, then drains:
 /// in-flight jobs finish within `drain_deadline`, outcomes are written, unstarted entries
-/// are handed back. Returns the consumer name used.
+/// are handed back. Returns the consumer name used. (`Queue` adds a dead-letter hook.)
 pub async fn run<J, H, Fut>(
     config: QueueConfig,
     target: RedisTarget,
@@ -46,6 +46,68 @@ where
     H: Fn(J, JobMeta) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), JobError>> + Send + 'static,
 {
+    Queue::new(config, target)
+        .run(handler, shutdown, drain_deadline)
+        .await
+}
+
+/// A queue to run, with what its handler's domain wants to hear besides each run.
+pub struct Queue {
+    config: QueueConfig,
+    target: RedisTarget,
+    on_dead: Option<DeadHook>,
+}
+
+impl Queue {
+    /// The queue `config` on `target`.
+    pub fn new(config: QueueConfig, target: RedisTarget) -> Self {
+        Queue {
+            config,
+            target,
+            on_dead: None,
+        }
+    }
+
+    /// Calls `hook` before a job that ran is dead-lettered (exhausted, given up, or
+    /// delivered too often), e.g. so a payment does not wait for an attempt that will
+    /// never come. See [`DeadHook`].
+    pub fn on_dead(mut self, hook: DeadHook) -> Self {
+        self.on_dead = Some(hook);
+        self
+    }
+
+    /// Runs `handler` over every job until `shutdown` is cancelled; see [`run`].
+    pub async fn run<J, H, Fut>(
+        self,
+        handler: H,
+        shutdown: CancellationToken,
+        drain_deadline: Duration,
+    ) -> Result<String, QueueError>
+    where
+        J: Job + Unpin,
+        H: Fn(J, JobMeta) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        run_queue(self, handler, shutdown, drain_deadline).await
+    }
+}
+
+async fn run_queue<J, H, Fut>(
+    queue: Queue,
+    handler: H,
+    shutdown: CancellationToken,
+    drain_deadline: Duration,
+) -> Result<String, QueueError>
+where
+    J: Job + Unpin,
+    H: Fn(J, JobMeta) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+{
+    let Queue {
+        config,
+        target,
+        on_dead,
+    } = queue;
     let conn = target.connect_managed(Duration::from_secs(10)).await?;
     let (outcomes, received) = mpsc::channel(config.concurrency.max(config.batch_size) * 4);
     let keys = QueueKeys::all(&config.prefix, &config.name, config.partitions);
@@ -60,6 +122,7 @@ where
         outcomes,
         cancel: CancellationToken::new(),
         redact: J::redact,
+        on_dead,
         target,
         config,
     });

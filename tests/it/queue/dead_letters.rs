@@ -162,17 +162,18 @@ async fn a_dead_letter_can_be_redriven() {
     let mut short = config.clone();
     short.retry.max_attempts = 1;
     let worker = start(short, &runs);
-    let id = eventually(Duration::from_secs(10), || async {
+    let (id, origin) = eventually(Duration::from_secs(10), || async {
         let mut c = queue::RedisTarget::Single(REDIS.into())
             .connect(Duration::from_secs(5))
             .await
             .ok()?;
-        queue::dlq::list(&mut c, &keys, 10)
+        let (id, fields) = queue::dlq::list(&mut c, &keys, 10)
             .await
             .ok()?
             .into_iter()
-            .next()
-            .map(|(id, _)| id)
+            .next()?;
+        let origin = fields.into_iter().find(|(k, _)| k == "origin_id")?.1;
+        Some((id, origin))
     })
     .await;
     worker.stop().await;
@@ -184,9 +185,17 @@ async fn a_dead_letter_can_be_redriven() {
     let new_id = queue::dlq::redrive(&mut c, &keys, &id).await.unwrap();
     assert_ne!(new_id, id);
     assert_eq!(queue::dlq::len(&mut c, &keys).await.unwrap(), 0);
+    // Back as the same job: its origin and history kept, a fresh attempt budget.
     let entries: redis::streams::StreamRangeReply =
         conn.xrange(&keys.stream, &new_id, &new_id).await.unwrap();
-    let job: String = redis::from_redis_value(entries.ids[0].map["job"].clone()).unwrap();
-    assert_eq!(job, r#"{"version":1,"n":7,"fail":100}"#);
+    let retry: String = redis::from_redis_value(entries.ids[0].map["retry"].clone()).unwrap();
+    let again: payworker::queue::envelope::RetryEnvelope = serde_json::from_str(&retry).unwrap();
+    assert_eq!(again.job, r#"{"version":1,"n":7,"fail":100}"#);
+    assert_eq!(again.attempt, 0);
+    assert_eq!(again.errors.len(), 1, "the history is kept");
+    assert_eq!(
+        again.origin_id, origin,
+        "the producer's entry stays the job's origin"
+    );
     cleanup(&mut conn, &prefix).await;
 }

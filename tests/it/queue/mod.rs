@@ -4,6 +4,8 @@ mod cluster;
 mod crash;
 mod dead_letters;
 mod delivery;
+mod ownership;
+mod recovery;
 mod retention;
 mod retries;
 mod shutdown;

@@ -64,17 +64,18 @@ async fn a_failed_job_waits_in_the_delayed_set_with_its_history() {
     .await;
     let runs = Runs::default();
     let worker = start(config, &runs);
-    // After the first failure the retry sits in the delayed set with a due time in the future.
-    let score = eventually(Duration::from_secs(10), || async {
-        let members: Vec<(String, f64)> = redis()
-            .await
-            .zrange_withscores(&keys.delayed, 0, -1)
-            .await
-            .ok()?;
-        members.first().map(|(m, s)| (m.clone(), *s))
+    // After the first failure the retry sits in the delayed set, keyed by the job's origin,
+    // with a due time in the future and its envelope beside it.
+    let (origin, envelope) = eventually(Duration::from_secs(10), || async {
+        let mut c = redis().await;
+        let members: Vec<(String, f64)> = c.zrange_withscores(&keys.delayed, 0, -1).await.ok()?;
+        let origin = members.first()?.0.clone();
+        let envelope: String = c.hget(&keys.delayed_jobs, &origin).await.ok()?;
+        Some((origin, envelope))
     })
     .await;
-    let envelope: RetryEnvelope = serde_json::from_str(&score.0).unwrap();
+    let envelope: RetryEnvelope = serde_json::from_str(&envelope).unwrap();
+    assert_eq!(envelope.origin_id, origin);
     assert_eq!(envelope.attempt, 1);
     assert_eq!(envelope.errors[0].error, "boom 1");
     eventually(Duration::from_secs(10), || async {

@@ -22,6 +22,13 @@ pub struct GatewaySettings {
     pub http: HttpSettings,
     /// Endpoint paths, appended to an account's `base_url`.
     pub paths: PathSettings,
+    /// HTTP statuses that this gateway is known to send only when it did NOT process a
+    /// request. A server-to-server charge answered with one is sent again; any other
+    /// failure after the request left leaves the payment `unknown` until the gateway's
+    /// notification settles it, because a resend may charge twice. Empty by default: the
+    /// gateway documents no such status, and a proxy in front of it may answer 503 after
+    /// forwarding the request.
+    pub s2s_resend_on_status: Vec<u16>,
     /// The account used when a job names none; unset means the first account by name.
     pub default_account: Option<String>,
     /// Merchant accounts by name. Names are lower case (`[a-z0-9_]`) because environment

@@ -108,6 +108,14 @@ impl Problems {
                 self.add(format!("gateway.paths.{name}"), "must start with \"/\"");
             }
         }
+        for status in &gateway.s2s_resend_on_status {
+            if !(400..=599).contains(status) {
+                self.add(
+                    "gateway.s2s_resend_on_status",
+                    format!("{status} is not an HTTP error status (400-599)"),
+                );
+            }
+        }
         if let Some(name) = &gateway.default_account
             && !gateway.accounts.contains_key(name)
         {

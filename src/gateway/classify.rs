@@ -1,8 +1,16 @@
 //! What a gateway answer (or the lack of one) means, as one pure function.
 //!
-//! [`classify`] maps a transport result onto four outcomes; [`decide`] turns an outcome into
-//! what the worker does next for a given endpoint. The HTTP adapter only reports what
+//! [`classify`] maps a transport result onto what is known about it; [`decide`] turns that
+//! into what the worker does next for a given endpoint. The HTTP adapter only reports what
 //! happened on the wire ([`Exchange`]); every judgement is made here.
+//!
+//! The gateway documents one meaning per answer: HTTP 200 with its envelope, `code` 200 a
+//! success and any other `code` a business rejection. No other HTTP status has a documented
+//! meaning, and a 503, 429 or 408 may come from a proxy in front of the gateway after it
+//! forwarded the request. So for a server-to-server charge (no idempotency key: a resend
+//! may charge twice) only a failure before any byte left proves that nothing happened; every
+//! other failure leaves the outcome unknown until the gateway's notification settles it.
+//! Hosted checkout and Element only open a session, so they are sent again.
 
 use std::time::Duration;
 
@@ -38,21 +46,35 @@ pub enum Exchange {
 pub enum Outcome<T> {
     /// `code` 200 with the expected `data`.
     Success(T),
-    /// The gateway refused the request: permanent. `msg` is the gateway's reason.
+    /// The gateway refused the request (an envelope whose `code` is not 200): permanent.
     Rejected {
-        /// The business code (or the HTTP status when there was no envelope).
+        /// The business code.
         code: i64,
-        /// The reason.
+        /// The gateway's reason.
         msg: String,
     },
-    /// Nothing was done; the same request may be sent again, after `retry_after` if given.
-    Retryable {
+    /// Nothing left this side: connection refused, DNS, TLS handshake, connect timeout.
+    /// Nothing can have happened; any request may be sent again.
+    NotSent {
         /// What happened.
         reason: String,
-        /// The gateway's `Retry-After`, as a delay.
+    },
+    /// HTTP 408, 429 or 503: "not now", from the gateway or a proxy in front of it. Most
+    /// likely nothing was done, but the meaning is not documented: it proves nothing.
+    Throttled {
+        /// The HTTP status.
+        status: u16,
+        /// The `Retry-After` header, as a delay.
         retry_after: Option<Duration>,
     },
-    /// The gateway may or may not have acted on the request.
+    /// Another 4xx without the gateway's envelope: refused by the gateway or something in
+    /// front of it, with no documented meaning.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The gateway may or may not have acted on the request: no answer after sending, a
+    /// broken answer, a 5xx, a success that does not parse.
     Ambiguous {
         /// What happened.
         reason: String,
@@ -63,9 +85,8 @@ pub enum Outcome<T> {
 pub fn classify<T: DeserializeOwned>(exchange: Exchange, now: UnixTime) -> Outcome<T> {
     let (status, retry_after, body) = match exchange {
         Exchange::NotSent(reason) => {
-            return Outcome::Retryable {
+            return Outcome::NotSent {
                 reason: format!("not sent: {reason}"),
-                retry_after: None,
             };
         }
         Exchange::MaybeReceived(reason) => {
@@ -81,8 +102,8 @@ pub fn classify<T: DeserializeOwned>(exchange: Exchange, now: UnixTime) -> Outco
     };
     let envelope = serde_json::from_slice::<Envelope>(&body).ok();
     match status {
-        429 | 503 | 408 => Outcome::Retryable {
-            reason: format!("HTTP {status}"),
+        429 | 503 | 408 => Outcome::Throttled {
+            status,
             retry_after: retry_after
                 .as_deref()
                 .and_then(|v| parse_retry_after(v, now)),
@@ -113,10 +134,7 @@ pub fn classify<T: DeserializeOwned>(exchange: Exchange, now: UnixTime) -> Outco
                 code: e.code,
                 msg: e.msg,
             },
-            _ => Outcome::Rejected {
-                code: i64::from(status),
-                msg: format!("HTTP {status}"),
-            },
+            _ => Outcome::Refused { status },
         },
     }
 }
@@ -147,18 +165,122 @@ pub enum Decision<T> {
     AwaitNotification(String),
 }
 
-/// The retry decision for an endpoint: ambiguity is retried only where resending is safe.
-pub fn decide<T>(endpoint: Endpoint, outcome: Outcome<T>) -> Decision<T> {
+/// The retry decision for an endpoint: a request that may have been processed is sent
+/// again only where resending is safe ([`Endpoint::resend_is_safe`]). `resend_on` lists
+/// HTTP statuses an operator knows to mean "not processed" for this gateway (config
+/// `gateway.s2s_resend_on_status`, empty by default): for them an S2S charge is sent again.
+pub fn decide<T>(endpoint: Endpoint, outcome: Outcome<T>, resend_on: &[u16]) -> Decision<T> {
+    let safe = endpoint.resend_is_safe();
     match outcome {
         Outcome::Success(v) => Decision::Done(v),
         Outcome::Rejected { code, msg } => Decision::GiveUp(format!("gateway code {code}: {msg}")),
-        Outcome::Retryable {
-            reason,
+        Outcome::NotSent { reason } => Decision::RetryAfter(None, reason),
+        Outcome::Throttled {
+            status,
             retry_after,
-        } => Decision::RetryAfter(retry_after, reason),
-        Outcome::Ambiguous { reason } if endpoint.resend_is_safe() => {
-            Decision::RetryAfter(None, reason)
+        } if safe || resend_on.contains(&status) => {
+            Decision::RetryAfter(retry_after, format!("HTTP {status}"))
         }
+        Outcome::Throttled { status, .. } => Decision::AwaitNotification(format!(
+            "HTTP {status} after the request was sent: the gateway (or a proxy in front of it) \
+             may have processed it; not resent"
+        )),
+        Outcome::Refused { status } if resend_on.contains(&status) => {
+            Decision::RetryAfter(None, format!("HTTP {status}"))
+        }
+        Outcome::Refused { status } if safe => Decision::GiveUp(format!("HTTP {status}")),
+        Outcome::Refused { status } => Decision::AwaitNotification(format!(
+            "HTTP {status} without the gateway's answer: its meaning is not documented, so the \
+             charge may have been processed; not resent"
+        )),
+        Outcome::Ambiguous { reason } if safe => Decision::RetryAfter(None, reason),
         Outcome::Ambiguous { reason } => Decision::AwaitNotification(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttled(status: u16) -> Outcome<()> {
+        Outcome::Throttled {
+            status,
+            retry_after: Some(Duration::from_secs(2)),
+        }
+    }
+
+    #[test]
+    fn an_s2s_charge_is_resent_only_when_nothing_left() {
+        let not_sent = || Outcome::<()>::NotSent {
+            reason: "refused".into(),
+        };
+        assert!(matches!(
+            decide(Endpoint::S2s, not_sent(), &[]),
+            Decision::RetryAfter(None, _)
+        ));
+        for outcome in [
+            throttled(503),
+            throttled(429),
+            throttled(408),
+            Outcome::Refused { status: 404 },
+            Outcome::Ambiguous {
+                reason: "HTTP 500".into(),
+            },
+        ] {
+            assert!(
+                matches!(
+                    decide(Endpoint::S2s, outcome.clone(), &[]),
+                    Decision::AwaitNotification(_)
+                ),
+                "{outcome:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_operator_may_name_statuses_that_mean_not_processed() {
+        assert_eq!(
+            decide(Endpoint::S2s, throttled(503), &[503]),
+            Decision::RetryAfter(Some(Duration::from_secs(2)), "HTTP 503".into())
+        );
+        assert!(matches!(
+            decide(Endpoint::S2s, throttled(429), &[503]),
+            Decision::AwaitNotification(_)
+        ));
+    }
+
+    #[test]
+    fn sessions_are_opened_again_after_any_failure_but_a_refusal() {
+        for endpoint in [Endpoint::Host, Endpoint::Element] {
+            assert!(matches!(
+                decide(endpoint, throttled(503), &[]),
+                Decision::RetryAfter(Some(_), _)
+            ));
+            assert!(matches!(
+                decide(
+                    endpoint,
+                    Outcome::<()>::Ambiguous {
+                        reason: "reset".into()
+                    },
+                    &[]
+                ),
+                Decision::RetryAfter(None, _)
+            ));
+            assert!(matches!(
+                decide(endpoint, Outcome::<()>::Refused { status: 403 }, &[]),
+                Decision::GiveUp(_)
+            ));
+        }
+        assert!(matches!(
+            decide(
+                Endpoint::S2s,
+                Outcome::<()>::Rejected {
+                    code: 402,
+                    msg: "declined".into()
+                },
+                &[]
+            ),
+            Decision::GiveUp(_)
+        ));
     }
 }

@@ -20,19 +20,25 @@ pub const FAULT_HEADER: &str = "x-sandbox-fault";
 /// A way for a create request to go wrong.
 ///
 /// As JSON: `{"kind":"latency","ms":200}`, `{"kind":"status","code":503,"retry_after":"2"}`,
-/// `{"kind":"hang"}`, `{"kind":"reset"}`, `{"kind":"malformed_json"}`,
-/// `{"kind":"business","code":500,"msg":"system busy"}`.
+/// `{"kind":"status","code":503,"processed":true}`, `{"kind":"hang"}`, `{"kind":"reset"}`,
+/// `{"kind":"malformed_json"}`, `{"kind":"business","code":500,"msg":"system busy"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "FaultWire", into = "FaultWire")]
 pub enum Fault {
     /// Process normally, answer after this delay.
     Latency(Duration),
-    /// Not processed: answer this HTTP status with a JSON error body.
+    /// Answer this HTTP status with a JSON error body (not the gateway's envelope), either
+    /// instead of processing the request or after processing it. The second is what a proxy
+    /// or load balancer in front of a gateway does when it forwarded the request and then
+    /// answers 503 (upstream too slow, connection dropped): the gateway documents no meaning
+    /// for any status but 200, so a client must assume either.
     Status {
         /// The HTTP status, e.g. 500, 503, 429.
         code: u16,
         /// The `Retry-After` header value, if any.
         retry_after: Option<String>,
+        /// Whether the request was processed (charged, session opened) first.
+        processed: bool,
     },
     /// Processed, then no answer; at shutdown the connection is cut mid-body, as with
     /// [`Fault::Reset`].
@@ -61,6 +67,8 @@ enum FaultWire {
         code: u16,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        processed: bool,
     },
     Hang,
     Reset,
@@ -76,12 +84,20 @@ impl TryFrom<FaultWire> for Fault {
     fn try_from(w: FaultWire) -> Result<Self, String> {
         Ok(match w {
             FaultWire::Latency { ms } => Fault::Latency(Duration::from_millis(ms)),
-            FaultWire::Status { code, retry_after } => {
+            FaultWire::Status {
+                code,
+                retry_after,
+                processed,
+            } => {
                 StatusCode::from_u16(code).map_err(|_| format!("{code} is not an HTTP status"))?;
                 if let Some(v) = &retry_after {
                     HeaderValue::from_str(v).map_err(|_| "retry_after is not a header value")?;
                 }
-                Fault::Status { code, retry_after }
+                Fault::Status {
+                    code,
+                    retry_after,
+                    processed,
+                }
             }
             FaultWire::Hang => Fault::Hang,
             FaultWire::Reset => Fault::Reset,
@@ -97,7 +113,15 @@ impl From<Fault> for FaultWire {
             Fault::Latency(d) => FaultWire::Latency {
                 ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
             },
-            Fault::Status { code, retry_after } => FaultWire::Status { code, retry_after },
+            Fault::Status {
+                code,
+                retry_after,
+                processed,
+            } => FaultWire::Status {
+                code,
+                retry_after,
+                processed,
+            },
             Fault::Hang => FaultWire::Hang,
             Fault::Reset => FaultWire::Reset,
             Fault::MalformedJson => FaultWire::MalformedJson,
@@ -196,10 +220,21 @@ mod tests {
         let status = Fault::Status {
             code: 503,
             retry_after: Some("2".into()),
+            processed: false,
         };
         let json = serde_json::to_string(&status).unwrap();
         assert_eq!(json, r#"{"kind":"status","code":503,"retry_after":"2"}"#);
         assert_eq!(serde_json::from_str::<Fault>(&json).unwrap(), status);
+        let after: Fault =
+            serde_json::from_str(r#"{"kind":"status","code":503,"processed":true}"#).unwrap();
+        assert_eq!(
+            after,
+            Fault::Status {
+                code: 503,
+                retry_after: None,
+                processed: true
+            }
+        );
         let hang: Fault = serde_json::from_str(r#"{"kind":"malformed_json"}"#).unwrap();
         assert_eq!(hang, Fault::MalformedJson);
     }

@@ -67,19 +67,26 @@ impl FaultTable {
 
 /// The answer of a fault that stops a request before it is processed.
 pub(crate) fn answer_instead(fault: &Fault) -> Option<Response> {
-    let Fault::Status { code, retry_after } = fault else {
-        return None;
-    };
-    let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match fault {
+        Fault::Status {
+            code,
+            retry_after,
+            processed: false,
+        } => Some(status_answer(*code, retry_after.as_deref())),
+        _ => None,
+    }
+}
+
+/// An HTTP error status with a JSON body that is not the gateway's envelope (what a proxy
+/// or a web server in front of the gateway sends).
+fn status_answer(code: u16, retry_after: Option<&str>) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::json!({ "error": format!("sandbox fault: HTTP {code}") });
     let mut response = (status, axum::Json(body)).into_response();
-    if let Some(value) = retry_after
-        .as_deref()
-        .and_then(|v| HeaderValue::from_str(v).ok())
-    {
+    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
-    Some(response)
+    response
 }
 
 /// Spoils (or delays) the answer of a request that has been processed.
@@ -103,6 +110,11 @@ pub(crate) async fn spoil(fault: &Fault, answer: Response, cancel: &Cancellation
             "<html><body>502 Bad Gateway</body></html>",
         )
             .into_response(),
+        Fault::Status {
+            code,
+            retry_after,
+            processed: true,
+        } => status_answer(*code, retry_after.as_deref()),
         Fault::Status { .. } | Fault::Business { .. } => answer,
     }
 }

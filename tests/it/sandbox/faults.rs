@@ -29,7 +29,7 @@ fn assert_ambiguous<T: std::fmt::Debug>(outcome: &Outcome<T>) {
 }
 
 #[tokio::test]
-async fn status_503_with_retry_after_is_retryable_and_not_processed() {
+async fn status_503_with_retry_after_is_throttled_and_not_processed() {
     let gw = Gateway::start().await;
     let rule = serde_json::json!({
         "fault": {"kind": "status", "code": 503, "retry_after": "2"},
@@ -37,10 +37,13 @@ async fn status_503_with_retry_after_is_retryable_and_not_processed() {
     });
     assert_eq!(gw.post_json("/admin/faults", rule).await, 200);
     match charge(&gw, "F1").await {
-        Outcome::Retryable { retry_after, .. } => {
-            assert_eq!(retry_after, Some(Duration::from_secs(2)));
+        Outcome::Throttled {
+            status,
+            retry_after,
+        } => {
+            assert_eq!((status, retry_after), (503, Some(Duration::from_secs(2))));
         }
-        other => panic!("expected Retryable, got {other:?}"),
+        other => panic!("expected Throttled, got {other:?}"),
     }
     assert!(gw.admin_order("F1").await.is_none(), "a 503 does nothing");
     assert!(
@@ -51,18 +54,19 @@ async fn status_503_with_retry_after_is_retryable_and_not_processed() {
 }
 
 #[tokio::test]
-async fn status_429_is_retryable() {
+async fn status_429_is_throttled() {
     let (_gw, outcome) = charge_with(Fault::Status {
         code: 429,
         retry_after: None,
+        processed: false,
     })
     .await;
     assert!(
         matches!(
             outcome,
-            Outcome::Retryable {
+            Outcome::Throttled {
+                status: 429,
                 retry_after: None,
-                ..
             }
         ),
         "{outcome:?}"
@@ -74,9 +78,34 @@ async fn status_500_is_ambiguous() {
     let (_gw, outcome) = charge_with(Fault::Status {
         code: 500,
         retry_after: None,
+        processed: false,
     })
     .await;
     assert_ambiguous(&outcome);
+}
+
+/// What a proxy in front of a gateway does when it forwarded the charge and then gave up
+/// on the answer: the card is charged, the client sees a 503 that looks like any other.
+#[tokio::test]
+async fn a_503_after_processing_charges_and_looks_like_any_503() {
+    for code in [503, 429, 500] {
+        let (gw, outcome) = charge_with(Fault::Status {
+            code,
+            retry_after: Some("1".into()),
+            processed: true,
+        })
+        .await;
+        match (code, &outcome) {
+            (500, Outcome::Ambiguous { .. }) => {}
+            (_, Outcome::Throttled { status, .. }) if *status == code => {}
+            _ => panic!("HTTP {code}: {outcome:?}"),
+        }
+        assert_eq!(
+            gw.admin_order("F1").await.unwrap().charges,
+            1,
+            "HTTP {code} after charging"
+        );
+    }
 }
 
 #[tokio::test]
@@ -166,7 +195,7 @@ async fn a_business_fault_is_rejected_and_not_processed() {
 }
 
 #[tokio::test]
-async fn a_refused_connection_is_retryable() {
+async fn a_refused_connection_is_not_sent() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
@@ -175,7 +204,7 @@ async fn a_refused_connection_is_retryable() {
     let outcome = client_with_timeout(Duration::from_secs(5))
         .send::<HostCreated>(&base, &request)
         .await;
-    assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
+    assert!(matches!(outcome, Outcome::NotSent { .. }), "{outcome:?}");
 }
 
 #[tokio::test]
@@ -208,6 +237,7 @@ async fn rules_match_by_order_and_endpoint_on_a_shared_path() {
     let busy = Fault::Status {
         code: 503,
         retry_after: None,
+        processed: false,
     };
     gw.handle
         .add_fault(FaultRule::always(busy.clone()).for_order("ONLY"));
@@ -222,8 +252,8 @@ async fn rules_match_by_order_and_endpoint_on_a_shared_path() {
     let only = gw
         .send::<HostCreated, _>(HOST, &order("ONLY", NOWHERE))
         .await;
-    assert!(matches!(only, Outcome::Retryable { .. }), "{only:?}");
-    assert!(matches!(charge(&gw, "S").await, Outcome::Retryable { .. }));
+    assert!(matches!(only, Outcome::Throttled { .. }), "{only:?}");
+    assert!(matches!(charge(&gw, "S").await, Outcome::Throttled { .. }));
     gw.handle.clear_faults();
     assert!(matches!(charge(&gw, "S").await, Outcome::Success(_)));
 }

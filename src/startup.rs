@@ -51,6 +51,7 @@ pub async fn create_payments(settings: &Settings) -> anyhow::Result<CreatePaymen
             .context("connecting to Redis")?,
         orphans: Some(orphan_queue(settings)),
         unknown_review_after: settings.payments.unknown_review_after,
+        s2s_resend_on: settings.gateway.s2s_resend_on_status.clone(),
     })
 }
 
@@ -88,16 +89,16 @@ pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> any
     );
     let reviewer = tokio::spawn(review(notifications.clone(), shutdown.clone()));
     let handler = payments.clone();
-    let creating = queue::run(
-        create,
-        settings.redis.target(),
-        move |job: CreatePayment, meta| {
-            let handler = handler.clone();
-            async move { handler.handle(job, meta).await }
-        },
-        shutdown.clone(),
-        q.shutdown_deadline,
-    );
+    let creating = queue::Queue::new(create, settings.redis.target())
+        .on_dead(dead_letter_hook(payments.clone()))
+        .run(
+            move |job: CreatePayment, meta| {
+                let handler = handler.clone();
+                async move { handler.handle(job, meta).await }
+            },
+            shutdown.clone(),
+            q.shutdown_deadline,
+        );
     let handler = notifications.clone();
     let notifying = queue::run(
         notify,
@@ -113,6 +114,15 @@ pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> any
     let _ = reviewer.await;
     tracing::info!(consumer = %created?, notifications = %notified?, "worker stopped");
     Ok(())
+}
+
+/// The `create_payment` queue's dead-letter hook: the payment its job claimed does not wait
+/// for an attempt that will never come (see `CreatePayments::on_dead`).
+pub fn dead_letter_hook(payments: Arc<CreatePayments>) -> queue::DeadHook {
+    Arc::new(move |notice| {
+        let payments = payments.clone();
+        Box::pin(async move { payments.on_dead(notice).await })
+    })
 }
 
 /// Every few seconds, hands overdue `unknown` payments to a person and reports expired

@@ -2,10 +2,14 @@
 //!
 //! On a single server one Lua script does it all, atomically: the compare-and-set on the
 //! version, the new fields and the event stored in the record, the event appended to every
-//! results stream and, for `unknown`, the payment scheduled for review. On a Cluster the
-//! streams may live on other nodes than the record, which one script cannot reach, so the
-//! change (event included) is one script and each append its own command; a failure in
-//! between is retried, and the redelivered job re-publishes the stored event (same id).
+//! results stream and the review index kept (a payment now `unknown` scheduled for review,
+//! any other taken off it). On a Cluster the streams and the index may live on other nodes
+//! than the record, which one script cannot reach, so the change (event included) is one
+//! script and every other write its own command: the review entry of an `unknown` payment
+//! is added *before* the change (a spare entry is harmless: the review skips a payment that
+//! is not `unknown`; a missing one would leave the payment unreviewed for ever), and the
+//! appends after it; a failure in between is retried, and the redelivered job re-publishes
+//! the stored event (same id).
 
 use std::sync::LazyLock;
 
@@ -15,13 +19,18 @@ use super::record;
 use crate::queue::RedisConn;
 
 /// KEYS: the record, the review set, then the streams. ARGV: the expected version, the
-/// streams' approximate cap, the event, the review time (Unix ms, '' for none), then
-/// field/value pairs. Returns 1, or 0 if the version moved (nothing written).
+/// streams' approximate cap, the event, the review time (Unix ms, '' when the payment is not
+/// `unknown` after the change), then field/value pairs. Returns 1, or 0 if the version
+/// moved (nothing written).
 const CHANGE_AND_PUBLISH: &str = r"
 local v = redis.call('HGET', KEYS[1], 'version')
 if v ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'event', ARGV[3], unpack(ARGV, 5))
-if ARGV[4] ~= '' then redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1]) end
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1])
+else
+  redis.call('ZREM', KEYS[2], KEYS[1])
+end
 for i = 3, #KEYS do
   redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3])
 end
@@ -44,7 +53,8 @@ pub(super) struct Commit<'a> {
     pub max_len: usize,
     /// The set of payments waiting in `unknown` (see [`super::unknown_key`]).
     pub review_set: &'a str,
-    /// For a payment now `unknown`: when to review it (Unix ms).
+    /// For a payment now `unknown`: when to review it (Unix ms); `None` takes the payment
+    /// off the review set.
     pub review_at: Option<u64>,
 }
 
@@ -78,13 +88,20 @@ async fn one_script(conn: &mut RedisConn, c: &Commit<'_>) -> RedisResult<bool> {
 async fn step_by_step(conn: &mut RedisConn, c: &Commit<'_>) -> RedisResult<bool> {
     let mut fields = c.fields.to_vec();
     fields.push(("event", c.event.to_owned()));
-    if !record::change(conn, c.key, c.version, true, &fields).await? {
-        return Ok(false);
-    }
     if let Some(at) = c.review_at {
         redis::cmd("ZADD")
             .arg(c.review_set)
             .arg(at)
+            .arg(c.key)
+            .query_async::<i64>(conn)
+            .await?;
+    }
+    if !record::change(conn, c.key, c.version, true, &fields).await? {
+        return Ok(false);
+    }
+    if c.review_at.is_none() {
+        redis::cmd("ZREM")
+            .arg(c.review_set)
             .arg(c.key)
             .query_async::<i64>(conn)
             .await?;

@@ -3,16 +3,21 @@
 //!
 //! Retry safety per method: Host and Element only open a session, so after an ambiguous
 //! failure they are sent again. S2S charges the card inside the request and the gateway has
-//! no idempotency key, so before sending the record is marked `phase = sending`; a job that
-//! finds that mark (it crashed or timed out mid-request) never sends again: the payment
-//! becomes `unknown` until the gateway's notification settles it.
+//! no idempotency key, so a run sends only while it holds the payment's send mark (see
+//! `record`): taken in the claim that creates the record, or afterwards in one
+//! compare-and-set step, and only by one run. A run that finds the mark taken (another copy
+//! of the job, or this job after a crash mid-request) never sends: the payment becomes
+//! `unknown` until the gateway's notification settles it. A run whose queue lease has lapsed
+//! (it was paused, and another worker may be running the job) does not send either.
+
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use url::Url;
 
 use super::orphans::{self, OrphanQueue};
-use super::record;
+use super::outcome::Transition;
+use super::record::{self, Record};
 use crate::client::GatewayClient;
 use crate::gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
 use crate::gateway::wire::{OrderFields, S2sRequest};
@@ -55,7 +60,9 @@ pub struct CreatePayments {
     /// consumes the notification queue (they are then adopted by the orphan review).
     pub orphans: Option<OrphanQueue>,
     /// How long a payment may stay `unknown` before it is handed to a person.
-    pub unknown_review_after: std::time::Duration,
+    pub unknown_review_after: Duration,
+    /// HTTP statuses after which an S2S charge is sent again (`gateway.s2s_resend_on_status`).
+    pub s2s_resend_on: Vec<u16>,
 }
 
 pub(super) fn retry(e: impl std::fmt::Display) -> JobError {
@@ -70,20 +77,25 @@ fn endpoint(method: Method) -> Endpoint {
     }
 }
 
+/// What a run needs to know about its own claim on the payment.
+pub(super) struct Run<'a> {
+    /// The record's key.
+    pub key: &'a str,
+    /// The job.
+    pub job: &'a CreatePayment,
+    /// Its entry.
+    pub meta: &'a JobMeta,
+    /// This run's send token (S2S): `<origin>:<attempt>:<random>`, unique per run.
+    pub token: Option<String>,
+    /// The job's trace context, echoed in events.
+    pub trace: Option<serde_json::Value>,
+}
+
 impl CreatePayments {
     /// Runs one job.
     #[tracing::instrument(skip_all, fields(order_no = %job.order_no, job_id = %meta.origin_id, attempt = meta.attempts_before + 1))]
     pub async fn handle(&self, job: CreatePayment, meta: JobMeta) -> Result<(), JobError> {
-        let account = match &job.account {
-            None => self.accounts.first(),
-            Some(name) => self.accounts.iter().find(|a| &a.name == name),
-        }
-        .ok_or_else(|| {
-            JobError::GiveUp(format!(
-                "account: {:?} is not configured",
-                job.account.as_deref().unwrap_or("(default)")
-            ))
-        })?;
+        let account = self.account(&job)?;
         let callback = format!(
             "{}/notify/{}",
             self.callback_base.trim_end_matches('/'),
@@ -98,14 +110,21 @@ impl CreatePayments {
 
         let key = record::key(&self.prefix, &account.name, job.order_no.as_str());
         let mut conn = self.conn.clone();
+        let token = (job.method == Method::S2s).then(|| {
+            format!(
+                "{}:{}:{:016x}",
+                meta.origin_id,
+                meta.attempts_before + 1,
+                rand::random::<u64>()
+            )
+        });
         let now = chrono::Utc::now().to_rfc3339();
         let method = endpoint(job.method).as_str();
-        // Created already marked for the first attempt: for S2S, `phase = sending` is then
+        // Created already marked for the first attempt: for S2S, the send mark is then
         // stored with the record itself, before the request, in the same round trip.
-        let phase = if job.method == Method::S2s {
-            "sending"
-        } else {
-            ""
+        let (phase, send_token) = match &token {
+            Some(token) => ("sending", token.clone()),
+            None => ("", String::new()),
         };
         let initial = [
             ("status", "pending".to_owned()),
@@ -118,6 +137,7 @@ impl CreatePayments {
             ("owner", meta.origin_id.clone()),
             ("attempts", "1".to_owned()),
             ("phase", phase.to_owned()),
+            ("send_token", send_token),
             ("created_at", now.clone()),
             ("updated_at", now),
             (
@@ -133,51 +153,68 @@ impl CreatePayments {
         let claim = record::claim(&mut conn, &key, &orphans, &initial)
             .await
             .map_err(retry)?;
-        let waiting = if claim.orphans {
-            self.orphans.as_ref()
-        } else {
-            None
+        let run = Run {
+            key: &key,
+            job: &job,
+            meta: &meta,
+            token,
+            trace: job
+                .trace
+                .as_ref()
+                .and_then(|t| serde_json::to_value(t).ok()),
         };
         let outcome = self
-            .proceed(&mut conn, &key, claim, account, order, &job, &meta)
+            .proceed(&mut conn, &run, claim.record, claim.created, account, order)
             .await;
+        // Notifications that came before the order wait for it; whichever attempt ends
+        // well brings them in (the orphan review does at their expiry at the latest).
         if outcome.is_ok()
-            && let Some(waiting) = waiting
+            && claim.orphans
+            && let Some(waiting) = &self.orphans
             && let Err(error) = waiting
                 .adopt(&mut conn, &account.name, job.order_no.as_str())
                 .await
         {
-            // The orphan review adopts them at their expiry at the latest.
             tracing::warn!(%error, "could not re-queue notifications that came before the order");
         }
         outcome
     }
 
+    /// The account a job names (or the default one).
+    pub(super) fn account(&self, job: &CreatePayment) -> Result<&PaymentAccount, JobError> {
+        match &job.account {
+            None => self.accounts.first(),
+            Some(name) => self.accounts.iter().find(|a| &a.name == name),
+        }
+        .ok_or_else(|| {
+            JobError::GiveUp(format!(
+                "account: {:?} is not configured",
+                job.account.as_deref().unwrap_or("(default)")
+            ))
+        })
+    }
+
     /// After the claim: resume a known order, or send the request and record the outcome.
-    #[allow(clippy::too_many_arguments)]
     async fn proceed(
         &self,
         conn: &mut RedisConn,
-        key: &str,
-        claim: record::Claim,
+        run: &Run<'_>,
+        rec: Record,
+        created: bool,
         account: &PaymentAccount,
         order: OrderFields,
-        job: &CreatePayment,
-        meta: &JobMeta,
     ) -> Result<(), JobError> {
-        let rec = claim.record;
-        let trace = job
-            .trace
-            .as_ref()
-            .and_then(|t| serde_json::to_value(t).ok());
-
         // An order seen before (another job's, or this job delivered again): see `resume`.
-        if !claim.created
-            && let Some(finished) = self.resume(conn, key, &rec, job, meta, trace.clone()).await
-        {
-            return finished;
-        }
+        let rec = if created {
+            rec
+        } else {
+            match self.resume(conn, run, rec).await {
+                super::resume::Resume::Finished(result) => return result,
+                super::resume::Resume::Send(rec) => rec,
+            }
+        };
 
+        let job = run.job;
         let (path, body) = match job.method {
             Method::Host => (&self.paths[0], serde_json::to_vec(&order)),
             Method::Element => (&self.paths[1], serde_json::to_vec(&order)),
@@ -199,16 +236,14 @@ impl CreatePayments {
                 let decision = self
                     .send::<HostCreated>(account, &request, Endpoint::Host)
                     .await;
-                self.settle(conn, key, &rec, decision, trace, |d| {
-                    (
+                self.settle(conn, run, &rec, decision, |d| {
+                    Transition::new(
                         "created",
                         "payment.created",
-                        json!({ "checkout_link": d.checkout_link }),
-                        vec![
-                            ("payment_id", d.payment_id),
-                            ("checkout_link", d.checkout_link),
-                        ],
+                        serde_json::json!({ "checkout_link": d.checkout_link }),
                     )
+                    .with("payment_id", d.payment_id)
+                    .with("checkout_link", d.checkout_link)
                 })
                 .await
             }
@@ -216,45 +251,68 @@ impl CreatePayments {
                 let decision = self
                     .send::<ElementCreated>(account, &request, Endpoint::Element)
                     .await;
-                self.settle(conn, key, &rec, decision, trace, |d| {
-                    (
+                self.settle(conn, run, &rec, decision, |d| {
+                    Transition::new(
                         "created",
                         "payment.created",
-                        json!({ "client_secret": d.client_secret, "pk": d.pk }),
-                        vec![
-                            ("payment_id", d.payment_id),
-                            ("client_secret", d.client_secret),
-                            ("pk", d.pk),
-                        ],
+                        serde_json::json!({ "client_secret": d.client_secret, "pk": d.pk }),
                     )
+                    .with("payment_id", d.payment_id)
+                    .with("client_secret", d.client_secret)
+                    .with("pk", d.pk)
                 })
                 .await
             }
             Method::S2s => {
+                // The last moment to find out that another worker may be running this job:
+                // a run whose lease lapsed gives the mark back and does not send.
+                if !run.meta.lease.is_held() {
+                    return self.give_back(conn, run, "the queue lease lapsed").await;
+                }
                 let decision = self
                     .send::<S2sCharged>(account, &request, Endpoint::S2s)
                     .await;
-                self.settle(conn, key, &rec, decision, trace, |d| match d.status {
-                    S2sStatus::Succeeded => ("succeeded", "payment.succeeded", json!({}), vec![("payment_id", d.payment_id)]),
+                self.settle(conn, run, &rec, decision, |d| match d.status {
+                    S2sStatus::Succeeded => Transition::new(
+                        "succeeded",
+                        "payment.succeeded",
+                        serde_json::json!({}),
+                    )
+                    .with("payment_id", d.payment_id),
                     S2sStatus::RequiresAction => {
                         let url = d.redirect_to_url.unwrap_or_default();
-                        (
+                        Transition::new(
                             "requires_action",
                             "payment.requires_action",
-                            json!({ "redirect_to_url": url }),
-                            vec![("payment_id", d.payment_id), ("redirect_to_url", url)],
+                            serde_json::json!({ "redirect_to_url": url }),
                         )
+                        .with("payment_id", d.payment_id)
+                        .with("redirect_to_url", url)
                     }
-                    S2sStatus::Other(s) => (
+                    S2sStatus::Other(s) => Transition::new(
                         "unknown",
                         "payment.unknown",
-                        json!({ "reason": format!("gateway status {s:?}; waiting for the notification") }),
-                        vec![("payment_id", d.payment_id)],
-                    ),
+                        serde_json::json!({ "reason": format!("gateway status {s:?}; waiting for the notification") }),
+                    )
+                    .with("payment_id", d.payment_id),
                 })
                 .await
             }
         }
+    }
+
+    /// Gives the send mark back without sending, and retries later.
+    async fn give_back(
+        &self,
+        conn: &mut RedisConn,
+        run: &Run<'_>,
+        why: &str,
+    ) -> Result<(), JobError> {
+        if let Some(token) = &run.token {
+            record::unmark(conn, run.key, token).await.map_err(retry)?;
+        }
+        tracing::warn!(why, "not sent");
+        Err(JobError::retry(format!("{why}: not sent")))
     }
 
     async fn send<T: DeserializeOwned>(
@@ -266,6 +324,7 @@ impl CreatePayments {
         decide(
             endpoint,
             self.client.send::<T>(&account.base_url, request).await,
+            &self.s2s_resend_on,
         )
     }
 }

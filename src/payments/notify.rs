@@ -17,9 +17,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::create::{CreatePayments, PaymentAccount, retry};
-use super::events::{self, Change};
+use super::events;
 use super::orphans::OrphanQueue;
-use super::outcome::unknown_key;
+use super::outcome::{Marks, Transition};
 use super::record::{self, Record};
 use super::rules::{self, Verdict};
 use crate::domain::OrderNo;
@@ -185,37 +185,21 @@ impl ProcessNotifications {
             }
             Verdict::Change(planned) => planned,
         };
-        let change = Change {
-            kind: planned.kind,
-            previous_status: Some(rec.get("status")),
-            version: rec.version() + 1,
-            data: planned.data,
-            trace,
-            id_seed: None,
-        };
         let status = planned.status.as_str();
-        let fields: Vec<(&str, String)> = planned
-            .fields
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.clone()))
-            .collect();
-        let mark = Some(seen.as_str());
+        let transition = Transition {
+            status,
+            kind: planned.kind,
+            data: planned.data,
+            fields: planned.fields,
+        };
+        let marks = Marks::Notification(seen.as_str());
         if !payments
-            .write_change(conn, key, rec, &change, status, fields, mark)
+            .write_change(conn, key, rec, &transition, trace, marks)
             .await?
         {
             return Ok(false);
         }
-        tracing::info!(order_no = %data.order_no, kind = planned.kind, status, "notification applied");
-        if rec.get("status") == "unknown" {
-            // Settled (or moved on): no longer waiting in `unknown`.
-            redis::cmd("ZREM")
-                .arg(unknown_key(&payments.prefix))
-                .arg(key)
-                .query_async::<i64>(conn)
-                .await
-                .map_err(retry)?;
-        }
+        tracing::info!(order_no = %data.order_no, kind = transition.kind, status, "notification applied");
         Ok(true)
     }
 }

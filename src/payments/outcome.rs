@@ -1,67 +1,107 @@
 //! Recording an outcome: the version-checked status change with its event, publication,
-//! and the review of payments left `unknown` past their deadline.
+//! the review of payments left `unknown` past their deadline, and what happens to a payment
+//! whose job is dead-lettered.
+//!
+//! The run that sent a request records its answer, and only that run's answer counts as
+//! the request's: if the record moved meanwhile (a notification came first, or another copy
+//! of the job declared the payment `unknown` while this one was sending), the run reads it
+//! again and records its answer only while the payment still waits for it and the send mark
+//! is still its own. Otherwise the payment has been settled by better evidence and the run
+//! just ends.
 
-use serde_json::json;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 
 use super::commit::{self, Commit};
-use super::create::{CreatePayments, retry};
+use super::create::{CreatePayments, Run, retry};
 use super::events::{self, Change};
 use super::record::{self, Record};
 use crate::gateway::Decision;
-use crate::queue::{JobError, RedisConn};
+use crate::jobs::{CreatePayment, Method};
+use crate::queue::{DeadNotice, Job, JobError, RedisConn};
+
+/// `review_cause` of a payment whose job was dead-lettered before it could finish: a
+/// re-drive of the dead letter takes the payment up again.
+pub const CAUSE_DEAD_LETTERED: &str = "dead_lettered";
+
+/// How many times a run re-reads a record that moved under its outcome.
+const MAX_RACES: usize = 8;
+/// How many times a run tries to record a gateway answer through Redis errors before it
+/// gives up (the answer is precious: a redelivered S2S job cannot ask again).
+const ANSWER_TRIES: u32 = 5;
 
 /// The sorted set of payments waiting in `unknown`, scored by review time (Unix ms).
 pub fn unknown_key(prefix: &str) -> String {
     format!("{prefix}:payments:unknown")
 }
 
+/// A status change: the new status, its event type and data, and the record fields it sets.
+pub(super) struct Transition {
+    pub status: &'static str,
+    pub kind: &'static str,
+    pub data: Value,
+    pub fields: Vec<(String, String)>,
+}
+
+impl Transition {
+    pub fn new(status: &'static str, kind: &'static str, data: Value) -> Self {
+        Transition {
+            status,
+            kind,
+            data,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Also sets `field` in the record.
+    pub fn with(mut self, field: &str, value: String) -> Self {
+        self.fields.push((field.to_owned(), value));
+        self
+    }
+}
+
+/// What a change writes besides its own fields.
+#[derive(Clone, Copy)]
+pub(super) enum Marks<'a> {
+    /// The run that held the send mark records its request's answer: the mark is cleared.
+    Answer,
+    /// Another change (a notification, a review): the send mark stays as it is.
+    Keep,
+    /// A notification, stored under this field with the event it produced; the send mark
+    /// stays (and is set if the payment is still `pending`: the request reached the gateway).
+    Notification(&'a str),
+}
+
 impl CreatePayments {
-    #[allow(clippy::too_many_arguments)]
+    /// Records what the gateway's answer (or the lack of one) decided.
     pub(super) async fn settle<T>(
         &self,
         conn: &mut RedisConn,
-        key: &str,
+        run: &Run<'_>,
         rec: &Record,
         decision: Decision<T>,
-        trace: Option<serde_json::Value>,
-        done: impl FnOnce(
-            T,
-        ) -> (
-            &'static str,
-            &'static str,
-            serde_json::Value,
-            Vec<(&'static str, String)>,
-        ),
+        done: impl FnOnce(T) -> Transition,
     ) -> Result<(), JobError> {
         match decision {
-            Decision::Done(data) => {
-                let (status, kind, data, fields) = done(data);
-                self.transition(conn, key, rec, status, kind, data, fields, trace)
-                    .await
-            }
+            Decision::Done(data) => self.answer(conn, run, rec, done(data)).await,
             Decision::RetryAfter(after, reason) => {
-                // Nothing reached the gateway (or resending is safe): clear the mark, retry.
-                let _ =
-                    record::change(conn, key, rec.version(), false, &[("phase", String::new())])
-                        .await;
+                // Nothing reached the gateway (or resending is safe): give the mark back.
+                if let Some(token) = &run.token
+                    && record::unmark(conn, run.key, token).await.is_err()
+                {
+                    // Left in place, the mark makes the next attempt `unknown`: safe.
+                    tracing::warn!("could not clear the send mark");
+                }
                 Err(JobError::Retry { after, reason })
             }
             Decision::GiveUp(reason) => {
-                self.transition(
-                    conn,
-                    key,
-                    rec,
-                    "rejected",
-                    "payment.rejected",
-                    json!({ "reason": reason }),
-                    vec![("reason", reason.clone())],
-                    trace,
-                )
-                .await
+                let rejected =
+                    Transition::new("rejected", "payment.rejected", json!({ "reason": reason }))
+                        .with("reason", reason.clone());
+                self.answer(conn, run, rec, rejected).await
             }
-            Decision::AwaitNotification(reason) => {
-                self.unknown(conn, key, rec, reason, trace).await
-            }
+            Decision::AwaitNotification(reason) => self.unknown(conn, run, rec, reason).await,
         }
     }
 
@@ -70,82 +110,127 @@ impl CreatePayments {
     pub(super) async fn unknown(
         &self,
         conn: &mut RedisConn,
-        key: &str,
+        run: &Run<'_>,
         rec: &Record,
         reason: String,
-        trace: Option<serde_json::Value>,
     ) -> Result<(), JobError> {
         tracing::warn!(%reason, "payment outcome unknown; waiting for the gateway's notification");
-        let data = json!({ "reason": reason });
-        let fields = vec![("reason", reason)];
-        self.transition(
-            conn,
-            key,
-            rec,
-            "unknown",
-            "payment.unknown",
-            data,
-            fields,
-            trace,
-        )
-        .await
+        let unknown = Transition::new("unknown", "payment.unknown", json!({ "reason": reason }))
+            .with("reason", reason);
+        self.answer(conn, run, rec, unknown).await
     }
 
-    /// A status change: compare-and-set on the version, the event stored with it and
-    /// published (see [`commit`](super::commit)). A failure after the change is retried
-    /// and re-publishes the same event.
-    #[allow(clippy::too_many_arguments)]
+    /// Records this run's answer. A record that moved is read again: the answer still goes
+    /// in while the payment waits for it (`pending`, or `unknown` because another copy gave
+    /// up on this run) and, for S2S, the send mark is this run's; otherwise the run ends.
+    async fn answer(
+        &self,
+        conn: &mut RedisConn,
+        run: &Run<'_>,
+        rec: &Record,
+        transition: Transition,
+    ) -> Result<(), JobError> {
+        let mut rec = rec.clone();
+        let mut failures = 0;
+        for _ in 0..MAX_RACES {
+            let result = self
+                .write_change(
+                    conn,
+                    run.key,
+                    &rec,
+                    &transition,
+                    run.trace.clone(),
+                    Marks::Answer,
+                )
+                .await;
+            match result {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    failures += 1;
+                    if failures >= ANSWER_TRIES {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 << failures)).await;
+                }
+            }
+            rec = record::read(conn, run.key).await.map_err(retry)?;
+            let waiting = match rec.get("status") {
+                "pending" => true,
+                "unknown" => run.token.is_some(),
+                _ => false,
+            };
+            let ours = match &run.token {
+                Some(token) => rec.get("send_token") == token,
+                None => true,
+            };
+            if !(waiting && ours) {
+                tracing::info!(
+                    status = rec.get("status"),
+                    "the payment was settled meanwhile; this run's answer is not recorded"
+                );
+                return Ok(());
+            }
+        }
+        Err(JobError::retry("the payment record kept changing"))
+    }
+
+    /// A status change that does not answer a request (a review, a dead-lettered job):
+    /// compare-and-set on the version read.
     pub(super) async fn transition(
         &self,
         conn: &mut RedisConn,
         key: &str,
         rec: &Record,
-        status: &str,
-        kind: &str,
-        data: serde_json::Value,
-        fields: Vec<(&'static str, String)>,
-        trace: Option<serde_json::Value>,
-    ) -> Result<(), JobError> {
-        let version = rec.version() + 1;
-        let change = Change {
-            kind,
-            previous_status: Some(rec.get("status")),
-            version,
-            data,
-            trace,
-            id_seed: None,
-        };
-        if self
-            .write_change(conn, key, rec, &change, status, fields, None)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(JobError::retry("the payment record changed meanwhile"))
-        }
+        transition: &Transition,
+    ) -> Result<bool, JobError> {
+        self.write_change(conn, key, rec, transition, None, Marks::Keep)
+            .await
     }
 
     /// Writes a status change and its event (see [`commit`](super::commit)): the change's
-    /// own `fields` plus status, phase and update time, and under `mark`, if given, the event
-    /// again (a notification's fingerprint). Returns false, having written nothing, if the
+    /// own fields plus status and update time, the send mark as `marks` says, and under a
+    /// notification's field the event again. Returns false, having written nothing, if the
     /// record's version moved since `rec` was read.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn write_change<'a>(
+    pub(super) async fn write_change(
         &self,
         conn: &mut RedisConn,
         key: &str,
         rec: &Record,
-        change: &Change<'_>,
-        status: &str,
-        mut fields: Vec<(&'a str, String)>,
-        mark: Option<&'a str>,
+        transition: &Transition,
+        trace: Option<Value>,
+        marks: Marks<'_>,
     ) -> Result<bool, JobError> {
-        let event = events::build(rec, &fields, change, status).map_err(unserializable)?;
+        let change = Change {
+            kind: transition.kind,
+            previous_status: Some(rec.get("status")),
+            version: rec.version() + 1,
+            data: transition.data.clone(),
+            trace,
+            id_seed: None,
+        };
+        let status = transition.status;
+        let mut fields: Vec<(&str, String)> = transition
+            .fields
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.clone()))
+            .collect();
+        let event = events::build(rec, &fields, &change, status).map_err(unserializable)?;
         fields.push(("status", status.to_owned()));
-        fields.push(("phase", String::new()));
         fields.push(("updated_at", chrono::Utc::now().to_rfc3339()));
-        if let Some(mark) = mark {
-            fields.push((mark, event.clone()));
+        match marks {
+            Marks::Answer => {
+                fields.push(("phase", String::new()));
+                fields.push(("send_token", String::new()));
+            }
+            Marks::Keep => {}
+            Marks::Notification(field) => {
+                fields.push((field, event.clone()));
+                if status == "pending" && rec.get("phase") != "sending" {
+                    fields.push(("phase", "sending".to_owned()));
+                    fields.push(("send_token", "notified".to_owned()));
+                }
+            }
         }
         let review_at = (status == "unknown").then(|| {
             crate::queue::now_ms()
@@ -170,7 +255,8 @@ impl CreatePayments {
 
     /// Hands payments still `unknown` past their review time to a person: status
     /// `review_required`, event `payment.review_required`. Never fails a payment. Returns
-    /// how many were moved; safe to run from every worker at once (version-checked).
+    /// how many were moved; safe to run from every worker at once (version-checked). A
+    /// payment leaves the review set only once it is no longer `unknown`.
     pub async fn review_overdue_unknowns(&self) -> redis::RedisResult<usize> {
         let mut conn = self.conn.clone();
         let set = unknown_key(&self.prefix);
@@ -196,28 +282,23 @@ impl CreatePayments {
                     order_no = rec.get("order_no"),
                     "payment outcome still unknown: review required"
                 );
-                let data = json!({ "reason": reason });
-                let fields = vec![
-                    ("reason", reason.clone()),
-                    ("review_cause", super::rules::CAUSE_OVERDUE.to_owned()),
-                ];
-                let kind = "payment.review_required";
-                if self
-                    .transition(
-                        &mut conn,
-                        &key,
-                        &rec,
-                        "review_required",
-                        kind,
-                        data,
-                        fields,
-                        None,
-                    )
-                    .await
-                    .is_ok()
-                {
-                    moved += 1;
+                let review = Transition::new(
+                    "review_required",
+                    "payment.review_required",
+                    json!({ "reason": reason }),
+                )
+                .with("reason", reason.clone())
+                .with("review_cause", super::rules::CAUSE_OVERDUE.to_owned());
+                // The change takes the payment off the set; a failed one leaves it there
+                // for the next round.
+                match self.transition(&mut conn, &key, &rec, &review).await {
+                    Ok(true) => moved += 1,
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "could not move an unknown payment to review; will try again")
+                    }
                 }
+                continue;
             }
             redis::cmd("ZREM")
                 .arg(&set)
@@ -226,6 +307,66 @@ impl CreatePayments {
                 .await?;
         }
         Ok(moved)
+    }
+
+    /// The `create_payment` queue's dead-letter hook: a job that will not run again must not
+    /// leave its payment waiting for it. A payment this job claimed and left `pending` goes
+    /// to `review_required` (cause `dead_lettered`; re-driving the dead letter takes it up
+    /// again); one whose S2S request may have reached the gateway becomes `unknown`, like any
+    /// other such request. Anything else is left as it is.
+    pub async fn on_dead(&self, notice: DeadNotice) {
+        let Ok(job) = CreatePayment::decode(notice.meta.raw()) else {
+            return;
+        };
+        let Ok(account) = self.account(&job) else {
+            return;
+        };
+        let key = record::key(&self.prefix, &account.name, job.order_no.as_str());
+        let mut conn = self.conn.clone();
+        for _ in 0..MAX_RACES {
+            let rec = match record::read(&mut conn, &key).await {
+                Ok(rec) => rec,
+                Err(error) => {
+                    tracing::error!(%error, order_no = %job.order_no, "could not record that the payment's job was dead-lettered");
+                    return;
+                }
+            };
+            if rec.get("owner") != notice.meta.origin_id || rec.get("status") != "pending" {
+                return;
+            }
+            let in_flight = job.method == Method::S2s && rec.get("phase") == "sending";
+            let transition = if in_flight {
+                let reason = format!(
+                    "its job was dead-lettered ({}) after its request may have reached the gateway; waiting for the notification",
+                    notice.reason
+                );
+                Transition::new("unknown", "payment.unknown", json!({ "reason": reason }))
+                    .with("reason", reason)
+            } else {
+                let reason = format!(
+                    "its job was dead-lettered ({}: {}); re-drive the dead letter to try again, or settle the payment by hand",
+                    notice.reason, notice.detail
+                );
+                Transition::new(
+                    "review_required",
+                    "payment.review_required",
+                    json!({ "reason": reason, "dead_letter": { "reason": notice.reason, "queue": "create_payment", "origin_id": notice.meta.origin_id } }),
+                )
+                .with("reason", reason)
+                .with("review_cause", CAUSE_DEAD_LETTERED.to_owned())
+            };
+            match self.transition(&mut conn, &key, &rec, &transition).await {
+                Ok(true) => {
+                    tracing::error!(order_no = %job.order_no, status = transition.status, "the payment's job was dead-lettered");
+                    return;
+                }
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::error!(?error, order_no = %job.order_no, "could not record that the payment's job was dead-lettered");
+                    return;
+                }
+            }
+        }
     }
 
     /// Where a payment's events go: every results stream, and the job's `reply_to`.

@@ -6,8 +6,20 @@
 //! `version`, `method`, `account`, `order_no`, `amount`, `currency`, `payment_id`,
 //! `checkout_link`, `client_secret`, `pk`, `redirect_to_url`, `reason`, `attempts`,
 //! `owner` (the producer's entry id of the job that created it), `phase` (`sending` while an
-//! S2S request may be on the wire), `created_at`, `updated_at`, `metadata`, `reply_to`,
-//! `event` (the last event, re-published as is on redelivery). Never card data.
+//! S2S request may be on the wire), `send_token` (which run holds that mark), `created_at`,
+//! `updated_at`, `metadata`, `reply_to`, `event` (the last event, re-published as is on
+//! redelivery). Never card data.
+//!
+//! # The send mark
+//!
+//! An S2S request charges the card and the gateway has no idempotency key, so at most one
+//! request may ever be on the wire for an order, and none after one whose fate is unknown.
+//! Before sending, a run takes the mark in one step ([`mark`]): only from `pending` with no
+//! mark, only at the version it read, and it raises the version and stores the run's token.
+//! A second copy of the job (a redelivery, a worker whose lease lapsed) either fails to take
+//! it or finds it taken and never sends. Only the run holding the token may clear it
+//! ([`unmark`]), and only when nothing left (a refused connection). Notifications never clear
+//! it: a notification for an order proves its request reached the gateway.
 
 use std::collections::HashMap;
 
@@ -24,14 +36,51 @@ pub fn key(prefix: &str, account: &str, order_no: &str) -> String {
 
 /// Creates the record (KEYS[1]) from ARGV (field/value pairs) if absent. Replies
 /// `{created, orphans, fields}`: `{1, orphans, {}}` when this call created it (the caller
-/// holds the fields it sent; `orphans` is 1 when notifications for the order are waiting in
-/// KEYS[2], see `orphans`), else `{0, 0, <HGETALL>}`.
+/// holds the fields it sent), else `{0, orphans, <HGETALL>}`; `orphans` is 1 when
+/// notifications for the order are waiting in KEYS[2] (see `orphans`).
 const CLAIM: &str = r"
+local orphans = redis.call('EXISTS', KEYS[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], unpack(ARGV))
-  return {1, redis.call('EXISTS', KEYS[2]), {}}
+  return {1, orphans, {}}
 end
-return {0, 0, redis.call('HGETALL', KEYS[1])}
+return {0, orphans, redis.call('HGETALL', KEYS[1])}
+";
+
+/// Takes the payment for another attempt. KEYS[1]: the record. ARGV: the version read, the
+/// run's send token ('' when the method needs no send mark), the attempt count. Allowed
+/// from `pending` at that version, and from `review_required` when the review was only
+/// "its job was dead-lettered" (a re-drive resumes the payment). With a token, refused
+/// while a send mark is held, and takes the mark. The version rises when the mark is taken
+/// or the payment reopens. Returns the new version, or 0 (nothing written).
+const MARK: &str = r"
+local r = redis.call('HMGET', KEYS[1], 'version', 'status', 'phase', 'review_cause')
+if r[1] ~= ARGV[1] then return 0 end
+local reopen = r[2] == 'review_required' and r[4] == 'dead_lettered'
+if r[2] ~= 'pending' and not reopen then return 0 end
+local v = tonumber(r[1])
+if ARGV[2] ~= '' then
+  if r[3] == 'sending' then return 0 end
+  redis.call('HSET', KEYS[1], 'phase', 'sending', 'send_token', ARGV[2])
+  v = v + 1
+end
+if reopen then
+  redis.call('HSET', KEYS[1], 'status', 'pending', 'review_cause', '', 'reason', '')
+  if ARGV[2] == '' then v = v + 1 end
+end
+redis.call('HSET', KEYS[1], 'version', v, 'attempts', ARGV[3])
+return v
+";
+
+/// Clears a send mark when nothing was sent. KEYS[1]: the record; ARGV[1]: the token of the
+/// run that holds it. Only that run, and only while the payment is still `pending`. Returns
+/// the new version, or 0 (the mark is not this run's any more: nothing written).
+const UNMARK: &str = r"
+local r = redis.call('HMGET', KEYS[1], 'version', 'status', 'phase', 'send_token')
+if r[2] ~= 'pending' or r[3] ~= 'sending' or r[4] ~= ARGV[1] then return 0 end
+local v = tonumber(r[1]) + 1
+redis.call('HSET', KEYS[1], 'version', v, 'phase', '', 'send_token', '')
+return v
 ";
 
 /// Applies field changes if the version is still ARGV[1]; the new version is ARGV[1] + 1
@@ -67,6 +116,11 @@ impl Record {
     /// The version.
     pub fn version(&self) -> u64 {
         self.get("version").parse().unwrap_or(0)
+    }
+
+    /// Sets a field in this copy (what a step just wrote to Redis).
+    pub fn set(&mut self, field: &str, value: String) {
+        self.0.insert(field.to_owned(), value);
     }
 }
 
@@ -142,6 +196,35 @@ pub async fn change(
     }
     let applied: i64 = invocation.invoke_async(conn).await?;
     Ok(applied == 1)
+}
+
+/// Takes the payment read at `version` for another attempt (see [`MARK`]): with a `token`,
+/// also the send mark. Returns the new version, or `None` if the record moved, a send mark
+/// is held, or the payment is past this job's work.
+pub async fn mark(
+    conn: &mut RedisConn,
+    key: &str,
+    version: u64,
+    token: Option<&str>,
+    attempts: u32,
+) -> RedisResult<Option<u64>> {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(MARK));
+    let v: u64 = SCRIPT
+        .key(key)
+        .arg(version)
+        .arg(token.unwrap_or(""))
+        .arg(attempts)
+        .invoke_async(conn)
+        .await?;
+    Ok((v > 0).then_some(v))
+}
+
+/// Clears the send mark held by `token`, when its request never left. Returns the new
+/// version, or `None` if the mark is not this token's any more (nothing written).
+pub async fn unmark(conn: &mut RedisConn, key: &str, token: &str) -> RedisResult<Option<u64>> {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(UNMARK));
+    let v: u64 = SCRIPT.key(key).arg(token).invoke_async(conn).await?;
+    Ok((v > 0).then_some(v))
 }
 
 /// Reads a record (empty if there is none).

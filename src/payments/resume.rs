@@ -1,30 +1,50 @@
 //! A job whose order already had a record when it claimed it: another job's order (a
 //! duplicate), this job delivered again after its change (re-publish the stored event), an
-//! S2S request that may be on the wire (never resent: `unknown`), or a retry that may send
-//! again (marked first).
+//! S2S request that may be on the wire (never resent: `unknown`), or another attempt that
+//! may send again (it takes the payment, and for S2S the send mark, first). A payment put
+//! up for review because its job was dead-lettered is taken up again the same way when the
+//! dead letter is re-driven.
 
 use serde_json::json;
 
-use super::create::{CreatePayments, retry};
+use super::create::{CreatePayments, Run, retry};
 use super::events::{self, Change};
-use super::outcome::unserializable;
+use super::outcome::{Transition, unserializable};
 use super::record::{self, Record};
-use crate::jobs::{CreatePayment, Method};
-use crate::queue::{JobError, JobMeta, RedisConn};
+use crate::jobs::Method;
+use crate::queue::{JobError, RedisConn};
+
+/// How many times a run re-reads a record that moved under it before it backs off.
+const MAX_RACES: usize = 8;
+
+/// What a run does with an order it did not create.
+pub(super) enum Resume {
+    /// Nothing to send: the job's result.
+    Finished(Result<(), JobError>),
+    /// The payment is this run's to send (marked for it): the record as it now stands.
+    Send(Record),
+}
 
 impl CreatePayments {
-    /// Decides what a job does with an order that already has the record `rec`. Returns
-    /// the job's result if it is finished here, or `None` once the record is marked for
-    /// another attempt (the caller then sends the request).
-    pub(super) async fn resume(
-        &self,
-        conn: &mut RedisConn,
-        key: &str,
-        rec: &Record,
-        job: &CreatePayment,
-        meta: &JobMeta,
-        trace: Option<serde_json::Value>,
-    ) -> Option<Result<(), JobError>> {
+    /// Decides what a run does with an order that already has the record `rec`.
+    pub(super) async fn resume(&self, conn: &mut RedisConn, run: &Run<'_>, rec: Record) -> Resume {
+        let mut rec = rec;
+        for _ in 0..MAX_RACES {
+            match self.resume_once(conn, run, &rec).await {
+                Step::Done(resume) => return resume,
+                Step::Moved => match record::read(conn, run.key).await {
+                    Ok(fresh) => rec = fresh,
+                    Err(e) => return Resume::Finished(Err(retry(e))),
+                },
+            }
+        }
+        Resume::Finished(Err(JobError::retry(
+            "the payment record kept changing under this job",
+        )))
+    }
+
+    async fn resume_once(&self, conn: &mut RedisConn, run: &Run<'_>, rec: &Record) -> Step {
+        let (job, meta) = (run.job, run.meta);
         let streams = self.streams(rec);
         if rec.get("owner") != meta.origin_id {
             // Another job created this order: never a second request. Say so, and ack.
@@ -33,25 +53,40 @@ impl CreatePayments {
                 previous_status: Some(rec.get("status")),
                 version: rec.version(),
                 data: json!({ "reason": format!("order {} already exists (job {})", job.order_no, rec.get("owner")) }),
-                trace,
+                trace: run.trace.clone(),
                 id_seed: Some(format!("payment.duplicate_ignored/{}", meta.origin_id)),
             };
             let event = match events::build(rec, &[], &change, rec.get("status")) {
                 Ok(event) => event,
-                Err(e) => return Some(Err(unserializable(e))),
+                Err(e) => return Step::Done(Resume::Finished(Err(unserializable(e)))),
             };
-            return Some(
-                events::publish(conn, &streams, self.results_max_len, &event)
-                    .await
-                    .map_err(retry),
-            );
+            let published = events::publish(conn, &streams, self.results_max_len, &event).await;
+            return Step::Done(Resume::Finished(published.map_err(retry)));
         }
+        let s2s = job.method == Method::S2s;
+        let reopen = rec.get("status") == "review_required"
+            && rec.get("review_cause") == super::outcome::CAUSE_DEAD_LETTERED;
         match (rec.get("status"), rec.get("phase")) {
-            ("pending", "sending") if job.method == Method::S2s => {
+            ("pending", "sending") if s2s => {
+                // A request of this order may be on the wire (another run holds the mark,
+                // or held it when its process died): never a second one.
+                // The mark stays: a run still alive behind it may yet record its answer.
                 let reason = "the job was delivered again after its request may have reached the gateway; not resent";
-                return Some(self.unknown(conn, key, rec, reason.to_owned(), trace).await);
+                tracing::warn!(
+                    reason,
+                    "payment outcome unknown; waiting for the gateway's notification"
+                );
+                let unknown =
+                    Transition::new("unknown", "payment.unknown", json!({ "reason": reason }))
+                        .with("reason", reason.to_owned());
+                return match self.transition(conn, run.key, rec, &unknown).await {
+                    Ok(true) => Step::Done(Resume::Finished(Ok(()))),
+                    Ok(false) => Step::Moved,
+                    Err(e) => Step::Done(Resume::Finished(Err(e))),
+                };
             }
             ("pending", _) => {}
+            _ if reopen => {}
             _ => {
                 // Already past this job's work (a redelivery after the change): publish the
                 // stored event again, same id, then ack.
@@ -60,21 +95,34 @@ impl CreatePayments {
                     && let Err(e) =
                         events::publish(conn, &streams, self.results_max_len, event).await
                 {
-                    return Some(Err(retry(e)));
+                    return Step::Done(Resume::Finished(Err(retry(e))));
                 }
-                return Some(Ok(()));
+                return Step::Done(Resume::Finished(Ok(())));
             }
         }
 
         let attempts = rec.get("attempts").parse::<u32>().unwrap_or(0) + 1;
-        let mut marks = vec![("attempts", attempts.to_string())];
-        if job.method == Method::S2s {
-            marks.push(("phase", "sending".to_owned()));
-        }
-        match record::change(conn, key, rec.version(), false, &marks).await {
-            Ok(true) => None,
-            Ok(false) => Some(Err(JobError::retry("the payment record changed meanwhile"))),
-            Err(e) => Some(Err(retry(e))),
+        let token = run.token.as_deref();
+        match record::mark(conn, run.key, rec.version(), token, attempts).await {
+            Ok(Some(version)) => {
+                let mut marked = rec.clone();
+                marked.set("version", version.to_string());
+                marked.set("attempts", attempts.to_string());
+                marked.set("status", "pending".to_owned());
+                if let Some(token) = token {
+                    marked.set("phase", "sending".to_owned());
+                    marked.set("send_token", token.to_owned());
+                }
+                Step::Done(Resume::Send(marked))
+            }
+            Ok(None) => Step::Moved,
+            Err(e) => Step::Done(Resume::Finished(Err(retry(e)))),
         }
     }
+}
+
+enum Step {
+    Done(Resume),
+    /// The record moved since it was read: read it again and decide again.
+    Moved,
 }

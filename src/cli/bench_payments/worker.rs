@@ -58,5 +58,6 @@ pub(super) async fn handler(
             expiry: PaymentsSettings::default().orphan_expiry,
         }),
         unknown_review_after: PaymentsSettings::default().unknown_review_after,
+        s2s_resend_on: Vec::new(),
     })
 }

@@ -2,6 +2,7 @@
 //! to the ingress, which stores them on a real Redis; the worker (both queues, built from
 //! `Settings` by `startup::run_worker`) applies them to the payments it created.
 
+mod before_the_answer;
 mod direct;
 mod ingress;
 mod outage;
@@ -31,6 +32,8 @@ pub struct Options {
     pub notify: NotifySettings,
     pub window: Duration,
     pub orphan_expiry: Duration,
+    /// Where the worker reaches the gateway, if not straight at the sandbox.
+    pub gateway_url: Option<url::Url>,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             },
             window: Duration::from_secs(300),
             orphan_expiry: Duration::from_secs(60),
+            gateway_url: None,
         }
     }
 }
@@ -99,7 +103,10 @@ impl Product {
         settings.gateway.accounts.insert(
             "main".into(),
             AccountSettings::new(
-                sandbox.base_url.clone(),
+                options
+                    .gateway_url
+                    .clone()
+                    .unwrap_or_else(|| sandbox.base_url.clone()),
                 ACCOUNT_ID,
                 "https://shop.example.com",
                 KEY.to_owned().into(),

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod flows;
+mod interleavings;
 mod safety;
 
 use std::sync::Arc;
@@ -80,6 +81,7 @@ pub async fn handler(
         conn: target.connect(Duration::from_secs(5)).await.unwrap(),
         orphans: None,
         unknown_review_after,
+        s2s_resend_on: Vec::new(),
     }
 }
 
@@ -92,9 +94,8 @@ pub fn run_worker(
 ) -> tokio::task::JoinHandle<Result<String, queue::QueueError>> {
     let mut cfg = config(prefix);
     cfg.name = "create_payment".into();
-    tokio::spawn(queue::run(
-        cfg,
-        target,
+    let hook = payworker::startup::dead_letter_hook(handler.clone());
+    tokio::spawn(queue::Queue::new(cfg, target).on_dead(hook).run(
         move |job: CreatePayment, meta| {
             let handler = handler.clone();
             async move { handler.handle(job, meta).await }

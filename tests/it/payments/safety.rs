@@ -185,6 +185,7 @@ async fn host_retried_after_a_503_succeeds() {
             Fault::Status {
                 code: 503,
                 retry_after: Some("0".into()),
+                processed: false,
             },
             1,
         )

@@ -131,3 +131,107 @@ fn owner_of(cluster: &RedisCluster, slot: i64) -> String {
         .unwrap();
     format!("{host}:{port}")
 }
+
+/// The node serving a key, as a plain connection to it.
+async fn node_of(
+    cluster: &RedisCluster,
+    conn: &mut redis::cluster_async::ClusterConnection,
+    key: &str,
+) -> redis::aio::MultiplexedConnection {
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap();
+    let addr = owner_of(cluster, slot);
+    redis::Client::open(format!("redis://{addr}/"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Out of memory on a Cluster node, a failed run's retry cannot be written: then nothing of
+/// its outcome may be written, not even the ack, or a worker that stops before memory comes
+/// back loses the job.
+#[tokio::test]
+async fn an_outcome_refused_for_lack_of_memory_on_a_cluster_keeps_the_job() {
+    let cluster = RedisCluster::start().await;
+    let mut conn = cluster.client().await;
+    let mut config = config("oom");
+    config.lease = Duration::from_secs(1);
+    config.reclaim_interval = Duration::from_millis(200);
+    let keys = QueueKeys::new(&config.prefix, &config.name, 0);
+    let _: String = conn
+        .xadd(
+            &keys.stream,
+            "*",
+            &[("job", r#"{"version":1,"n":1,"fail":1,"sleep_ms":1000}"#)],
+        )
+        .await
+        .unwrap();
+    let mut node = node_of(&cluster, &mut conn, &keys.stream).await;
+
+    let runs = Runs::default();
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(queue::run(
+        config.clone(),
+        RedisTarget::Cluster(cluster.nodes()),
+        runs.handler(),
+        cancel.clone(),
+        Duration::from_secs(10),
+    ));
+    eventually(Duration::from_secs(20), || async {
+        (pending_on(&mut cluster.client().await, &keys.stream).await == 1).then_some(())
+    })
+    .await;
+    // While the job runs, its node runs out of memory (noeviction, as payment data needs).
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query_async(&mut node)
+        .await
+        .unwrap();
+    // The run fails, its retry is refused; the worker stops before memory comes back.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cancel.cancel();
+    worker.await.unwrap().unwrap();
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query_async(&mut node)
+        .await
+        .unwrap();
+
+    // A new worker finds the job (pending, to reclaim) and runs it to success.
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(queue::run(
+        config,
+        RedisTarget::Cluster(cluster.nodes()),
+        runs.handler(),
+        cancel.clone(),
+        Duration::from_secs(10),
+    ));
+    eventually(Duration::from_secs(20), || async {
+        (runs.total() == 1).then_some(())
+    })
+    .await;
+    cancel.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+async fn pending_on(conn: &mut redis::cluster_async::ClusterConnection, stream: &str) -> u64 {
+    let summary: redis::Value = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(queue::GROUP)
+        .query_async(conn)
+        .await
+        .unwrap_or(redis::Value::Nil);
+    match summary {
+        redis::Value::Array(parts) => redis::from_redis_value(parts[0].clone()).unwrap_or(0),
+        _ => 0,
+    }
+}

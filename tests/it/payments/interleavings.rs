@@ -51,23 +51,44 @@ async fn two_live_copies_of_an_s2s_job_charge_the_card_once() {
         serde_json::json!({"fault": {"kind": "latency", "ms": 300}, "path": "s2s"}),
     ));
     let orders: Vec<String> = (0..20).map(|i| format!("TWICE-{i}")).collect();
+    // Every copy lands in one read, so the worker runs the two copies of each job at once.
+    let mut pipe = redis::pipe();
+    pipe.atomic();
     for (i, order) in orders.iter().enumerate() {
         let origin = format!("{}-0", 1_000 + i);
         pending_without_mark(&app, order, &origin).await;
-        let job = s2s_job(order, "4242424242424242");
-        app.redeliver(&job, origin.clone()).await;
-        app.redeliver(&job, origin).await;
+        let again = payworker::queue::envelope::RetryEnvelope {
+            job: s2s_job(order, "4242424242424242").to_string(),
+            attempt: 1,
+            origin_id: origin,
+            first_failed_ms: 0,
+            errors: vec![],
+        };
+        let retry = serde_json::to_string(&again).unwrap();
+        for _ in 0..2 {
+            pipe.xadd(&app.keys.stream, "*", &[("retry", &retry)])
+                .ignore();
+        }
     }
-    for order in &orders {
-        // The run that sent records its answer, whatever the other copy did meanwhile.
-        eventually(Duration::from_secs(15), || async {
-            (app.record(order).await.get("status") == "succeeded").then_some(())
-        })
-        .await;
-    }
+    let () = pipe.query_async(&mut redis().await).await.unwrap();
+    // Both copies of every job have run (the queue is empty again).
+    eventually(Duration::from_secs(20), || async {
+        let mut c = redis().await;
+        let left: u64 = c.xlen(&app.keys.stream).await.ok()?;
+        (left == 0 && crate::queue::pending(&mut c, &app.keys.stream).await == 0).then_some(())
+    })
+    .await;
     for order in &orders {
         let seen = app.sandbox.order(ACCOUNT_ID, order).unwrap();
         assert_eq!(seen.charges, 1, "{order} charged {} times", seen.charges);
+    }
+    for order in &orders {
+        // The run that sent recorded its answer, whatever the other copy did meanwhile.
+        assert_eq!(
+            app.record(order).await.get("status"),
+            "succeeded",
+            "{order}"
+        );
     }
     app.stop().await;
 }

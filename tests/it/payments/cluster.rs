@@ -88,3 +88,114 @@ async fn payments_on_a_cluster_record_and_announce_across_slots() {
     cancel.cancel();
     worker.await.unwrap().unwrap();
 }
+
+/// The master serving `key`, as a plain connection to it.
+async fn node_of(
+    cluster: &RedisCluster,
+    conn: &mut redis::cluster_async::ClusterConnection,
+    key: &str,
+) -> (String, redis::aio::MultiplexedConnection) {
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap();
+    let addr = crate::queue::cluster::owner_of(cluster, slot);
+    let node = redis::Client::open(format!("redis://{addr}/"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    (addr, node)
+}
+
+/// On a Cluster the review set lives on another node than the record. When that node
+/// refuses the write, the payment must still end up in the review set, or an `unknown`
+/// payment is never handed to a person.
+#[tokio::test]
+async fn an_unknown_payment_reaches_the_review_set_when_its_node_refused_a_write() {
+    let cluster = RedisCluster::start().await;
+    let mut conn = cluster.client().await;
+    // A prefix whose review set is on another master than the order's record and the
+    // queue's partition.
+    let (prefix, mut review_node) = loop {
+        let prefix = unique_prefix("review-cluster");
+        let (review_addr, node) = node_of(&cluster, &mut conn, &unknown_key(&prefix)).await;
+        let record_key = record::key(&prefix, "main", "K3");
+        let (record_addr, _) = node_of(&cluster, &mut conn, &record_key).await;
+        let stream = QueueKeys::new(&prefix, "create_payment", 0).stream;
+        let (queue_addr, _) = node_of(&cluster, &mut conn, &stream).await;
+        if review_addr != record_addr && review_addr != queue_addr {
+            break (prefix, node);
+        }
+    };
+    let results = format!("{prefix}:{{results}}");
+    let sandbox = test_sandbox().await;
+    sandbox.add_fault(FaultRule::times(Fault::Hang, 1).for_order("K3"));
+    let target = RedisTarget::Cluster(cluster.nodes());
+    let hour = Duration::from_secs(3600);
+    let handler = Arc::new(handler(&prefix, &results, &sandbox, &target, hour).await);
+    let mut cfg = crate::queue::config(&prefix);
+    cfg.name = "create_payment".into();
+    cfg.retry.base_delay = Duration::from_secs(1);
+    cfg.retry.max_delay = Duration::from_secs(1);
+    cfg.retry.max_attempts = 8;
+    let keys = QueueKeys::new(&prefix, "create_payment", 0);
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(queue::run(
+        cfg,
+        target,
+        move |job: CreatePayment, meta| {
+            let handler = handler.clone();
+            async move { handler.handle(job, meta).await }
+        },
+        cancel.clone(),
+        Duration::from_secs(5),
+    ));
+
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query_async(&mut review_node)
+        .await
+        .unwrap();
+    let _: String = conn
+        .xadd(
+            &keys.stream,
+            "*",
+            &[("job", s2s_job("K3", "4242424242424242").to_string())],
+        )
+        .await
+        .unwrap();
+    // The request reached the gateway and hung; recording `unknown` failed on the review
+    // set's node, so the job waits for another attempt.
+    eventually(Duration::from_secs(12), || {
+        let mut conn = conn.clone();
+        let delayed = keys.delayed.clone();
+        async move { (conn.zcard::<_, u64>(&delayed).await.ok()? == 1).then_some(()) }
+    })
+    .await;
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query_async(&mut review_node)
+        .await
+        .unwrap();
+    let key = record::key(&prefix, "main", "K3");
+    eventually(Duration::from_secs(20), || {
+        let mut conn = conn.clone();
+        let (set, key) = (unknown_key(&prefix), key.clone());
+        async move {
+            let status: String = conn.hget(&key, "status").await.ok()?;
+            let score: Option<f64> = conn.zscore(&set, &key).await.ok()?;
+            (status == "unknown" && score.is_some()).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(sandbox.order(ACCOUNT_ID, "K3").unwrap().charges, 1);
+    cancel.cancel();
+    worker.await.unwrap().unwrap();
+}

@@ -107,7 +107,7 @@ async fn futures_slots(
 }
 
 /// The node URL serving a slot, from `CLUSTER SLOTS` on any node.
-fn owner_of(cluster: &RedisCluster, slot: i64) -> String {
+pub fn owner_of(cluster: &RedisCluster, slot: i64) -> String {
     let client = redis::Client::open(cluster.nodes()[0].as_str()).unwrap();
     let mut conn = client.get_connection().unwrap();
     let ranges: Vec<(i64, i64, (String, i64))> = redis::cmd("CLUSTER")

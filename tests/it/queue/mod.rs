@@ -1,6 +1,6 @@
 //! The job queue against a real Redis: delivery, dead letters, retries, shutdown, crashes.
 
-mod cluster;
+pub mod cluster;
 mod crash;
 mod dead_letters;
 mod delivery;

@@ -215,3 +215,75 @@ async fn removing_dead_consumers_never_drops_one_that_just_took_an_entry() {
     );
     cleanup(&mut conn, &prefix).await;
 }
+
+/// What a test's runtime logs, captured (the runtime must be single-threaded: the
+/// subscriber is set for the current thread only).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Dead letters dropped for their age or for the queue's cap are said so in the log, with
+/// how many: a dead letter never disappears in silence.
+#[tokio::test]
+async fn dead_letters_dropped_by_age_or_cap_are_logged_with_their_count() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (prefix, mut config, keys, mut conn) = setup("dlqtrim").await;
+    config.dlq_max_age = Duration::from_secs(1);
+    config.dlq_max_len = 1;
+    // 250 letters spread over three stream nodes: the cap drops the oldest whole nodes.
+    enqueue(
+        &mut conn,
+        &keys.stream,
+        (0..250).map(|i| format!("not json {i}")),
+    )
+    .await;
+    let runs = Runs::default();
+    let worker = start(config, &runs);
+    eventually(Duration::from_secs(10), || async {
+        captured
+            .text()
+            .contains("the dead-letter queue is over its cap")
+            .then_some(())
+    })
+    .await;
+    // The rest outlive dlq_max_age and go at the next retention round (every 5 s).
+    eventually(Duration::from_secs(15), || async {
+        let left: u64 = redis().await.xlen(&keys.dlq).await.ok()?;
+        (left == 0).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(5), || async {
+        captured
+            .text()
+            .contains("dead letters older than dlq_max_age were dropped")
+            .then_some(())
+    })
+    .await;
+    worker.stop().await;
+    let log = captured.text();
+    assert!(log.contains("trimmed="), "{log}");
+    cleanup(&mut conn, &prefix).await;
+}

@@ -126,7 +126,10 @@ pub fn decode<J: Job>(
         let envelope: RetryEnvelope = serde_json::from_str(text).map_err(|e| {
             undecodable(
                 "invalid",
-                format!("retry envelope does not parse: {e}"),
+                format!(
+                    "retry envelope does not parse: {}",
+                    super::redact::serde_error(&e)
+                ),
                 Some(text.to_owned()),
             )
         })?;
@@ -162,19 +165,20 @@ fn parse<J: Job>(text: &str) -> Result<J, (&'static str, String)> {
     J::decode(text)
 }
 
-/// The default decoding: one serde pass, then the job's own check.
+/// The default decoding: one serde pass, then the job's own check. Serde's messages quote
+/// the values they refuse; the detail never does (see [`super::redact::serde_error`]).
 pub fn parse_serde<J: Job>(text: &str) -> Result<J, (&'static str, String)> {
     // One pass: serde_json tells syntax errors (not JSON) from data errors (wrong shape).
-    let job: J = serde_json::from_str(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-            ("not_json", format!("payload is not JSON: {e}"))
-        }
-        _ => {
-            let message = super::redact::mask_digit_runs(&e.to_string());
-            (
+    let job: J = serde_json::from_str(text).map_err(|e| {
+        let message = super::redact::serde_error(&e);
+        match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                ("not_json", format!("payload is not JSON: {message}"))
+            }
+            _ => (
                 "invalid",
                 format!("payload does not match the job schema: {message}"),
-            )
+            ),
         }
     })?;
     job.check().map_err(|e| ("invalid", e))?;
@@ -250,6 +254,12 @@ mod tests {
                 .contains("unknown version 2")
         );
         assert_eq!(reason(field("job", &"x".repeat(65))).reason, "oversize");
+        let quoted = reason(field("job", r#"{"version":1,"n":"8173"}"#));
+        assert!(quoted.detail.contains("invalid type: string"), "{quoted:?}");
+        assert!(
+            !quoted.detail.contains("8173"),
+            "a value is never quoted: {quoted:?}"
+        );
         assert_eq!(reason(field("payload", "{}")).reason, "no_job_field");
         assert_eq!(reason(vec![]).reason, "no_job_field");
     }

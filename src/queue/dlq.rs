@@ -3,13 +3,18 @@
 //! A dead letter is one entry on `<stream>:dlq` with the payload (redacted: never a
 //! plaintext card), why it died, its error history and where it came from. Re-driving
 //! adds the payload back to the queue's stream as a fresh `job` entry and deletes the
-//! dead letter.
+//! dead letter. A letter whose payload redaction changed (field `redacted` = `1`) is not
+//! the producer's job and is never re-driven.
 
 use redis::AsyncCommands;
 
 use super::conn::RedisConn;
 use super::envelope::{ErrorRecord, JOB_FIELD};
 use super::keys::QueueKeys;
+use super::redact;
+
+/// The field that marks a letter whose payload redaction changed: `1`.
+pub const REDACTED_FIELD: &str = "redacted";
 
 /// What a dead letter records, before it is written.
 #[derive(Debug, Clone)]
@@ -41,7 +46,10 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// The stream entry's fields.
+    /// The stream entry's fields. Every writer's letter passes here, so card data is
+    /// removed here whatever the writer did: the payload redacted again (a no-op when it
+    /// already was), the detail and the error history masked; `redacted` = `1` when the
+    /// payload was changed.
     pub fn fields(&self) -> Vec<(String, String)> {
         let first = self.errors.first().map_or(self.dead_ms, |e| e.at_ms);
         let last = self.errors.last().map_or(self.dead_ms, |e| e.at_ms);
@@ -65,6 +73,16 @@ impl DeadLetter {
         ];
         if let Some(job) = &self.job {
             out.insert(0, (JOB_FIELD.to_owned(), job.clone()));
+        }
+        let mut out: Vec<(String, String)> = out
+            .into_iter()
+            .map(|(name, value)| {
+                let value = redact::letter_field(&name, &value);
+                (name, value)
+            })
+            .collect();
+        if out[0].0 == JOB_FIELD && redact::is_redacted(&out[0].1) {
+            out.insert(1, (REDACTED_FIELD.to_owned(), "1".to_owned()));
         }
         out
     }
@@ -127,6 +145,11 @@ pub enum RedriveError {
     /// The entry kept no payload (it had none, or it was not text).
     #[error("dead letter {0} kept no payload to re-drive")]
     NoPayload(String),
+    /// The payload was redacted (card data removed): it is not the job the producer sent.
+    #[error(
+        "dead letter {0} was redacted (card data was removed from its payload), so it is not the producer's job and is not re-driven; have the producer send the job again, with the card encrypted in `card` only"
+    )]
+    Redacted(String),
     /// Redis failed.
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
@@ -149,12 +172,20 @@ pub async fn redrive(
         .into_iter()
         .next()
         .ok_or_else(|| RedriveError::NotFound(id.to_owned()))?;
+    let marked = entry
+        .1
+        .iter()
+        .any(|(k, v)| k == REDACTED_FIELD && v.as_slice() == b"1");
     let job = entry
         .1
         .into_iter()
         .find(|(k, _)| k == JOB_FIELD)
         .map(|(_, v)| v)
         .ok_or_else(|| RedriveError::NoPayload(id.to_owned()))?;
+    // Letters written before the `redacted` field existed are judged by their payload.
+    if marked || !redact::may_redrive(&String::from_utf8_lossy(&job)) {
+        return Err(RedriveError::Redacted(id.to_owned()));
+    }
     let (new_id, _): (String, i64) = redis::pipe()
         .atomic()
         .xadd(&keys.stream, "*", &[(JOB_FIELD, job)])

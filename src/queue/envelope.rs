@@ -23,8 +23,15 @@ pub struct ErrorRecord {
     pub at_ms: u64,
     /// The consumer that ran it.
     pub worker: String,
-    /// What went wrong.
+    /// What went wrong. Stored (in a retry entry or a dead letter) with card data masked:
+    /// a handler's message may quote what a gateway said.
+    #[serde(serialize_with = "masked")]
     pub error: String,
+}
+
+#[allow(clippy::ptr_arg)] // serde hands a `serialize_with` function the field's own type
+fn masked<S: serde::Serializer>(text: &String, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&super::redact::mask_text(text))
 }
 
 /// A job on its way to another attempt.
@@ -235,6 +242,29 @@ mod tests {
         assert_eq!(
             (d.job.n, d.attempts_before, d.origin_id.as_str()),
             (8, 2, "1-0")
+        );
+    }
+
+    #[test]
+    fn a_stored_error_history_never_holds_a_card_number() {
+        let record = ErrorRecord {
+            attempt: 1,
+            at_ms: 1764062341003,
+            worker: "w-1".into(),
+            error: "gateway: card 4242 4242 4242 4242 declined".into(),
+        };
+        let envelope = RetryEnvelope {
+            job: "{}".into(),
+            attempt: 1,
+            origin_id: "1764062341003-0".into(),
+            first_failed_ms: 1764062341003,
+            errors: vec![record],
+        };
+        let stored = serde_json::to_string(&envelope).unwrap();
+        assert!(!stored.contains("4242 4242"), "{stored}");
+        assert!(
+            stored.contains("declined") && stored.contains("1764062341003-0"),
+            "{stored}"
         );
     }
 

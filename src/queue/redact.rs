@@ -1,5 +1,6 @@
 //! Keeping card data out of what the worker stores or prints about a job: dead letters
-//! (payload, detail, error history), `payworker dlq list`, error messages and logs.
+//! (payload, detail, error history), the error history of retry entries, `payworker dlq
+//! list`, error messages and logs.
 //!
 //! Card data travels in one place only: a job's top-level `card`, encrypted for the
 //! gateway. Everything else is searched for three things, by the same rules `crate::jobs`

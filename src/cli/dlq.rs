@@ -29,7 +29,8 @@ pub enum DlqAction {
         #[arg(long, default_value_t = 20)]
         count: usize,
     },
-    /// Put dead letters back on the queue as fresh jobs (after fixing the cause).
+    /// Put dead letters back on the queue as fresh jobs (after fixing the cause); a letter
+    /// whose payload was redacted (`redacted: 1`) is refused.
     Redrive {
         /// Entry ids, as `list` shows them (`PARTITION/ID`), or `all`.
         ids: Vec<String>,
@@ -60,6 +61,8 @@ pub async fn run(settings: &Settings, args: DlqArgs) -> anyhow::Result<()> {
                 for (id, fields) in dlq::list(&mut conn, k, count).await? {
                     println!("{}/{id}", k.partition);
                     for (name, value) in fields {
+                        // Letters written by older versions may hold what redaction removes now.
+                        let value = crate::queue::redact::letter_field(&name, &value);
                         println!("  {name}: {value}");
                     }
                 }
@@ -85,9 +88,19 @@ pub async fn run(settings: &Settings, args: DlqArgs) -> anyhow::Result<()> {
                     todo.push((k, id.to_owned()));
                 }
             }
+            let mut refused = 0;
             for (k, id) in todo {
-                let new_id = dlq::redrive(&mut conn, k, &id).await?;
-                println!("{}/{id} -> {} {new_id}", k.partition, k.stream);
+                match dlq::redrive(&mut conn, k, &id).await {
+                    Ok(new_id) => println!("{}/{id} -> {} {new_id}", k.partition, k.stream),
+                    Err(e @ dlq::RedriveError::Redacted(_)) => {
+                        eprintln!("{}/{id}: {e}", k.partition);
+                        refused += 1;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if refused > 0 {
+                anyhow::bail!("{refused} redacted dead letter(s) not re-driven");
             }
         }
     }

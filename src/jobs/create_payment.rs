@@ -2,10 +2,11 @@
 
 use serde::Deserialize;
 
+use super::card_data;
 use super::schema::{self, Contract};
 use crate::domain::{Amount, Currency, OrderNo};
 use crate::gateway::wire::{OrderFields, Product, WireAmount, product_string};
-use crate::queue::Job;
+use crate::queue::{Job, redact};
 
 /// How the payment is created at the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -130,19 +131,31 @@ impl std::fmt::Debug for CreatePayment {
 }
 
 impl Job for CreatePayment {
+    /// The schema, then the card-data rule (`super::card_data`), every problem listed.
     fn decode(text: &str) -> Result<Self, (&'static str, String)> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| ("not_json", format!("payload is not JSON: {e}")))?;
-        let problems = schema::problems(Contract::CreatePayment, &value);
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            (
+                "not_json",
+                format!("payload is not JSON: {}", redact::serde_error(&e)),
+            )
+        })?;
+        let mut problems = schema::problems(Contract::CreatePayment, &value);
+        for problem in card_data::problems(text, &value) {
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
         if !problems.is_empty() {
             return Err(("invalid", problems.join("; ")));
         }
         // Parsed again from the text, not the Value: amounts keep their exact digits.
         serde_json::from_str(text).map_err(|e| {
-            let message = crate::queue::redact::mask_digit_runs(&e.to_string());
             (
                 "invalid",
-                format!("payload does not match the job schema: {message}"),
+                format!(
+                    "payload does not match the job schema: {}",
+                    redact::serde_error(&e)
+                ),
             )
         })
     }
@@ -195,5 +208,111 @@ impl CreatePayment {
         o.shipping_country = self.shipping_country.clone();
         o.shipping_zip = self.shipping_zip.clone();
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VISA: &str = "4242424242424242";
+
+    fn job(extra: serde_json::Value) -> String {
+        let mut job = serde_json::json!({
+            "version": 1, "method": "host", "order_no": "ORD-1", "amount": "20.99",
+            "currency": "EUR", "return_url": "https://shop.example.com/done",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            job[k] = v.clone();
+        }
+        job.to_string()
+    }
+
+    fn refused(extra: serde_json::Value) -> String {
+        let (reason, detail) = CreatePayment::decode(&job(extra.clone()))
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {extra}"));
+        assert_eq!(reason, "invalid", "{detail}");
+        let digits = detail.replace([' ', '-'], "");
+        for secret in [VISA, "378282246310005", "8173"] {
+            assert!(!digits.contains(secret), "{detail}");
+        }
+        detail
+    }
+
+    #[test]
+    fn card_data_outside_card_is_refused_naming_the_field_never_the_digits() {
+        let cases = [
+            (serde_json::json!({ "order_no": VISA }), "order_no"),
+            (
+                serde_json::json!({ "customer_address2": "4242-4242-4242-4242" }),
+                "customer_address2",
+            ),
+            (
+                serde_json::json!({ "products": [{ "name": "gift for 3782 822463 10005", "quantity": 1, "unit_amount": "1.00" }] }),
+                "products.0.name",
+            ),
+            (
+                serde_json::json!({ "metadata": { "card": { "number": VISA } } }),
+                "metadata.card.number",
+            ),
+            (
+                serde_json::json!({ "metadata": { "note": "card 4242 4242 4242 4242" } }),
+                "metadata.note",
+            ),
+            (
+                serde_json::json!({ "metadata": { "n": 4242424242424242u64 } }),
+                "metadata.n",
+            ),
+            (
+                serde_json::json!({ "metadata": { "cvc": "8173" } }),
+                "metadata.cvc",
+            ),
+            (
+                serde_json::json!({ "metadata": { "a": [{ "Card_Number": "x" }] } }),
+                "metadata.a.0.Card_Number",
+            ),
+            (
+                serde_json::json!({ "metadata": { "blob": "{\"cvv\":\"8173\"}" } }),
+                "metadata.blob",
+            ),
+        ];
+        for (extra, path) in cases {
+            let detail = refused(extra);
+            assert!(detail.contains(path), "{path} not named: {detail}");
+        }
+        let detail = refused(serde_json::json!({ "order_no": VISA }));
+        assert!(detail.contains("Luhn"), "says why: {detail}");
+    }
+
+    #[test]
+    fn a_key_that_is_a_card_number_is_named_without_its_digits() {
+        refused(serde_json::json!({ VISA: 1 }));
+        refused(serde_json::json!({ "metadata": { VISA: 1 } }));
+    }
+
+    #[test]
+    fn a_card_string_that_is_not_encrypted_is_refused_with_how_to_fix_it() {
+        use base64::Engine;
+        let plain =
+            format!(r#"{{"number":"{VISA}","cvc":"8173","exp_month":"12","exp_year":"28"}}"#);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(plain.as_bytes());
+        for card in [VISA.to_owned(), plain, encoded] {
+            let detail = refused(serde_json::json!({ "method": "s2s", "card": card }));
+            assert!(
+                detail.contains("card: must be the encrypted card string"),
+                "{detail}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_that_only_look_long_are_accepted() {
+        let text = job(serde_json::json!({
+            "order_no": "4242424242424241",
+            "customer_phone": "+49 1512 3456 7893",
+            "metadata": { "created_ms": 1764062341003u64, "ref": "123456789012", "card": { "last4": "4242" } },
+        }));
+        CreatePayment::decode(&text).unwrap();
     }
 }

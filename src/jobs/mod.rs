@@ -4,8 +4,10 @@
 //! and validates every payload against them before typing it, so what a producer in any
 //! language reads in the schema is exactly what the worker enforces. A payload that fails
 //! is dead-lettered with every problem listed, by field path and rule, never quoting the
-//! offending value (it could be card data).
+//! offending value (it could be card data). A `CreatePayment` must also carry no card data
+//! outside its encrypted `card` (`card_data`), a rule no JSON Schema can express.
 
+mod card_data;
 mod create_payment;
 mod process_notification;
 pub mod schema;

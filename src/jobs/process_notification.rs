@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::create_payment::Trace;
 use super::schema::{self, Contract};
 use crate::gateway::SignedHeaders;
-use crate::queue::Job;
+use crate::queue::{Job, redact};
 
 /// The four signed headers, named as the gateway sends them.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -58,8 +58,12 @@ impl ProcessNotification {
 
 impl Job for ProcessNotification {
     fn decode(text: &str) -> Result<Self, (&'static str, String)> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| ("not_json", format!("payload is not JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            (
+                "not_json",
+                format!("payload is not JSON: {}", redact::serde_error(&e)),
+            )
+        })?;
         let problems = schema::problems(Contract::ProcessNotification, &value);
         if !problems.is_empty() {
             return Err(("invalid", problems.join("; ")));
@@ -67,7 +71,10 @@ impl Job for ProcessNotification {
         serde_json::from_value(value).map_err(|e| {
             (
                 "invalid",
-                format!("payload does not match the job schema: {e}"),
+                format!(
+                    "payload does not match the job schema: {}",
+                    redact::serde_error(&e)
+                ),
             )
         })
     }

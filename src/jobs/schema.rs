@@ -60,17 +60,24 @@ pub fn problems(contract: Contract, instance: &Value) -> Vec<String> {
                 p => p.trim_start_matches('/').replace('/', "."),
             };
             let rule = c.schema.pointer(e.schema_path().as_str());
-            format!("{path}: {}", describe(e.kind(), rule, &path))
+            // Field names come from the instance too: a card number used as one is masked.
+            crate::queue::redact::mask_text(&format!("{path}: {}", describe(e.kind(), rule, &path)))
         })
         .collect();
     out.dedup();
     out
 }
 
+/// What a `card` that is not the encrypted card string is told.
+pub(crate) const ENCRYPT_THE_CARD: &str = "must be the encrypted card string (base64 of iv, ciphertext and tag): encrypt the card with `payworker encrypt-card` or the examples in jobs/README.md; a plaintext card is never accepted";
+
 fn describe(kind: &ValidationErrorKind, rule: Option<&Value>, path: &str) -> String {
     match kind {
         ValidationErrorKind::Required { property } => {
-            format!("missing required field {}", property.as_str().unwrap_or("?"))
+            format!(
+                "missing required field {}",
+                property.as_str().unwrap_or("?")
+            )
         }
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             format!("unknown field(s) {}", unexpected.join(", "))
@@ -79,8 +86,9 @@ fn describe(kind: &ValidationErrorKind, rule: Option<&Value>, path: &str) -> Str
             "only method s2s carries a card; remove it".into()
         }
         ValidationErrorKind::FalseSchema => "is not allowed here".into(),
-        ValidationErrorKind::Type { .. } if path == "card" => {
-            "must be the encrypted card string (base64 of iv, ciphertext and tag): encrypt the card with `payworker encrypt-card` or the examples in jobs/README.md; a plaintext card is never accepted".into()
+        ValidationErrorKind::Type { .. } if path == "card" => ENCRYPT_THE_CARD.into(),
+        _ if path == "card" && matches!(kind.keyword(), "minLength" | "pattern") => {
+            ENCRYPT_THE_CARD.into()
         }
         _ => {
             let keyword = kind.keyword();

@@ -6,13 +6,18 @@
 //! origin and error history and a fresh attempt budget, so a handler that keys its work
 //! by origin (a payment claimed by this job) resumes it instead of seeing a stranger.
 //! A letter with no origin (written outside a run: the ingress, the orphan review) goes
-//! back as a fresh `job` entry.
+//! back as a fresh `job` entry. A letter whose payload redaction changed (field
+//! `redacted` = `1`) is not the producer's job and is never re-driven.
 
 use redis::AsyncCommands;
 
 use super::conn::RedisConn;
 use super::envelope::{ErrorRecord, JOB_FIELD, RETRY_FIELD, RetryEnvelope};
 use super::keys::QueueKeys;
+use super::redact;
+
+/// The field that marks a letter whose payload redaction changed: `1`.
+pub const REDACTED_FIELD: &str = "redacted";
 
 /// What a dead letter records, before it is written.
 #[derive(Debug, Clone)]
@@ -44,7 +49,10 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// The stream entry's fields.
+    /// The stream entry's fields. Every writer's letter passes here, so card data is
+    /// removed here whatever the writer did: the payload redacted again (a no-op when it
+    /// already was), the detail and the error history masked; `redacted` = `1` when the
+    /// payload was changed.
     pub fn fields(&self) -> Vec<(String, String)> {
         let first = self.errors.first().map_or(self.dead_ms, |e| e.at_ms);
         let last = self.errors.last().map_or(self.dead_ms, |e| e.at_ms);
@@ -68,6 +76,16 @@ impl DeadLetter {
         ];
         if let Some(job) = &self.job {
             out.insert(0, (JOB_FIELD.to_owned(), job.clone()));
+        }
+        let mut out: Vec<(String, String)> = out
+            .into_iter()
+            .map(|(name, value)| {
+                let value = redact::letter_field(&name, &value);
+                (name, value)
+            })
+            .collect();
+        if out[0].0 == JOB_FIELD && redact::is_redacted(&out[0].1) {
+            out.insert(1, (REDACTED_FIELD.to_owned(), "1".to_owned()));
         }
         out
     }
@@ -130,6 +148,11 @@ pub enum RedriveError {
     /// The entry kept no payload (it had none, or it was not text).
     #[error("dead letter {0} kept no payload to re-drive")]
     NoPayload(String),
+    /// The payload was redacted (card data removed): it is not the job the producer sent.
+    #[error(
+        "dead letter {0} was redacted (card data was removed from its payload), so it is not the producer's job and is not re-driven; have the producer send the job again, with the card encrypted in `card` only"
+    )]
+    Redacted(String),
     /// Redis failed.
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
@@ -160,6 +183,10 @@ pub async fn redrive(
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     };
     let job = field(JOB_FIELD).ok_or_else(|| RedriveError::NoPayload(id.to_owned()))?;
+    // Letters written before the `redacted` field existed are judged by their payload.
+    if field(REDACTED_FIELD).as_deref() == Some("1") || !redact::may_redrive(&job) {
+        return Err(RedriveError::Redacted(id.to_owned()));
+    }
     let origin = field("origin_id").unwrap_or_default();
     let (name, value) = if origin.is_empty() {
         (JOB_FIELD, job)

@@ -23,8 +23,15 @@ pub struct ErrorRecord {
     pub at_ms: u64,
     /// The consumer that ran it.
     pub worker: String,
-    /// What went wrong.
+    /// What went wrong. Stored (in a retry entry or a dead letter) with card data masked:
+    /// a handler's message may quote what a gateway said.
+    #[serde(serialize_with = "masked")]
     pub error: String,
+}
+
+#[allow(clippy::ptr_arg)] // serde hands a `serialize_with` function the field's own type
+fn masked<S: serde::Serializer>(text: &String, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&super::redact::mask_text(text))
 }
 
 /// A job on its way to another attempt.
@@ -126,7 +133,10 @@ pub fn decode<J: Job>(
         let envelope: RetryEnvelope = serde_json::from_str(text).map_err(|e| {
             undecodable(
                 "invalid",
-                format!("retry envelope does not parse: {e}"),
+                format!(
+                    "retry envelope does not parse: {}",
+                    super::redact::serde_error(&e)
+                ),
                 Some(text.to_owned()),
             )
         })?;
@@ -162,19 +172,20 @@ fn parse<J: Job>(text: &str) -> Result<J, (&'static str, String)> {
     J::decode(text)
 }
 
-/// The default decoding: one serde pass, then the job's own check.
+/// The default decoding: one serde pass, then the job's own check. Serde's messages quote
+/// the values they refuse; the detail never does (see [`super::redact::serde_error`]).
 pub fn parse_serde<J: Job>(text: &str) -> Result<J, (&'static str, String)> {
     // One pass: serde_json tells syntax errors (not JSON) from data errors (wrong shape).
-    let job: J = serde_json::from_str(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-            ("not_json", format!("payload is not JSON: {e}"))
-        }
-        _ => {
-            let message = super::redact::mask_digit_runs(&e.to_string());
-            (
+    let job: J = serde_json::from_str(text).map_err(|e| {
+        let message = super::redact::serde_error(&e);
+        match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                ("not_json", format!("payload is not JSON: {message}"))
+            }
+            _ => (
                 "invalid",
                 format!("payload does not match the job schema: {message}"),
-            )
+            ),
         }
     })?;
     job.check().map_err(|e| ("invalid", e))?;
@@ -235,6 +246,29 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_error_history_never_holds_a_card_number() {
+        let record = ErrorRecord {
+            attempt: 1,
+            at_ms: 1764062341003,
+            worker: "w-1".into(),
+            error: "gateway: card 4242 4242 4242 4242 declined".into(),
+        };
+        let envelope = RetryEnvelope {
+            job: "{}".into(),
+            attempt: 1,
+            origin_id: "1764062341003-0".into(),
+            first_failed_ms: 1764062341003,
+            errors: vec![record],
+        };
+        let stored = serde_json::to_string(&envelope).unwrap();
+        assert!(!stored.contains("4242 4242"), "{stored}");
+        assert!(
+            stored.contains("declined") && stored.contains("1764062341003-0"),
+            "{stored}"
+        );
+    }
+
+    #[test]
     fn bad_entries_say_why() {
         let reason = |f: Vec<(String, Vec<u8>)>| decode::<Ping>("1-0", &f, 64).unwrap_err();
         assert_eq!(reason(field("job", "{not json")).reason, "not_json");
@@ -250,6 +284,12 @@ mod tests {
                 .contains("unknown version 2")
         );
         assert_eq!(reason(field("job", &"x".repeat(65))).reason, "oversize");
+        let quoted = reason(field("job", r#"{"version":1,"n":"8173"}"#));
+        assert!(quoted.detail.contains("invalid type: string"), "{quoted:?}");
+        assert!(
+            !quoted.detail.contains("8173"),
+            "a value is never quoted: {quoted:?}"
+        );
         assert_eq!(reason(field("payload", "{}")).reason, "no_job_field");
         assert_eq!(reason(vec![]).reason, "no_job_field");
     }

@@ -1,0 +1,4 @@
+//! The Redis connection itself: following a failover, TLS with a password from a file,
+//! durability checks at start, and waiting for replicas.
+
+mod failover;

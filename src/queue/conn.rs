@@ -76,6 +76,11 @@ pub struct ClientIdentity {
 }
 
 impl RedisAccess {
+    /// Whether this adds nothing to a target's URLs.
+    pub fn is_empty(&self) -> bool {
+        self.password.is_none() && !self.has_tls_material()
+    }
+
     /// Whether there is anything TLS-related to configure.
     fn has_tls_material(&self) -> bool {
         self.ca_pem.is_some() || self.client.is_some()

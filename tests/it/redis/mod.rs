@@ -2,3 +2,4 @@
 //! durability checks at start, and waiting for replicas.
 
 mod failover;
+mod tls;

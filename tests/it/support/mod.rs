@@ -1,7 +1,8 @@
 //! Redis servers that a test owns: one standalone server it may stop and restart
 //! ([`RedisServer`]), a three-master Redis Cluster on loopback ports ([`RedisCluster`]),
 //! replication and failover between owned servers ([`replication`]), a switchable TCP proxy
-//! that stands for a DNS name moving to a new primary ([`SwitchProxy`]), and Redis CPU
+//! that stands for a DNS name moving to a new primary ([`SwitchProxy`]), a server reachable only
+//! with TLS and a password ([`TlsRedisServer`]), and Redis CPU
 //! accounting for throughput tests ([`redis_cpu_micros`]).
 //!
 //! Everything here binds 127.0.0.1 only, waits with bounded deadlines, and kills its processes on
@@ -13,11 +14,13 @@ mod proxy;
 mod redis_cpu;
 mod redis_server;
 pub mod replication;
+mod tls_server;
 
 pub use cluster::RedisCluster;
 pub use proxy::SwitchProxy;
 pub use redis_cpu::{parse_cpu_micros, redis_cpu_micros};
 pub use redis_server::RedisServer;
+pub use tls_server::TlsRedisServer;
 
 /// A key or queue prefix no other test (or run) shares: `test-<test>-<16 random hex digits>`.
 pub fn unique_prefix(test: &str) -> String {

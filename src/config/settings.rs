@@ -86,9 +86,10 @@ pub struct RedisSettings {
     /// TLS for `rediss://` URLs; without these files the server's certificate must chain to
     /// a public web root.
     pub tls: RedisTlsSettings,
-    /// Refuse to start when Redis does not keep writes (no append-only file, `appendfsync
-    /// no`, or a `maxmemory-policy` other than `noeviction`); when false, each problem is
-    /// logged as a warning.
+    /// Refuse to start when Redis shows that it does not keep writes (no append-only file,
+    /// `appendfsync no`, or a `maxmemory-policy` other than `noeviction`); when false, each
+    /// problem is logged as a warning. Settings Redis will not show (`CONFIG` refused) are
+    /// logged, not refused.
     pub require_durable: bool,
     /// Replicas that must acknowledge a write before callers that ask for it go on (`WAIT`,
     /// and `WAITAOF` where the server has it); 0 turns this off.
@@ -168,6 +169,15 @@ impl RedisSettings {
         match &self.resolved {
             Some(access) if !access.is_empty() => plain.with_access(access.clone()),
             _ => plain,
+        }
+    }
+
+    /// How many replicas must acknowledge a write, and for how long to wait
+    /// (`wait_replicas`, `wait_timeout`), for [`crate::queue::durability::ReplicaWaiter`].
+    pub fn replica_wait(&self) -> crate::queue::durability::ReplicaWait {
+        crate::queue::durability::ReplicaWait {
+            replicas: self.wait_replicas,
+            timeout: self.wait_timeout,
         }
     }
 

@@ -12,13 +12,15 @@
 //! - `retry`: the retry policy (pure); `redact`: what a dead letter may keep.
 //! - `backend`: the apalis `Backend`; `fetch`: reads and reclaims; `ack`: the ack layer.
 //! - `flusher`: batched outcome writes; `upkeep`: leases, promotion, retention.
-//! - `dlq`: dead letters; `conn`: single-server or Cluster connections.
+//! - `dlq`: dead letters; `conn`: single-server or Cluster connections (TLS, failover).
+//! - `durability`: the persistence check at start, and waiting for replicas (`WAIT`).
 //! - `worker`: running a queue (the composition root for one queue).
 
 mod ack;
 mod backend;
 pub mod conn;
 pub mod dlq;
+pub mod durability;
 pub mod envelope;
 mod fetch;
 mod flusher;

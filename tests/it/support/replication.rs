@@ -46,6 +46,14 @@ pub async fn replicate(replica: &RedisServer, master: &RedisServer) {
 /// connected to `old` now get `READONLY` for every write, as after a managed failover.
 pub async fn fail_over(old: &RedisServer, new: &RedisServer) {
     let mut on_old = admin(old).await;
+    // WAIT covers the writes of its own connection, and replication is in order: one write
+    // here, acknowledged, means the replica has every write made before it.
+    let _: () = redis::cmd("SET")
+        .arg("test:failover-marker")
+        .arg(1)
+        .query_async(&mut on_old)
+        .await
+        .expect("a marker write on the old primary");
     let acked: i64 = redis::cmd("WAIT")
         .arg(1)
         .arg(5000)

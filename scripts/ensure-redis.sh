@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a Redis answers at 127.0.0.1:${REDIS_PORT:-6379}: installs redis-server from
-# Debian's packages when it is missing and starts it (no persistence) when nothing answers.
+# Debian's packages when it is missing and starts it when nothing answers, persistent as the
+# worker needs (append-only file fsynced every second, no eviction), its data in
+# ${REDIS_DIR:-/tmp/payworker-redis-$port}.
 set -euo pipefail
 port="${REDIS_PORT:-6379}"
 
@@ -27,7 +29,10 @@ if ping; then
 fi
 
 echo "ensure-redis: starting redis-server on 127.0.0.1:$port" >&2
-redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+dir="${REDIS_DIR:-/tmp/payworker-redis-$port}"
+mkdir -p "$dir"
+redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" \
+  --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
   --logfile "/tmp/payworker-redis-$port.log"
 for _ in $(seq 1 50); do
   if ping; then exit 0; fi

@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::jobs::{CreatePayment, ProcessNotification, queues};
 use crate::payments::{CreatePayments, OrphanQueue, PaymentAccount, ProcessNotifications};
 use crate::queue;
+use crate::queue::durability::{self, DurabilityReport};
 
 /// The `CreatePayment` handler for these settings: every configured account (the default
 /// one first), the gateway client, results streams and a Redis connection.
@@ -69,6 +70,7 @@ pub fn orphan_queue(settings: &Settings) -> OrphanQueue {
 /// cancelled, then drains within `queues.shutdown_deadline`; meanwhile reviews overdue
 /// `unknown` payments and expired orphan notifications.
 pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    check_redis_durability(settings).await?;
     let payments = Arc::new(create_payments(settings).await?);
     let notifications = Arc::new(ProcessNotifications {
         payments: payments.clone(),
@@ -125,6 +127,27 @@ pub fn dead_letter_hook(payments: Arc<CreatePayments>) -> queue::DeadHook {
     })
 }
 
+/// Reads Redis' persistence settings at start and logs a warning for each problem and each
+/// setting that could not be read (Redis down, or `CONFIG` refused by a managed service).
+///
+/// # Errors
+///
+/// [`durability::DurabilityError`] when Redis shows a problem and `redis.require_durable`
+/// is set.
+pub async fn check_redis_durability(settings: &Settings) -> anyhow::Result<DurabilityReport> {
+    let report = match settings
+        .redis
+        .target()
+        .connect(Duration::from_secs(5))
+        .await
+    {
+        Ok(mut conn) => durability::check(&mut conn).await,
+        Err(error) => DurabilityReport::unreachable(&error),
+    };
+    report.log();
+    Ok(report.enforce(settings.redis.require_durable)?)
+}
+
 /// Every few seconds, hands overdue `unknown` payments to a person and reports expired
 /// orphan notifications.
 async fn review(handler: Arc<ProcessNotifications>, shutdown: CancellationToken) {
@@ -145,6 +168,7 @@ async fn review(handler: Arc<ProcessNotifications>, shutdown: CancellationToken)
 
 /// Runs the ingress on `ingress.listen` until `shutdown` is cancelled.
 pub async fn run_ingress(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    check_redis_durability(settings).await?;
     let ingress = crate::ingress::Ingress::from_settings(settings).await?;
     let listen = settings.ingress.listen;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -14,6 +14,8 @@ pub struct DemoRedis {
     /// Whether the demo started it.
     pub owned: bool,
     child: Option<Child>,
+    /// The started server's data directory (its append-only file), removed on drop.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Drop for DemoRedis {
@@ -21,6 +23,9 @@ impl Drop for DemoRedis {
         if let Some(child) = self.child.as_mut() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -50,13 +55,22 @@ pub async fn redis(url: &str) -> anyhow::Result<DemoRedis> {
             url: url.to_owned(),
             owned: false,
             child: None,
+            dir: None,
         });
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
+    // Persistent as production needs it (see README, Redis persistence requirements), in a
+    // directory of its own so the append-only file does not land in the working directory.
+    let dir = std::env::temp_dir().join(format!("payworker-demo-redis-{port}"));
+    std::fs::create_dir_all(&dir)?;
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+        .args(["--maxmemory-policy", "noeviction"])
+        .arg("--dir")
+        .arg(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -65,6 +79,7 @@ pub async fn redis(url: &str) -> anyhow::Result<DemoRedis> {
         url: format!("redis://127.0.0.1:{port}"),
         owned: true,
         child: Some(child),
+        dir: Some(dir),
     };
     for _ in 0..100 {
         if answers(&started.url).await {

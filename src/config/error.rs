@@ -26,6 +26,17 @@ pub enum ConfigError {
         /// The underlying I/O error.
         source: io::Error,
     },
+    /// A file named in the `redis` section (password, CA, client certificate or key) could not
+    /// be read.
+    #[error("{key}: cannot read {}: {source}", path.display())]
+    RedisFile {
+        /// The key naming the file, e.g. `redis.tls.ca_file`.
+        key: &'static str,
+        /// The file that could not be read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: io::Error,
+    },
     /// An account was asked for by a name that `gateway.accounts` does not declare.
     #[error("gateway.accounts: no account named \"{0}\" is declared")]
     UnknownAccount(String),

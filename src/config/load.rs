@@ -1,5 +1,5 @@
-//! Loading: defaults, then the YAML file, then `PAYWORKER_*` variables; then key files; then
-//! validation.
+//! Loading: defaults, then the YAML file, then `PAYWORKER_*` variables; then key files and
+//! the Redis password and TLS files; then validation.
 //!
 //! Figment does the layering. Two things are done here instead of by figment's `Env`: the
 //! variables come from an argument, so tests never touch the process environment; and an
@@ -21,6 +21,7 @@ use secrecy::SecretString;
 use zeroize::Zeroize;
 
 use super::{ConfigError, Settings};
+use crate::queue::conn::{ClientIdentity, RedisAccess};
 
 /// Prefix of the environment variables that override the file; `__` separates levels, as in
 /// `PAYWORKER_GATEWAY__HTTP__REQUEST_TIMEOUT=10s`.
@@ -74,6 +75,7 @@ impl Settings {
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let mut settings: Self = figment.extract()?;
         settings.resolve_keys()?;
+        settings.resolve_redis_files()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -97,6 +99,54 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+impl Settings {
+    /// Reads the Redis password and TLS files, if any are named. A client certificate without
+    /// its key (or the reverse) is left unread for validation to report.
+    fn resolve_redis_files(&mut self) -> Result<(), ConfigError> {
+        let redis = &self.redis;
+        let password = redis
+            .password_file
+            .as_deref()
+            .map(|path| read_password_file(path).map_err(redis_file("redis.password_file", path)))
+            .transpose()?;
+        let ca_pem = redis
+            .tls
+            .ca_file
+            .as_deref()
+            .map(|path| fs::read(path).map_err(redis_file("redis.tls.ca_file", path)))
+            .transpose()?;
+        let client = match (&redis.tls.cert_file, &redis.tls.key_file) {
+            (Some(cert), Some(key)) => Some(ClientIdentity {
+                cert_pem: fs::read(cert).map_err(redis_file("redis.tls.cert_file", cert))?,
+                key_pem: fs::read(key)
+                    .map_err(redis_file("redis.tls.key_file", key))?
+                    .into(),
+            }),
+            _ => None,
+        };
+        self.redis.set_resolved(RedisAccess {
+            password,
+            ca_pem,
+            client,
+        });
+        Ok(())
+    }
+}
+
+/// Maps an I/O error on the file at `path`, named by `key`, to [`ConfigError::RedisFile`].
+fn redis_file(key: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ConfigError {
+    let path = path.to_owned();
+    move |source| ConfigError::RedisFile { key, path, source }
+}
+
+/// Reads a password file, dropping the whitespace around it (a trailing newline, mostly).
+fn read_password_file(path: &Path) -> std::io::Result<SecretString> {
+    let mut raw = fs::read_to_string(path)?;
+    let password = SecretString::from(raw.trim());
+    raw.zeroize();
+    Ok(password)
 }
 
 /// Reads a key file, dropping the trailing newline that `echo` and editors add.

@@ -2,7 +2,7 @@
 //!
 //! Layers, later ones winning: the defaults in the types, then `worker.yaml` (or the file named
 //! by `PAYWORKER_CONFIG`), then `PAYWORKER_*` environment variables with `__` between levels.
-//! Key files are read after the layers are merged, and validation reports every problem at
+//! Key files (and the Redis password and TLS files) are read after the layers are merged, and validation reports every problem at
 //! once, each naming the key path, so an operator fixes a bad deployment in one round.
 //!
 //! Secrets (the gateway keys, a Redis password) never leave this module in clear: `Debug`
@@ -31,8 +31,9 @@ pub use error::{ConfigError, ConfigProblem};
 pub use gateway::{AccountSettings, GatewaySettings, HttpSettings, PathSettings};
 pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};
 pub use redact::REDACTED;
+pub(crate) use redact::redact_url;
 pub use sections::{
     IngressSettings, Jitter, LogFormat, PaymentsSettings, QueueSettings, QueuesSettings,
     ResultsSettings, RetrySettings, TelemetrySettings,
 };
-pub use settings::{RedisSettings, Settings};
+pub use settings::{RedisSettings, RedisTlsSettings, Settings};

@@ -84,14 +84,65 @@ impl Problems {
 
     fn redis(&mut self, settings: &Settings) {
         let redis = &settings.redis;
-        // The URL may hold a password: describe it, never quote it.
-        let scheme_ok = Url::parse(&redis.url)
-            .is_ok_and(|url| matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix"));
-        if !scheme_ok {
-            self.add("redis.url", "must be a redis://, rediss:// or unix:// URL");
+        // A URL may hold a password: describe it, never quote it.
+        let mut any_tls = false;
+        let mut url_password = false;
+        for (key, url) in redis.urls() {
+            let parsed = Url::parse(url).ok();
+            let scheme = parsed.as_ref().map(Url::scheme);
+            let allowed: &[&str] = if redis.cluster_nodes.is_empty() {
+                &["redis", "rediss", "unix", "redis+unix"]
+            } else {
+                &["redis", "rediss"]
+            };
+            if !scheme.is_some_and(|s| allowed.contains(&s)) {
+                let what = if redis.cluster_nodes.is_empty() {
+                    "must be a redis://, rediss:// or unix:// URL"
+                } else {
+                    "must be a redis:// or rediss:// URL"
+                };
+                self.add(key, what);
+            }
+            any_tls |= scheme == Some("rediss");
+            url_password |= parsed.is_some_and(|u| u.password().is_some());
         }
         if redis.key_prefix.is_empty() {
             self.add("redis.key_prefix", "must not be empty");
+        }
+        if redis.password_file.is_some() {
+            if url_password {
+                self.add(
+                    "redis.password_file",
+                    "is set, and so is a password in the URL; keep one of them",
+                );
+            }
+            if redis
+                .resolved_password()
+                .is_some_and(|p| secrecy::ExposeSecret::expose_secret(p).is_empty())
+            {
+                self.add("redis.password_file", "holds an empty password");
+            }
+        }
+        let tls = &redis.tls;
+        if (tls.ca_file.is_some() || tls.cert_file.is_some()) && !any_tls {
+            self.add(
+                "redis.tls",
+                "names TLS files, but no Redis URL in use is rediss://",
+            );
+        }
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(_), None) => self.add("redis.tls.key_file", "is required with cert_file"),
+            (None, Some(_)) => self.add("redis.tls.cert_file", "is required with key_file"),
+            _ => {}
+        }
+        if redis.names_files() && !redis.is_resolved() {
+            self.add(
+                "redis",
+                "names files that were not read; load settings through Settings::load",
+            );
+        }
+        if redis.wait_replicas > 0 {
+            self.positive("redis.wait_timeout", redis.wait_timeout);
         }
     }
 

@@ -13,13 +13,15 @@
 //! - `backend`: the apalis `Backend`; `fetch`: reads and reclaims; `ack`: the ack layer.
 //! - `flusher`: batched outcome writes; `upkeep`: leases, promotion, and the retention
 //!   loop over `retention` (what a partition keeps, and for how long).
-//! - `dlq`: dead letters; `conn`: single-server or Cluster connections.
+//! - `dlq`: dead letters; `conn`: single-server or Cluster connections (TLS, failover).
+//! - `durability`: the persistence check at start, and waiting for replicas (`WAIT`).
 //! - `worker`: running a queue (the composition root for one queue).
 
 mod ack;
 mod backend;
 pub mod conn;
 pub mod dlq;
+pub mod durability;
 pub mod envelope;
 mod fetch;
 mod flusher;

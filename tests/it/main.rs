@@ -10,6 +10,7 @@ mod payments;
 mod properties;
 mod queue;
 mod redaction;
+mod redis;
 mod sandbox;
 mod support;
 mod vectors;

@@ -6,6 +6,7 @@
 mod docs;
 mod load;
 mod redact;
+mod redis;
 mod validate;
 
 use std::{io::Write, path::Path};

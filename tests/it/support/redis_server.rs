@@ -208,14 +208,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// True if a server on `port` answers `PING` with `+PONG` within the probe timeout.
+/// True if a server on `port` answers `PING` within the probe timeout, with `+PONG` or, when
+/// it requires a password, `-NOAUTH`.
 async fn ping(port: u16) -> bool {
     let probe = async {
         let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await.ok()?;
         stream.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
         let mut reply = [0_u8; 7];
         stream.read_exact(&mut reply).await.ok()?;
-        Some(&reply == b"+PONG\r\n")
+        Some(&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
     };
     matches!(
         tokio::time::timeout(PROBE_TIMEOUT, probe).await,

@@ -3,9 +3,11 @@
 //! `Settings` by `startup::run_worker`) applies them to the payments it created.
 
 mod direct;
+mod hardening;
 mod ingress;
 mod outage;
 mod process;
+mod raw;
 mod states;
 
 use std::time::Duration;

@@ -31,6 +31,33 @@ use tokio_util::sync::CancellationToken;
 use super::connection;
 use crate::config::IngressSettings;
 
+/// How the ingress treats its connections (`ingress.*` in the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time to send a request head, from the connection's opening or the head's first byte.
+    pub header_read_timeout: Duration,
+    /// Time to send a whole body once the head has arrived.
+    pub body_read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// On shutdown, time left to requests in progress.
+    pub shutdown_deadline: Duration,
+}
+
+impl From<&IngressSettings> for Limits {
+    fn from(settings: &IngressSettings) -> Self {
+        Limits {
+            header_read_timeout: settings.header_read_timeout,
+            body_read_timeout: settings.body_read_timeout,
+            idle_timeout: settings.idle_timeout,
+            max_connections: settings.max_connections,
+            shutdown_deadline: settings.shutdown_deadline,
+        }
+    }
+}
+
 /// Accepts and serves connections on `listener` until `cancel`, then drains them within the
 /// shutdown deadline.
 pub(super) async fn run(
@@ -103,31 +130,4 @@ fn per_connection(error: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
     )
-}
-
-/// How the ingress treats its connections (`ingress.*` in the configuration).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Time to send a request head, from the connection's opening or the head's first byte.
-    pub header_read_timeout: Duration,
-    /// Time to send a whole body once the head has arrived.
-    pub body_read_timeout: Duration,
-    /// Time a keep-alive connection may wait for its next request.
-    pub idle_timeout: Duration,
-    /// Connections served at once.
-    pub max_connections: usize,
-    /// On shutdown, time left to requests in progress.
-    pub shutdown_deadline: Duration,
-}
-
-impl From<&IngressSettings> for Limits {
-    fn from(settings: &IngressSettings) -> Self {
-        Limits {
-            header_read_timeout: settings.header_read_timeout,
-            body_read_timeout: settings.body_read_timeout,
-            idle_timeout: settings.idle_timeout,
-            max_connections: settings.max_connections,
-            shutdown_deadline: settings.shutdown_deadline,
-        }
-    }
 }

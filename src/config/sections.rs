@@ -159,6 +159,25 @@ pub struct IngressSettings {
     /// sends it again.
     #[serde(with = "humantime_serde")]
     pub redis_timeout: Duration,
+    /// Time a client has to send a request's headers, counted from when its connection opens
+    /// or from the first byte of its next request; a slower client is disconnected.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a whole request body once its headers have arrived; a slower
+    /// one is answered 408 and disconnected, and nothing of it is stored.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// How long a keep-alive connection may stay open with no request before it is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Connections served at once. Further ones wait, unanswered, in the listen backlog
+    /// until a served one closes. Keep it below the process's open-file limit.
+    pub max_connections: usize,
+    /// On SIGTERM, how long requests already received may take to finish once the ingress
+    /// stops accepting; connections still open then are closed. Keep it below the pod's
+    /// termination grace period and above `body_read_timeout` plus `redis_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_deadline: Duration,
 }
 
 impl Default for IngressSettings {
@@ -170,6 +189,11 @@ impl Default for IngressSettings {
             timestamp_window: Duration::from_secs(300),
             dedupe_for: Duration::from_secs(7 * 24 * 3600),
             redis_timeout: Duration::from_secs(2),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 2048,
+            shutdown_deadline: Duration::from_secs(15),
         }
     }
 }

@@ -283,6 +283,11 @@ impl Problems {
         self.at_least_one("ingress.max_body_bytes", ingress.max_body_bytes);
         self.positive("ingress.dedupe_for", ingress.dedupe_for);
         self.positive("ingress.redis_timeout", ingress.redis_timeout);
+        self.positive("ingress.header_read_timeout", ingress.header_read_timeout);
+        self.positive("ingress.body_read_timeout", ingress.body_read_timeout);
+        self.positive("ingress.idle_timeout", ingress.idle_timeout);
+        self.at_least_one("ingress.max_connections", ingress.max_connections);
+        self.positive("ingress.shutdown_deadline", ingress.shutdown_deadline);
         self.positive("payments.orphan_expiry", settings.payments.orphan_expiry);
 
         let results = &settings.results;

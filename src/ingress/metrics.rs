@@ -15,6 +15,8 @@ pub enum Refusal {
     UnknownAccount,
     /// Body over the limit (413).
     TooLarge,
+    /// Body not received within the body timeout (408).
+    SlowBody,
     /// A signed header missing or malformed (400).
     Headers,
     /// `account-id` is not the route's account (401).
@@ -27,9 +29,10 @@ pub enum Refusal {
     Replay,
 }
 
-const REFUSALS: [Refusal; 7] = [
+const REFUSALS: [Refusal; 8] = [
     Refusal::UnknownAccount,
     Refusal::TooLarge,
+    Refusal::SlowBody,
     Refusal::Headers,
     Refusal::WrongAccount,
     Refusal::Stale,
@@ -43,6 +46,7 @@ impl Refusal {
         match self {
             Refusal::UnknownAccount => "unknown_account",
             Refusal::TooLarge => "too_large",
+            Refusal::SlowBody => "slow_body",
             Refusal::Headers => "headers",
             Refusal::WrongAccount => "wrong_account",
             Refusal::Stale => "stale",
@@ -59,7 +63,7 @@ pub struct Metrics {
     duplicates: AtomicU64,
     dead_lettered: AtomicU64,
     unavailable: AtomicU64,
-    refused: [AtomicU64; 7],
+    refused: [AtomicU64; 8],
     last_log_second: AtomicU64,
     unlogged: AtomicU64,
 }

@@ -7,16 +7,26 @@
 //! default), `GET /healthz` (the process is up), `GET /readyz` (Redis answers), and
 //! `GET /metrics` (Prometheus text).
 //!
-//! - `notify`: the handler: verification on the raw bytes, then storage.
+//! It faces the internet, so no client holds it for long: a request head, a body and the
+//! wait between keep-alive requests each have a deadline, connections are capped, and a
+//! shutdown ends within `ingress.shutdown_deadline` whatever the clients do.
+//!
+//! - `notify`: the handler: verification on the raw bytes, then storage; [`NotifyError`].
 //! - `store`: deduplication, replay cache and enqueue in one atomic Redis step.
 //! - `metrics`: counters and the rate-limited refusal log.
+//! - `server`: the accept loop: connection cap, bounded graceful shutdown; [`Limits`].
+//! - `connection`: one connection: hyper, the header and idle deadlines.
 
+mod connection;
 mod metrics;
 mod notify;
+mod server;
 mod store;
 
 pub use metrics::{Accepted, Metrics, Refusal};
-pub use store::{Store, Stored, Target};
+pub use notify::NotifyError;
+pub use server::Limits;
+pub use store::{Store, StoreError, Stored, Target};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,7 +35,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
@@ -56,6 +66,8 @@ pub struct Ingress {
     pub metrics: Metrics,
     /// Largest body accepted.
     pub max_body_bytes: usize,
+    /// Timeouts, connection cap and shutdown deadline.
+    pub limits: Limits,
 }
 
 impl Ingress {
@@ -106,15 +118,15 @@ impl Ingress {
             window: (window > 0).then_some(window),
             metrics: Metrics::default(),
             max_body_bytes: ingress.max_body_bytes,
+            limits: Limits::from(ingress),
         })
     }
 
     /// The HTTP routes.
     pub fn router(self: Arc<Self>) -> Router {
-        let limit = self.max_body_bytes;
+        // The handler reads the body itself, within `max_body_bytes` and the body timeout.
         Router::new()
             .route("/notify/{account}", post(notify::notify))
-            .layer(DefaultBodyLimit::max(limit))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(ready))
             .route("/metrics", get(metrics_text))
@@ -144,7 +156,8 @@ pub struct IngressHandle {
     pub stopped: tokio::task::JoinHandle<()>,
 }
 
-/// Serves on `listener` until `cancel`.
+/// Serves on `listener` until `cancel`, then lets the requests in progress finish within
+/// the shutdown deadline; `stopped` ends when the last connection is closed.
 pub fn spawn(
     ingress: Ingress,
     listener: TcpListener,
@@ -153,12 +166,7 @@ pub fn spawn(
     let addr = listener.local_addr()?;
     let ingress = Arc::new(ingress);
     let app = ingress.clone().router();
-    let stopped = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned());
-        if let Err(error) = serve.await {
-            tracing::error!(%error, "ingress stopped");
-        }
-    });
+    let stopped = tokio::spawn(server::run(listener, app, ingress.limits, cancel));
     tracing::info!(%addr, queue = queues::PROCESS_NOTIFICATION, "ingress listening");
     Ok(IngressHandle {
         addr,

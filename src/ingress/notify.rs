@@ -4,31 +4,157 @@
 //! | --- | --- |
 //! | 404 | no such account route |
 //! | 413 | body over `ingress.max_body_bytes` |
+//! | 408 | the body did not arrive within `ingress.body_read_timeout` (the connection is closed) |
 //! | 400 | a signed header missing or malformed |
 //! | 401 | `account-id` not the route's account, timestamp outside the window, or a signature that does not verify |
-//! | 409 | a replay: these exact headers were stored before, inside the window |
+//! | 200 | stored, or stored before (a duplicate, even with headers seen before: the gateway's verbatim retry after a lost 200), or signed but malformed, and dead-lettered |
+//! | 409 | a replay: a notification not stored before, under headers (`account-id`, `oncestr`) seen before inside the window |
 //! | 503 | Redis could not store it in time: the gateway sends it again |
-//! | 200 | stored (or stored before), or signed but malformed, and dead-lettered |
 //!
 //! Nothing is parsed before the signature verifies, and nothing of the request is echoed.
+//! Every refusal is one [`NotifyError`], which is counted and logged once, and answers itself.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::HttpBody as _;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::Ingress;
-use super::metrics::{Accepted, Refusal};
-use super::store::{Stored, Target};
+use super::metrics::{Accepted, Metrics, Refusal};
+use super::store::{StoreError, Stored, Target};
 use crate::gateway::notification::{self, Notification, NotificationError, raw_fingerprint};
 use crate::gateway::{SignedHeaders, UnixTime};
 use crate::jobs::{NotificationHeaders, ProcessNotification, queues};
 use crate::queue::dlq::DeadLetter;
 use crate::queue::now_ms;
 
-type Answer = (StatusCode, &'static str);
+/// Why a notification is not answered 200. The text (`Display`) is the whole answer body:
+/// short, fixed, and quoting nothing of the request.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// No such account route (404).
+    #[error("no such account")]
+    UnknownAccount,
+    /// Body over `ingress.max_body_bytes` (413).
+    #[error("body too large")]
+    TooLarge,
+    /// Body not received within `ingress.body_read_timeout` (408).
+    #[error("body not received in time")]
+    SlowBody,
+    /// The client went away or broke the framing mid-body (400).
+    #[error("unreadable body")]
+    UnreadableBody,
+    /// A signed header missing (400).
+    #[error("account-id, oncestr, timestamp and signture headers are required")]
+    MissingHeaders,
+    /// `oncestr` or `timestamp` malformed (400).
+    #[error("malformed oncestr or timestamp")]
+    MalformedHeader,
+    /// `account-id` is not the route's account (401).
+    #[error("account-id does not match")]
+    WrongAccount,
+    /// Timestamp outside the window (401).
+    #[error("timestamp outside the accepted window")]
+    Stale,
+    /// Signature does not verify (401).
+    #[error("signature does not verify")]
+    Signature,
+    /// A new notification under headers seen before (409).
+    #[error("replayed request")]
+    Replay,
+    /// Redis did not store it in time (503): the gateway sends it again.
+    #[error("cannot store now; send it again")]
+    Unavailable(#[source] StoreError),
+    /// The job could not be encoded (500); never expected.
+    #[error("cannot encode the job")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl NotifyError {
+    /// The HTTP status it answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            NotifyError::UnknownAccount => StatusCode::NOT_FOUND,
+            NotifyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            NotifyError::SlowBody => StatusCode::REQUEST_TIMEOUT,
+            NotifyError::UnreadableBody
+            | NotifyError::MissingHeaders
+            | NotifyError::MalformedHeader => StatusCode::BAD_REQUEST,
+            NotifyError::WrongAccount | NotifyError::Stale | NotifyError::Signature => {
+                StatusCode::UNAUTHORIZED
+            }
+            NotifyError::Replay => StatusCode::CONFLICT,
+            NotifyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            NotifyError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Counts it, and logs it: refusals through the rate-limited line, the rest each time.
+    fn record(&self, metrics: &Metrics, account: &str) {
+        let reason = match self {
+            NotifyError::UnknownAccount => Refusal::UnknownAccount,
+            NotifyError::TooLarge => Refusal::TooLarge,
+            NotifyError::SlowBody => Refusal::SlowBody,
+            NotifyError::MissingHeaders | NotifyError::MalformedHeader => Refusal::Headers,
+            NotifyError::WrongAccount => Refusal::WrongAccount,
+            NotifyError::Stale => Refusal::Stale,
+            NotifyError::Signature => Refusal::Signature,
+            NotifyError::Replay => Refusal::Replay,
+            // The client's own doing, and nothing to act on.
+            NotifyError::UnreadableBody => return,
+            NotifyError::Unavailable(cause) => {
+                metrics.unavailable();
+                tracing::warn!(%cause, "cannot store a notification: answering 503");
+                return;
+            }
+            NotifyError::Encode(cause) => {
+                tracing::error!(%cause, "cannot encode a notification job: answering 500");
+                return;
+            }
+        };
+        // An unknown account is the request's own text: not logged.
+        let account = if reason == Refusal::UnknownAccount {
+            ""
+        } else {
+            account
+        };
+        metrics.refused(reason, account);
+    }
+}
+
+impl IntoResponse for NotifyError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), format!("{self}\n")).into_response();
+        if matches!(self, NotifyError::SlowBody) {
+            // The rest of the body may still be on its way: this connection is done.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+/// The handler.
+pub async fn notify(
+    State(ingress): State<Arc<Ingress>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match receive(&ingress, &account, &headers, body).await {
+        Ok(answer) => answer.into_response(),
+        Err(error) => {
+            error.record(&ingress.metrics, &account);
+            error.into_response()
+        }
+    }
+}
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -37,31 +163,41 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The handler.
-pub async fn notify(
-    State(ingress): State<Arc<Ingress>>,
-    Path(account): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Answer {
-    let metrics = &ingress.metrics;
-    let Some(expected) = ingress.accounts.get(&account) else {
-        metrics.refused(Refusal::UnknownAccount, "");
-        return (StatusCode::NOT_FOUND, "no such account\n");
-    };
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            metrics.refused(Refusal::TooLarge, &account);
-            return (StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
-        }
-        Err(_) => return (StatusCode::BAD_REQUEST, "unreadable body\n"),
-    };
+/// Reads the whole body, refusing it past `limit` bytes or after `within`.
+async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, NotifyError> {
+    // A declared length over the limit is refused before a byte of it is read.
+    if u64::try_from(limit).is_ok_and(|limit| body.size_hint().lower() > limit) {
+        return Err(NotifyError::TooLarge);
+    }
+    match tokio::time::timeout(within, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(NotifyError::SlowBody),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(NotifyError::TooLarge),
+        Ok(Err(_)) => Err(NotifyError::UnreadableBody),
+    }
+}
+
+async fn receive(
+    ingress: &Ingress,
+    account: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, &'static str), NotifyError> {
+    let expected = ingress
+        .accounts
+        .get(account)
+        .ok_or(NotifyError::UnknownAccount)?;
+    let body = read_body(
+        body,
+        ingress.max_body_bytes,
+        ingress.limits.body_read_timeout,
+    )
+    .await?;
     let signed = match (
-        header(&headers, "account-id"),
-        header(&headers, "oncestr"),
-        header(&headers, "timestamp"),
-        header(&headers, "signture"),
+        header(headers, "account-id"),
+        header(headers, "oncestr"),
+        header(headers, "timestamp"),
+        header(headers, "signture"),
     ) {
         (Some(account_id), Some(oncestr), Some(timestamp), Some(signature)) => SignedHeaders {
             account_id,
@@ -69,47 +205,26 @@ pub async fn notify(
             timestamp,
             signature,
         },
-        _ => {
-            metrics.refused(Refusal::Headers, &account);
-            return (
-                StatusCode::BAD_REQUEST,
-                "account-id, oncestr, timestamp and signture headers are required\n",
-            );
-        }
+        _ => return Err(NotifyError::MissingHeaders),
     };
     let (id, key) = (&expected.account_id, &expected.key);
-    if let Err(error) =
-        notification::verify(id, key, &signed, &body, UnixTime::now(), ingress.window)
-    {
-        let (reason, answer) = match error {
-            NotificationError::Header(_) => (
-                Refusal::Headers,
-                (StatusCode::BAD_REQUEST, "malformed oncestr or timestamp\n"),
-            ),
-            NotificationError::WrongAccount => (
-                Refusal::WrongAccount,
-                (StatusCode::UNAUTHORIZED, "account-id does not match\n"),
-            ),
-            NotificationError::Stale { .. } => (
-                Refusal::Stale,
-                (
-                    StatusCode::UNAUTHORIZED,
-                    "timestamp outside the accepted window\n",
-                ),
-            ),
-            NotificationError::Signature(_) => (
-                Refusal::Signature,
-                (StatusCode::UNAUTHORIZED, "signature does not verify\n"),
-            ),
-        };
-        metrics.refused(reason, &account);
-        return answer;
-    }
-    store(&ingress, &account, signed, &body).await
+    notification::verify(id, key, &signed, &body, UnixTime::now(), ingress.window).map_err(
+        |error| match error {
+            NotificationError::Header(_) => NotifyError::MalformedHeader,
+            NotificationError::WrongAccount => NotifyError::WrongAccount,
+            NotificationError::Stale { .. } => NotifyError::Stale,
+            NotificationError::Signature(_) => NotifyError::Signature,
+        },
+    )?;
+    store(ingress, account, signed, &body).await
 }
 
-async fn store(ingress: &Ingress, account: &str, signed: SignedHeaders, body: &[u8]) -> Answer {
-    let metrics = &ingress.metrics;
+async fn store(
+    ingress: &Ingress,
+    account: &str,
+    signed: SignedHeaders,
+    body: &[u8],
+) -> Result<(StatusCode, &'static str), NotifyError> {
     let text = std::str::from_utf8(body);
     let parsed = text
         .map_err(|e| format!("the body is not UTF-8: {e}"))
@@ -133,9 +248,7 @@ async fn store(ingress: &Ingress, account: &str, signed: SignedHeaders, body: &[
         source: Some("ingress".to_owned()),
         trace: None,
     };
-    let Ok(job) = serde_json::to_string(&job) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the job\n");
-    };
+    let job = serde_json::to_string(&job).map_err(NotifyError::Encode)?;
     let store = &ingress.store;
     let (target, outcome) = match &parsed {
         Ok(_) => (Target::Queue(&job), Accepted::Stored),
@@ -161,11 +274,13 @@ async fn store(ingress: &Ingress, account: &str, signed: SignedHeaders, body: &[
             (Target::DeadLetter(letter.fields()), Accepted::DeadLettered)
         }
     };
-    match store
+    let stored = store
         .store(&fingerprint, &account_id, &oncestr, target)
         .await
-    {
-        Ok(Stored::New) => {
+        .map_err(NotifyError::Unavailable)?;
+    let metrics = &ingress.metrics;
+    match stored {
+        Stored::New => {
             if matches!(outcome, Accepted::DeadLettered) {
                 tracing::warn!(
                     account,
@@ -173,23 +288,12 @@ async fn store(ingress: &Ingress, account: &str, signed: SignedHeaders, body: &[
                 );
             }
             metrics.accepted(outcome);
-            (StatusCode::OK, "stored\n")
+            Ok((StatusCode::OK, "stored\n"))
         }
-        Ok(Stored::Duplicate) => {
+        Stored::Duplicate => {
             metrics.accepted(Accepted::Duplicate);
-            (StatusCode::OK, "already stored\n")
+            Ok((StatusCode::OK, "already stored\n"))
         }
-        Ok(Stored::Replay) => {
-            metrics.refused(Refusal::Replay, account);
-            (StatusCode::CONFLICT, "replayed request\n")
-        }
-        Err(error) => {
-            metrics.unavailable();
-            tracing::warn!(%error, "cannot store a notification: answering 503");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cannot store now; send it again\n",
-            )
-        }
+        Stored::Replay => Err(NotifyError::Replay),
     }
 }

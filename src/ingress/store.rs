@@ -7,6 +7,10 @@
 //! - `<prefix>:{process_notification:<p>}:nonce:<account-id>:<oncestr>`: remembered twice the
 //!   timestamp window plus a minute, so a replay inside the window always finds it.
 //!
+//! The fingerprint is checked first: a notification stored before is answered "already
+//! stored" whatever its headers, so the gateway's verbatim retry of a request whose 200 was
+//! lost (same headers, same body) is not taken for a replay. Only a notification not stored
+//! before meets the nonce cache, which refuses it if its headers were seen inside the window.
 //! The nonce is remembered only once something was stored (or found stored): a request
 //! answered 503 may come again with the same headers.
 
@@ -22,10 +26,14 @@ use crate::queue::{QueueKeys, RedisConn};
 /// ARGV: dedupe ms, nonce ms ('0' = no replay cache), MAXLEN ('0' = none), field/value pairs.
 /// Returns 0 replay, 1 duplicate (already stored), 2 stored.
 const STORE: &str = r"
-if ARGV[2] ~= '0' and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-local fresh = redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1])
-if ARGV[2] ~= '0' then redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) end
-if not fresh then return 1 end
+local nonces = ARGV[2] ~= '0'
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  if nonces then redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) end
+  return 1
+end
+if nonces and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+if nonces then redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) end
 if ARGV[3] ~= '0' then
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
 else
@@ -39,10 +47,23 @@ return 2
 pub enum Stored {
     /// Appended now.
     New,
-    /// The same notification was stored before: nothing appended.
+    /// The same notification was stored before (whatever its headers): nothing appended.
     Duplicate,
-    /// These exact headers were seen before inside the window: refused.
+    /// A notification not stored before, under headers seen before inside the window:
+    /// refused.
     Replay,
+}
+
+/// Why a notification may not have been stored: the caller answers 503 and the gateway
+/// sends it again.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis did not answer within the timeout.
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Redis answered with an error, or the connection failed.
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 /// Where verified notifications go.
@@ -77,7 +98,7 @@ impl Store {
         account_id: &str,
         oncestr: &str,
         target: Target<'_>,
-    ) -> Result<Stored, String> {
+    ) -> Result<Stored, StoreError> {
         static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(STORE));
         let keys: QueueKeys = self.queue.keys_for(fingerprint);
         let mut invocation = SCRIPT.prepare_invoke();
@@ -104,8 +125,7 @@ impl Store {
         let mut conn = self.conn.clone();
         let outcome = tokio::time::timeout(self.timeout, invocation.invoke_async::<i64>(&mut conn))
             .await
-            .map_err(|_| format!("Redis did not answer within {:?}", self.timeout))?
-            .map_err(|e| format!("Redis: {e}"))?;
+            .map_err(|_| StoreError::Timeout(self.timeout))??;
         Ok(match outcome {
             0 => Stored::Replay,
             1 => Stored::Duplicate,

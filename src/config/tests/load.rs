@@ -49,6 +49,21 @@ fn defaults_fill_every_section() {
     );
     assert_eq!(settings.ingress.max_body_bytes, 65536);
     assert_eq!(settings.ingress.timestamp_window, Duration::from_secs(300));
+    let ingress = &settings.ingress;
+    assert_eq!(
+        (
+            ingress.header_read_timeout,
+            ingress.body_read_timeout,
+            ingress.idle_timeout
+        ),
+        (
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            Duration::from_secs(60)
+        )
+    );
+    assert_eq!(ingress.max_connections, 2048);
+    assert_eq!(ingress.shutdown_deadline, Duration::from_secs(15));
     assert_eq!(settings.results.streams, ["payworker:{results}"]);
     assert_eq!(settings.results.max_len, 1_000_000);
     assert_eq!(settings.telemetry.log_format, LogFormat::Pretty);

@@ -157,6 +157,11 @@ fn the_other_sections_are_checked() {
         s.queues.process_notification.max_attempts = 0;
         s.retry.max_delay = Duration::from_millis(10);
         s.ingress.max_body_bytes = 0;
+        s.ingress.header_read_timeout = Duration::ZERO;
+        s.ingress.body_read_timeout = Duration::ZERO;
+        s.ingress.idle_timeout = Duration::ZERO;
+        s.ingress.max_connections = 0;
+        s.ingress.shutdown_deadline = Duration::ZERO;
         s.results.streams = vec![String::new()];
         s.telemetry.log_level = "info,=[".to_owned();
         s.telemetry.otlp_endpoint = Some("grpc://collector:4317".parse().unwrap());
@@ -176,6 +181,11 @@ fn the_other_sections_are_checked() {
             "queues.process_notification.block",
             "retry.max_delay",
             "ingress.max_body_bytes",
+            "ingress.header_read_timeout",
+            "ingress.body_read_timeout",
+            "ingress.idle_timeout",
+            "ingress.max_connections",
+            "ingress.shutdown_deadline",
             "results.streams[0]",
             "telemetry.log_level",
             "telemetry.otlp_endpoint",

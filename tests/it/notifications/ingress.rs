@@ -1,5 +1,6 @@
 //! The ingress's door: the independent vectors accepted, forgeries refused with the right
-//! status before anything reaches Redis, duplicates answered 200 without a second job.
+//! status before anything reaches Redis, duplicates (verbatim retries included) answered 200
+//! without a second job.
 
 use std::time::Duration;
 
@@ -131,11 +132,23 @@ async fn forgeries_are_refused_at_the_door_with_the_right_status() {
     assert_eq!(stream_len(&product.prefix).await, 0);
 
     assert_eq!(product.post(&body, &good).await, 200, "genuine");
-    assert_eq!(product.post(&body, &good).await, 409, "replayed");
+    assert_eq!(
+        product.post(&body, &good).await,
+        200,
+        "sent again verbatim: a duplicate"
+    );
     assert_eq!(
         product.post(&body, &sign(&body)).await,
         200,
         "signed again: a duplicate"
+    );
+    let other = charge("pi_2", "X-2", "5.00", "success");
+    let nonce = Oncestr::parse(&good.oncestr).unwrap();
+    let reused = SignedHeaders::sign(ACCOUNT_ID, &key, other.as_bytes(), &nonce, UnixTime::now());
+    assert_eq!(
+        product.post(&other, &reused).await,
+        409,
+        "a new notification under a nonce already seen: a replay"
     );
     let metrics = product
         .http
@@ -154,7 +167,7 @@ async fn forgeries_are_refused_at_the_door_with_the_right_status() {
         "payworker_ingress_refused_total{reason=\"too_large\"} 1",
         "payworker_ingress_refused_total{reason=\"replay\"} 1",
         "payworker_ingress_notifications_total{outcome=\"stored\"} 1",
-        "payworker_ingress_notifications_total{outcome=\"duplicate\"} 1",
+        "payworker_ingress_notifications_total{outcome=\"duplicate\"} 2",
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }

@@ -4,9 +4,11 @@
 
 mod before_the_answer;
 mod direct;
+mod hardening;
 mod ingress;
 mod outage;
 mod process;
+mod raw;
 mod states;
 
 use std::time::Duration;

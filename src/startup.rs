@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::jobs::{CreatePayment, ProcessNotification, queues};
 use crate::payments::{CreatePayments, OrphanQueue, PaymentAccount, ProcessNotifications};
 use crate::queue;
-use crate::queue::durability::{self, DurabilityReport};
+use crate::queue::durability::{self, DurabilityReport, ReplicaWaiter};
 
 /// The `CreatePayment` handler for these settings: every configured account (the default
 /// one first), the gateway client, results streams and a Redis connection.
@@ -36,6 +36,20 @@ pub async fn create_payments(settings: &Settings) -> anyhow::Result<CreatePaymen
         .collect::<anyhow::Result<Vec<_>>>()?;
     let paths = &settings.gateway.paths;
     let options = ClientOptions::from(&settings.gateway.http);
+    let target = settings.redis.target();
+    let conn = target
+        .connect_managed(Duration::from_secs(10))
+        .await
+        .context("connecting to Redis")?;
+    let replicas = ReplicaWaiter::new(settings.redis.replica_wait());
+    let send_conn = if replicas.is_enabled() {
+        target
+            .connect_managed(Duration::from_secs(10))
+            .await
+            .context("connecting to Redis")?
+    } else {
+        conn.clone()
+    };
     Ok(CreatePayments {
         prefix: settings.redis.key_prefix.clone(),
         accounts,
@@ -44,15 +58,12 @@ pub async fn create_payments(settings: &Settings) -> anyhow::Result<CreatePaymen
         callback_base: settings.ingress.public_url.to_string(),
         results: settings.results.streams.clone(),
         results_max_len: settings.results.max_len,
-        conn: settings
-            .redis
-            .target()
-            .connect_managed(Duration::from_secs(10))
-            .await
-            .context("connecting to Redis")?,
+        conn,
         orphans: Some(orphan_queue(settings)),
         unknown_review_after: settings.payments.unknown_review_after,
         s2s_resend_on: settings.gateway.s2s_resend_on_status.clone(),
+        replicas,
+        send_conn,
     })
 }
 

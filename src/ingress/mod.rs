@@ -114,6 +114,9 @@ impl Ingress {
                 dedupe_for: ingress.dedupe_for,
                 nonce_for,
                 timeout: ingress.redis_timeout,
+                replicas: crate::queue::durability::ReplicaWaiter::new(
+                    settings.redis.replica_wait(),
+                ),
             },
             window: (window > 0).then_some(window),
             metrics: Metrics::default(),

@@ -20,6 +20,7 @@ use std::time::Duration;
 use redis::Script;
 
 use crate::payments::OrphanQueue;
+use crate::queue::durability::{ReplicaWaiter, WaitError};
 use crate::queue::{QueueKeys, RedisConn};
 
 /// KEYS: target stream, fingerprint key, nonce key.
@@ -64,6 +65,10 @@ pub enum StoreError {
     /// Redis answered with an error, or the connection failed.
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// Stored on the primary, but not acknowledged by enough replicas
+    /// (`redis.wait_replicas`): a failover now could lose it, so it is not answered 200.
+    #[error(transparent)]
+    Replicas(#[from] WaitError),
 }
 
 /// Where verified notifications go.
@@ -79,6 +84,9 @@ pub struct Store {
     pub nonce_for: Duration,
     /// How long to wait for Redis.
     pub timeout: Duration,
+    /// Replicas that must hold a stored notification before it is answered 200
+    /// (`redis.wait_replicas`); off when it asks for none.
+    pub replicas: ReplicaWaiter,
 }
 
 /// Where one notification goes.
@@ -126,11 +134,17 @@ impl Store {
         let outcome = tokio::time::timeout(self.timeout, invocation.invoke_async::<i64>(&mut conn))
             .await
             .map_err(|_| StoreError::Timeout(self.timeout))??;
-        Ok(match outcome {
+        let stored = match outcome {
             0 => Stored::Replay,
             1 => Stored::Duplicate,
             _ => Stored::New,
-        })
+        };
+        // What this connection wrote (the job, or the nonce of a copy) must survive a
+        // failover before the gateway hears 200 and stops sending it.
+        if stored != Stored::Replay {
+            self.replicas.wait_for(&mut conn, &keys.stream).await?;
+        }
+        Ok(stored)
     }
 
     /// Whether Redis answers, within the timeout.

@@ -25,6 +25,7 @@ use crate::gateway::{
     Credentials, Decision, Endpoint, Oncestr, SignedRequest, UnixTime, decide, limits,
 };
 use crate::jobs::{CreatePayment, Method};
+use crate::queue::durability::ReplicaWaiter;
 use crate::queue::{JobError, JobMeta, RedisConn};
 
 /// One configured merchant account, ready to sign.
@@ -63,6 +64,13 @@ pub struct CreatePayments {
     pub unknown_review_after: Duration,
     /// HTTP statuses after which an S2S charge is sent again (`gateway.s2s_resend_on_status`).
     pub s2s_resend_on: Vec<u16>,
+    /// Replicas that must hold an S2S send mark before the charge is sent
+    /// (`redis.wait_replicas`); off when it asks for none.
+    pub replicas: ReplicaWaiter,
+    /// Redis for S2S runs: a connection of their own when marks wait for replicas, since
+    /// `WAIT` holds the connection it runs on (and covers the writes made on it); else
+    /// `conn` again.
+    pub send_conn: RedisConn,
 }
 
 pub(super) fn retry(e: impl std::fmt::Display) -> JobError {
@@ -109,7 +117,10 @@ impl CreatePayments {
         }
 
         let key = record::key(&self.prefix, &account.name, job.order_no.as_str());
-        let mut conn = self.conn.clone();
+        let mut conn = match job.method {
+            Method::S2s => self.send_conn.clone(),
+            Method::Host | Method::Element => self.conn.clone(),
+        };
         let token = (job.method == Method::S2s).then(|| {
             format!(
                 "{}:{}:{:016x}",
@@ -264,6 +275,12 @@ impl CreatePayments {
                 .await
             }
             Method::S2s => {
+                // The mark must survive a failover before the charge may leave: on this
+                // connection (the one that wrote it), wait for the replicas.
+                if let Err(error) = self.replicas.wait_for(conn, run.key).await {
+                    let why = format!("the send mark is not safe in Redis yet ({error})");
+                    return self.give_back(conn, run, &why).await;
+                }
                 // The last moment to find out that another worker may be running this job:
                 // a run whose lease lapsed gives the mark back and does not send.
                 if !run.meta.lease.is_held() {
@@ -308,8 +325,11 @@ impl CreatePayments {
         run: &Run<'_>,
         why: &str,
     ) -> Result<(), JobError> {
-        if let Some(token) = &run.token {
-            record::unmark(conn, run.key, token).await.map_err(retry)?;
+        if let Some(token) = &run.token
+            && let Err(error) = record::unmark(conn, run.key, token).await
+        {
+            // Left in place, the mark makes the next attempt `unknown`: safe, if not kind.
+            tracing::warn!(%error, "could not give the send mark back");
         }
         tracing::warn!(why, "not sent");
         Err(JobError::retry(format!("{why}: not sent")))

@@ -12,6 +12,7 @@ use crate::config::PaymentsSettings;
 use crate::gateway::{Credentials, GatewayKey};
 use crate::payments::{CreatePayments, OrphanQueue, PaymentAccount};
 use crate::queue::RedisTarget;
+use crate::queue::durability::{ReplicaWait, ReplicaWaiter};
 use crate::sandbox::SandboxPaths;
 
 /// The handler for one run on `prefix`, talking to the gateway at `base_url`.
@@ -25,6 +26,8 @@ pub(super) async fn handler(
 ) -> anyhow::Result<CreatePayments> {
     let results = format!("{prefix}:{{results}}");
     let paths = SandboxPaths::default();
+    // As `startup` connects it: a connection that survives a Redis restart.
+    let conn = target.connect_managed(Duration::from_secs(10)).await?;
     Ok(CreatePayments {
         prefix: prefix.to_owned(),
         accounts: vec![PaymentAccount {
@@ -48,8 +51,8 @@ pub(super) async fn handler(
         results_max_len: usize::try_from(args.payments)
             .unwrap_or(usize::MAX)
             .saturating_mul(2),
-        // As `startup` connects it: a connection that survives a Redis restart.
-        conn: target.connect_managed(Duration::from_secs(10)).await?,
+        send_conn: conn.clone(),
+        conn,
         // Each claim also checks for early notifications, as in production.
         orphans: Some(OrphanQueue {
             prefix: prefix.to_owned(),
@@ -59,5 +62,9 @@ pub(super) async fn handler(
         }),
         unknown_review_after: PaymentsSettings::default().unknown_review_after,
         s2s_resend_on: Vec::new(),
+        replicas: ReplicaWaiter::new(ReplicaWait {
+            replicas: 0,
+            timeout: Duration::from_secs(1),
+        }),
     })
 }

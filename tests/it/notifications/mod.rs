@@ -36,6 +36,8 @@ pub struct Options {
     pub orphan_expiry: Duration,
     /// Where the worker reaches the gateway, if not straight at the sandbox.
     pub gateway_url: Option<url::Url>,
+    /// `redis.wait_replicas`.
+    pub wait_replicas: u32,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             window: Duration::from_secs(300),
             orphan_expiry: Duration::from_secs(60),
             gateway_url: None,
+            wait_replicas: 0,
         }
     }
 }
@@ -100,6 +103,8 @@ impl Product {
         .unwrap();
         let mut settings = Settings::default();
         settings.redis.url = options.redis_url;
+        settings.redis.wait_replicas = options.wait_replicas;
+        settings.redis.wait_timeout = Duration::from_millis(300);
         settings.redis.key_prefix = prefix.clone();
         settings.results.streams = vec![results.clone()];
         settings.gateway.accounts.insert(

@@ -13,6 +13,7 @@ use payworker::client::{ClientOptions, GatewayClient};
 use payworker::gateway::{Credentials, GatewayKey, crypto};
 use payworker::jobs::CreatePayment;
 use payworker::payments::{CreatePayments, PaymentAccount, record};
+use payworker::queue::durability::{ReplicaWait, ReplicaWaiter};
 use payworker::queue::{self, QueueKeys, RedisTarget};
 use payworker::sandbox::{self, SandboxAccount, SandboxHandle, SandboxPaths, SandboxSettings};
 use redis::AsyncCommands;
@@ -58,7 +59,24 @@ pub async fn handler(
     target: &RedisTarget,
     unknown_review_after: Duration,
 ) -> CreatePayments {
+    handler_waiting(prefix, results, sandbox, target, unknown_review_after, 0).await
+}
+
+/// [`handler`], with S2S send marks waiting for `replicas` Redis replicas.
+pub async fn handler_waiting(
+    prefix: &str,
+    results: &str,
+    sandbox: &SandboxHandle,
+    target: &RedisTarget,
+    unknown_review_after: Duration,
+    replicas: u32,
+) -> CreatePayments {
     let paths = SandboxPaths::default();
+    let conn = target.connect(Duration::from_secs(5)).await.unwrap();
+    let replicas = ReplicaWaiter::new(ReplicaWait {
+        replicas,
+        timeout: Duration::from_millis(300),
+    });
     CreatePayments {
         prefix: prefix.to_owned(),
         accounts: vec![PaymentAccount {
@@ -79,10 +97,12 @@ pub async fn handler(
         callback_base: "http://127.0.0.1:9/hooks".into(),
         results: vec![results.to_owned()],
         results_max_len: 10_000,
-        conn: target.connect(Duration::from_secs(5)).await.unwrap(),
+        conn: conn.clone(),
+        send_conn: conn,
         orphans: None,
         unknown_review_after,
         s2s_resend_on: Vec::new(),
+        replicas,
     }
 }
 

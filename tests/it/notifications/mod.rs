@@ -104,7 +104,7 @@ impl Product {
         let mut settings = Settings::default();
         settings.redis.url = options.redis_url;
         settings.redis.wait_replicas = options.wait_replicas;
-        settings.redis.wait_timeout = Duration::from_millis(300);
+        settings.redis.wait_timeout = Duration::from_secs(1);
         settings.redis.key_prefix = prefix.clone();
         settings.results.streams = vec![results.clone()];
         settings.gateway.accounts.insert(

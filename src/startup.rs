@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientOptions, GatewayClient};
-use crate::config::Settings;
+use crate::config::{ResultsSettings, Settings};
 use crate::jobs::{CreatePayment, ProcessNotification, queues};
 use crate::payments::{CreatePayments, OrphanQueue, PaymentAccount, ProcessNotifications};
 use crate::queue;
@@ -57,7 +57,12 @@ pub async fn create_payments(settings: &Settings) -> anyhow::Result<CreatePaymen
         client: GatewayClient::new(&options)?,
         callback_base: settings.ingress.public_url.to_string(),
         results: settings.results.streams.clone(),
-        results_max_len: settings.results.max_len,
+        reply_max_len: settings.results.reply_max_len,
+        reply_ttl: settings.results.reply_ttl,
+        retention: crate::payments::record::Retention {
+            settled: settings.payments.settled_retention,
+            open: settings.payments.open_retention,
+        },
         conn,
         orphans: Some(orphan_queue(settings)),
         unknown_review_after: settings.payments.unknown_review_after,
@@ -100,7 +105,11 @@ pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> any
         notification_partitions = notify.partitions,
         "worker starting"
     );
-    let reviewer = tokio::spawn(review(notifications.clone(), shutdown.clone()));
+    let reviewer = tokio::spawn(review(
+        notifications.clone(),
+        settings.results.clone(),
+        shutdown.clone(),
+    ));
     let handler = payments.clone();
     let creating = queue::Queue::new(create, settings.redis.target())
         .on_dead(dead_letter_hook(payments.clone()))
@@ -159,10 +168,15 @@ pub async fn check_redis_durability(settings: &Settings) -> anyhow::Result<Durab
     Ok(report.enforce(settings.redis.require_durable)?)
 }
 
-/// Every few seconds, hands overdue `unknown` payments to a person and reports expired
-/// orphan notifications.
-async fn review(handler: Arc<ProcessNotifications>, shutdown: CancellationToken) {
+/// Every second, hands overdue `unknown` payments to a person and reports expired orphan
+/// notifications; every few seconds, trims the results streams (see [`trim_results`]).
+async fn review(
+    handler: Arc<ProcessNotifications>,
+    results: ResultsSettings,
+    shutdown: CancellationToken,
+) {
     let mut conn = handler.payments.conn.clone();
+    let mut round = 0u64;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -173,6 +187,28 @@ async fn review(handler: Arc<ProcessNotifications>, shutdown: CancellationToken)
         }
         if let Err(error) = handler.orphans.review(&mut conn).await {
             tracing::warn!(%error, "reviewing orphan notifications failed");
+        }
+        round += 1;
+        if round.is_multiple_of(5) {
+            trim_results(&mut conn, &results).await;
+        }
+    }
+}
+
+/// Trims each results stream past what every consumer group has read; logs the events a
+/// cap (`results.max_len`, `results.max_age`) cut before some group had read them.
+async fn trim_results(conn: &mut queue::RedisConn, results: &ResultsSettings) {
+    for stream in &results.streams {
+        match queue::retention::trim_read(conn, stream, results.max_len, results.max_age).await {
+            Ok(trim) if trim.dropped > 0 => tracing::warn!(
+                %stream,
+                dropped = trim.dropped,
+                max_len = results.max_len,
+                max_age = %humantime::format_duration(results.max_age),
+                "results stream over its cap: events no consumer group had read were dropped"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%stream, %error, "trimming a results stream failed"),
         }
     }
 }

@@ -51,7 +51,7 @@ pub async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<(
 /// Payment commands.
 #[derive(Debug, Subcommand)]
 pub enum PaymentCommand {
-    /// Show a payment's record: status, version, gateway ids, last event.
+    /// Show a payment's record: status, version, gateway ids, the last event's id.
     Show {
         /// The merchant's order number.
         order_no: String,
@@ -87,18 +87,18 @@ pub async fn payment(settings: &Settings, command: PaymentCommand) -> anyhow::Re
     let mut fields: Vec<_> = rec
         .0
         .iter()
-        .filter(|(k, _)| k.as_str() != "event")
+        .filter(|(k, _)| k.as_str() != "pending_event")
         .collect();
     fields.sort();
     println!("{key}");
     for (name, value) in fields {
         let shown = if name == "client_secret" && !value.is_empty() {
-            "[hidden: in the last event]"
+            "[hidden: in the payment.created event]"
         } else {
             value
         };
         println!("  {name}: {shown}");
     }
-    println!("  last event: {}", rec.get("event"));
+
     Ok(())
 }

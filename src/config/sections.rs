@@ -204,8 +204,20 @@ impl Default for IngressSettings {
 pub struct ResultsSettings {
     /// Redis streams that receive every outcome; the `{...}` is a cluster hash tag.
     pub streams: Vec<String>,
-    /// Approximate length each stream is trimmed to.
+    /// Events are trimmed once every consumer group of a stream has read them (delivered
+    /// and acknowledged). Beyond this length a stream is cut even so, oldest first, and
+    /// the worker logs how many events no group had read: a cap for a consumer that
+    /// vanished, never reached while consumers keep up.
     pub max_len: usize,
+    /// Likewise, events older than this are cut even if a group has not read them (logged).
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Approximate length a job's `reply_to` stream is trimmed to on every event.
+    pub reply_max_len: usize,
+    /// A `reply_to` stream is deleted this long after its last event, so reply streams of
+    /// producers that are gone do not stay for ever.
+    #[serde(with = "humantime_serde")]
+    pub reply_ttl: Duration,
 }
 
 impl Default for ResultsSettings {
@@ -213,6 +225,9 @@ impl Default for ResultsSettings {
         Self {
             streams: vec!["payworker:{results}".to_owned()],
             max_len: 1_000_000,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            reply_max_len: 1_000,
+            reply_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -295,6 +310,17 @@ pub struct PaymentsSettings {
     /// error, never dropped in silence.
     #[serde(with = "humantime_serde")]
     pub orphan_expiry: Duration,
+    /// A payment record is deleted this long after its last change once it is settled
+    /// (`succeeded`, `failed`, `rejected`). Refund notifications keep it a while longer;
+    /// one that comes after the record is gone waits as an orphan and is then dead-lettered.
+    #[serde(with = "humantime_serde")]
+    pub settled_retention: Duration,
+    /// A payment record still open for the customer (`created`, `requires_action`,
+    /// `processing`: an abandoned checkout stays so for ever) is deleted this long after its
+    /// last change. Payments that are `pending`, `unknown` or `review_required` are never
+    /// deleted: a person or a notification must settle them first.
+    #[serde(with = "humantime_serde")]
+    pub open_retention: Duration,
 }
 
 impl Default for PaymentsSettings {
@@ -302,6 +328,8 @@ impl Default for PaymentsSettings {
         Self {
             unknown_review_after: Duration::from_secs(24 * 3600),
             orphan_expiry: Duration::from_secs(24 * 3600),
+            settled_retention: Duration::from_secs(90 * 24 * 3600),
+            open_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

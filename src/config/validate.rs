@@ -288,7 +288,10 @@ impl Problems {
         self.positive("ingress.idle_timeout", ingress.idle_timeout);
         self.at_least_one("ingress.max_connections", ingress.max_connections);
         self.positive("ingress.shutdown_deadline", ingress.shutdown_deadline);
-        self.positive("payments.orphan_expiry", settings.payments.orphan_expiry);
+        let payments = &settings.payments;
+        self.positive("payments.orphan_expiry", payments.orphan_expiry);
+        self.positive("payments.settled_retention", payments.settled_retention);
+        self.positive("payments.open_retention", payments.open_retention);
 
         let results = &settings.results;
         if results.streams.is_empty() {
@@ -300,6 +303,9 @@ impl Problems {
             }
         }
         self.at_least_one("results.max_len", results.max_len);
+        self.positive("results.max_age", results.max_age);
+        self.at_least_one("results.reply_max_len", results.reply_max_len);
+        self.positive("results.reply_ttl", results.reply_ttl);
 
         let telemetry = &settings.telemetry;
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&telemetry.log_level) {

@@ -53,8 +53,12 @@ pub struct CreatePayments {
     pub callback_base: String,
     /// Results streams every event goes to.
     pub results: Vec<String>,
-    /// Approximate cap on each results stream.
-    pub results_max_len: usize,
+    /// Approximate cap on a job's `reply_to` stream, kept on every event.
+    pub reply_max_len: usize,
+    /// A `reply_to` stream expires this long after its last event.
+    pub reply_ttl: Duration,
+    /// How long settled and open payment records are kept.
+    pub retention: record::Retention,
     /// Redis (not for blocking reads).
     pub conn: RedisConn,
     /// Where notifications that came before their order wait; `None` when nothing
@@ -160,6 +164,9 @@ impl CreatePayments {
             ),
             ("reply_to", job.reply_to.clone().unwrap_or_default()),
         ];
+        // Absent, not empty: a field with nothing to say is not stored.
+        let initial: Vec<(&str, String)> =
+            initial.into_iter().filter(|(_, v)| !v.is_empty()).collect();
         let orphans = orphans::key(&self.prefix, &account.name, job.order_no.as_str());
         let claim = record::claim(&mut conn, &key, &orphans, &initial)
             .await

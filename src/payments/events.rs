@@ -1,13 +1,15 @@
 //! Result events (`jobs/result_event.schema.json`): built from a record, identified by a
 //! stable id, appended to every configured results stream and the job's `reply_to`.
 //!
-//! Delivery is at least once: the event of a change is stored in the record with it, and a
-//! redelivered job re-publishes that same event (same `event_id`, same `occurred_at`).
+//! Each change's event is published once, with the change (see `commit`); on a Cluster,
+//! after a crash between the change and its publication, the event left in the record is
+//! published by whoever touches the payment next (same `event_id`, same `occurred_at`).
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+use super::commit::Streams;
 use super::record::Record;
 use crate::queue::RedisConn;
 
@@ -61,13 +63,14 @@ struct Event<'a> {
     trace: Option<&'a serde_json::Value>,
 }
 
-/// The event for a change of `record` by `changes` (field/value pairs not yet stored).
+/// The event for a change of `record` by `changes` (field/value pairs not yet stored): its
+/// id and its JSON.
 pub fn build(
     record: &Record,
     changes: &[(&str, String)],
     change: &Change<'_>,
     status: &str,
-) -> serde_json::Result<String> {
+) -> serde_json::Result<(String, String)> {
     let get = |field| record.get_changed(changes, field);
     let event = Event {
         event_id: event_id(
@@ -91,27 +94,42 @@ pub fn build(
         occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         trace: change.trace.as_ref(),
     };
-    serde_json::to_string(&event)
+    let id = event.event_id.clone();
+    Ok((id, serde_json::to_string(&event)?))
 }
 
-/// Appends `event` to every stream (results streams and the job's `reply_to`).
-pub async fn publish(
+/// Appends `event` to every results stream and the job's `reply_to` (capped, and set to
+/// expire after its last event).
+pub(super) async fn publish(
     conn: &mut RedisConn,
-    streams: &[&str],
-    max_len: usize,
+    streams: &Streams<'_>,
     event: &str,
 ) -> redis::RedisResult<()> {
     // One command per stream: on a Cluster each stream may live on another node.
-    for stream in streams {
+    for stream in streams.results {
         redis::cmd("XADD")
             .arg(stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(max_len)
             .arg("*")
             .arg("event")
             .arg(event)
             .query_async::<String>(conn)
+            .await?;
+    }
+    if let Some(reply_to) = streams.reply_to {
+        redis::cmd("XADD")
+            .arg(reply_to)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(streams.reply_max_len)
+            .arg("*")
+            .arg("event")
+            .arg(event)
+            .query_async::<String>(conn)
+            .await?;
+        redis::cmd("PEXPIRE")
+            .arg(reply_to)
+            .arg(super::record::ttl_ms(Some(streams.reply_ttl)))
+            .query_async::<i64>(conn)
             .await?;
     }
     Ok(())

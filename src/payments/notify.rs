@@ -17,7 +17,6 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::create::{CreatePayments, PaymentAccount, retry};
-use super::events;
 use super::orphans::OrphanQueue;
 use super::outcome::{Marks, Transition};
 use super::record::{self, Record};
@@ -150,13 +149,10 @@ impl ProcessNotifications {
     ) -> Result<bool, JobError> {
         let payments = &self.payments;
         let seen = format!("n:{fingerprint}");
-        let streams = payments.streams(rec);
-        if let Some(done) = rec.0.get(&seen) {
-            if done.starts_with('{') {
-                events::publish(conn, &streams, payments.results_max_len, done)
-                    .await
-                    .map_err(retry)?;
-            }
+        if rec.0.contains_key(&seen) {
+            // A copy: its change (if any) was made and announced once. Only an event a
+            // crash on a Cluster left unpublished goes out now.
+            payments.publish_left(conn, key, rec).await?;
             return Ok(true);
         }
         let data = &notification.event_data;
@@ -167,7 +163,7 @@ impl ProcessNotifications {
         let planned = match verdict {
             Verdict::Ignore(why) => {
                 tracing::info!(order_no = %data.order_no, %why, "notification recorded; it changes nothing");
-                let note = [(seen.as_str(), format!("ignored: {why}"))];
+                let note = [(seen.as_str(), "ignored".to_owned())];
                 if !record::change(conn, key, rec.version(), false, &note)
                     .await
                     .map_err(retry)?

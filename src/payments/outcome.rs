@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::commit::{self, Commit};
+use super::commit::{self, Commit, Streams};
 use super::create::{CreatePayments, Run, retry};
 use super::events::{self, Change};
 use super::record::{self, Record};
@@ -215,23 +215,31 @@ impl CreatePayments {
             .iter()
             .map(|(name, value)| (name.as_str(), value.clone()))
             .collect();
-        let event = events::build(rec, &fields, &change, status).map_err(unserializable)?;
+        let (event_id, event) =
+            events::build(rec, &fields, &change, status).map_err(unserializable)?;
         fields.push(("status", status.to_owned()));
         fields.push(("updated_at", chrono::Utc::now().to_rfc3339()));
+        let mut cleared: Vec<&str> = Vec::new();
         match marks {
-            Marks::Answer => {
-                fields.push(("phase", String::new()));
-                fields.push(("send_token", String::new()));
-            }
+            Marks::Answer => cleared.extend(["phase", "send_token"]),
             Marks::Keep => {}
             Marks::Notification(field) => {
-                fields.push((field, event.clone()));
+                fields.push((field, format!("v{}", change.version)));
                 if status == "pending" && rec.get("phase") != "sending" {
                     fields.push(("phase", "sending".to_owned()));
                     fields.push(("send_token", "notified".to_owned()));
                 }
             }
         }
+        // Absent, not empty: a field with nothing to say is deleted.
+        fields.retain(|(name, value)| {
+            if value.is_empty() {
+                cleared.push(name);
+                false
+            } else {
+                true
+            }
+        });
         let review_at = (status == "unknown").then(|| {
             crate::queue::now_ms()
                 + u64::try_from(self.unknown_review_after.as_millis()).unwrap_or(u64::MAX / 2)
@@ -240,13 +248,15 @@ impl CreatePayments {
             conn,
             &Commit {
                 key,
-                version: rec.version(),
+                record: rec,
                 fields: &fields,
+                cleared: &cleared,
                 event: &event,
+                event_id: &event_id,
                 streams: &self.streams(rec),
-                max_len: self.results_max_len,
                 review_set: &unknown_key(&self.prefix),
                 review_at,
+                ttl: self.retention.for_status(status),
             },
         )
         .await
@@ -370,13 +380,27 @@ impl CreatePayments {
     }
 
     /// Where a payment's events go: every results stream, and the job's `reply_to`.
-    pub(super) fn streams<'a>(&'a self, rec: &'a Record) -> Vec<&'a str> {
-        let mut streams: Vec<&str> = self.results.iter().map(String::as_str).collect();
+    pub(super) fn streams<'a>(&'a self, rec: &'a Record) -> Streams<'a> {
         let reply_to = rec.get("reply_to");
-        if !reply_to.is_empty() && !streams.contains(&reply_to) {
-            streams.push(reply_to);
+        let own = reply_to.is_empty() || self.results.iter().any(|r| r == reply_to);
+        Streams {
+            results: &self.results,
+            reply_to: (!own).then_some(reply_to),
+            reply_max_len: self.reply_max_len,
+            reply_ttl: self.reply_ttl,
         }
-        streams
+    }
+
+    /// Publishes the event a change left beside the record, if any (see `commit`).
+    pub(super) async fn publish_left(
+        &self,
+        conn: &mut RedisConn,
+        key: &str,
+        rec: &Record,
+    ) -> Result<(), JobError> {
+        commit::publish_left(conn, key, &self.streams(rec))
+            .await
+            .map_err(retry)
     }
 }
 

@@ -7,8 +7,16 @@
 //! `checkout_link`, `client_secret`, `pk`, `redirect_to_url`, `reason`, `attempts`,
 //! `owner` (the producer's entry id of the job that created it), `phase` (`sending` while an
 //! S2S request may be on the wire), `send_token` (which run holds that mark), `created_at`,
-//! `updated_at`, `metadata`, `reply_to`, `event` (the last event, re-published as is on
-//! redelivery). Never card data.
+//! `updated_at`, `metadata`, `reply_to`, `event_id` (the last event's). Never card data.
+//! A field with nothing to say is absent, not empty, and the record keeps no copy of its
+//! events (the streams hold them), so a record whose values are short (at most 64 bytes:
+//! long `metadata` or a long checkout link are not) stays in Redis's compact encoding.
+//! Beside it, `<key>:event` holds a change's event only while a Cluster publishes it (see
+//! `commit`).
+//!
+//! A settled record (and one left open for the customer) expires a configured time after
+//! its last change; `pending`, `unknown` and `review_required` never do (see
+//! [`Retention`]).
 //!
 //! # The send mark
 //!
@@ -32,6 +40,12 @@ use crate::queue::RedisConn;
 /// The key of a payment's record.
 pub fn key(prefix: &str, account: &str, order_no: &str) -> String {
     format!("{prefix}:payment:{{{account}:{order_no}}}")
+}
+
+/// The key beside a record (same hash tag) that holds a change's event while it is being
+/// published on a Cluster.
+pub fn pending_event_key(record_key: &str) -> String {
+    format!("{record_key}:event")
 }
 
 /// Creates the record (KEYS[1]) from ARGV (field/value pairs) if absent. Replies
@@ -65,7 +79,9 @@ if ARGV[2] ~= '' then
   v = v + 1
 end
 if reopen then
-  redis.call('HSET', KEYS[1], 'status', 'pending', 'review_cause', '', 'reason', '')
+  redis.call('HSET', KEYS[1], 'status', 'pending')
+  redis.call('HDEL', KEYS[1], 'review_cause', 'reason')
+  redis.call('PERSIST', KEYS[1])
   if ARGV[2] == '' then v = v + 1 end
 end
 redis.call('HSET', KEYS[1], 'version', v, 'attempts', ARGV[3])
@@ -79,9 +95,51 @@ const UNMARK: &str = r"
 local r = redis.call('HMGET', KEYS[1], 'version', 'status', 'phase', 'send_token')
 if r[2] ~= 'pending' or r[3] ~= 'sending' or r[4] ~= ARGV[1] then return 0 end
 local v = tonumber(r[1]) + 1
-redis.call('HSET', KEYS[1], 'version', v, 'phase', '', 'send_token', '')
+redis.call('HSET', KEYS[1], 'version', v)
+redis.call('HDEL', KEYS[1], 'phase', 'send_token')
 return v
 ";
+
+/// A status change on a Cluster, where the streams live elsewhere (see `commit`).
+/// KEYS[1]: the record, KEYS[2]: its pending event key. ARGV: the expected version, the
+/// time to live in ms ('0' for none), the event, the number of fields to delete, their
+/// names, then field/value pairs. The version rises by one and the event waits in KEYS[2]
+/// until it is published. Returns 1, or 0 if the version moved (nothing written).
+const APPLY: &str = r"
+local v = redis.call('HGET', KEYS[1], 'version')
+if v ~= ARGV[1] then return 0 end
+local d = tonumber(ARGV[4])
+if d > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 5, 4 + d)) end
+redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, unpack(ARGV, 5 + d))
+redis.call('SET', KEYS[2], ARGV[3])
+if ARGV[2] == '0' then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+";
+
+/// How long a payment record is kept once nothing more is expected of the worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// After the last change of a settled payment (`succeeded`, `failed`, `rejected`).
+    pub settled: std::time::Duration,
+    /// After the last change of a payment open for the customer (`created`,
+    /// `requires_action`, `processing`).
+    pub open: std::time::Duration,
+}
+
+impl Retention {
+    /// The time to live of a record in `status`; `None`: kept until it moves on.
+    pub fn for_status(&self, status: &str) -> Option<std::time::Duration> {
+        match status {
+            "succeeded" | "failed" | "rejected" => Some(self.settled),
+            "created" | "requires_action" | "processing" => Some(self.open),
+            _ => None,
+        }
+    }
+}
 
 /// Applies field changes if the version is still ARGV[1]; the new version is ARGV[1] + 1
 /// when ARGV[2] is '1' (a status change), else unchanged. Returns 1, or 0 on a conflict.
@@ -225,6 +283,44 @@ pub async fn unmark(conn: &mut RedisConn, key: &str, token: &str) -> RedisResult
     static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(UNMARK));
     let v: u64 = SCRIPT.key(key).arg(token).invoke_async(conn).await?;
     Ok((v > 0).then_some(v))
+}
+
+/// Applies a status change at `version` (see [`APPLY`]): deletes `cleared`, sets `fields`,
+/// raises the version, sets the record's time to live (`None`: none), and keeps `event`
+/// beside the record until it is published. Returns false if the version moved.
+pub async fn apply(
+    conn: &mut RedisConn,
+    key: &str,
+    version: u64,
+    ttl: Option<std::time::Duration>,
+    event: &str,
+    cleared: &[&str],
+    fields: &[(&str, String)],
+) -> RedisResult<bool> {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(APPLY));
+    let mut invocation = SCRIPT.prepare_invoke();
+    invocation
+        .key(key)
+        .key(pending_event_key(key))
+        .arg(version)
+        .arg(ttl_ms(ttl))
+        .arg(event)
+        .arg(cleared.len());
+    for name in cleared {
+        invocation.arg(*name);
+    }
+    for (name, value) in fields {
+        invocation.arg(*name).arg(value);
+    }
+    let applied: i64 = invocation.invoke_async(conn).await?;
+    Ok(applied == 1)
+}
+
+/// A time to live as the scripts take it: milliseconds, '0' for none.
+pub(super) fn ttl_ms(ttl: Option<std::time::Duration>) -> u64 {
+    ttl.map_or(0, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    })
 }
 
 /// Reads a record (empty if there is none).

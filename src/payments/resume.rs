@@ -57,10 +57,10 @@ impl CreatePayments {
                 id_seed: Some(format!("payment.duplicate_ignored/{}", meta.origin_id)),
             };
             let event = match events::build(rec, &[], &change, rec.get("status")) {
-                Ok(event) => event,
+                Ok((_, event)) => event,
                 Err(e) => return Step::Done(Resume::Finished(Err(unserializable(e)))),
             };
-            let published = events::publish(conn, &streams, self.results_max_len, &event).await;
+            let published = events::publish(conn, &streams, &event).await;
             return Step::Done(Resume::Finished(published.map_err(retry)));
         }
         let s2s = job.method == Method::S2s;
@@ -88,16 +88,10 @@ impl CreatePayments {
             ("pending", _) => {}
             _ if reopen => {}
             _ => {
-                // Already past this job's work (a redelivery after the change): publish the
-                // stored event again, same id, then ack.
-                let event = rec.get("event");
-                if !event.is_empty()
-                    && let Err(e) =
-                        events::publish(conn, &streams, self.results_max_len, event).await
-                {
-                    return Step::Done(Resume::Finished(Err(retry(e))));
-                }
-                return Step::Done(Resume::Finished(Ok(())));
+                // Already past this job's work (a redelivery after the change): its event
+                // went out with the change, unless a crash on a Cluster left it behind.
+                let left = self.publish_left(conn, run.key, rec).await;
+                return Step::Done(Resume::Finished(left));
             }
         }
 

@@ -61,6 +61,60 @@ end
 return removed
 ";
 
+/// KEYS[1]: a stream read by consumer groups (results). ARGV: the length cap, and the
+/// oldest id to keep by age ('0' for no age cap). Trims (exactly) what every group has read
+/// and acknowledged: below each group's last delivered id and its oldest pending id. Then
+/// the caps. Returns `{trimmed as read, dropped by a cap}`.
+const TRIM_READ: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+local safe = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local s = field(g, 'last-delivered-id')
+  local oldest = redis.call('XPENDING', KEYS[1], field(g, 'name'))[2]
+  if oldest and id_less(oldest, s) then s = oldest end
+  if safe == nil or id_less(s, safe) then safe = s end
+end
+local read = 0
+if safe then read = redis.call('XTRIM', KEYS[1], 'MINID', safe) end
+local dropped = 0
+if redis.call('XLEN', KEYS[1]) > tonumber(ARGV[1]) then
+  dropped = dropped + redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[1])
+end
+if ARGV[2] ~= '0' then dropped = dropped + redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2]) end
+return {read, dropped}
+";
+
+/// What [`trim_read`] removed from a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadTrim {
+    /// Entries every consumer group had read and acknowledged.
+    pub read: u64,
+    /// Entries cut by the length or age cap although some group had not read them yet
+    /// (or no group reads the stream at all).
+    pub dropped: u64,
+}
+
+/// Trims a stream that consumers read with groups (a results stream): what every group
+/// has read and acknowledged goes; what some group has not read stays, up to `max_len`
+/// entries and `max_age`, past which the oldest go anyway. The caller says so when
+/// [`ReadTrim::dropped`] is not zero: nothing unread disappears in silence.
+pub async fn trim_read(
+    conn: &mut RedisConn,
+    stream: &str,
+    max_len: usize,
+    max_age: Duration,
+) -> RedisResult<ReadTrim> {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| script(TRIM_READ));
+    let oldest = super::runtime::now_ms().saturating_sub(millis(max_age));
+    let (read, dropped): (u64, u64) = SCRIPT
+        .key(stream)
+        .arg(max_len)
+        .arg(format!("{oldest}-0"))
+        .invoke_async(conn)
+        .await?;
+    Ok(ReadTrim { read, dropped })
+}
+
 fn script(body: &str) -> Script {
     Script::new(&format!("{LUA_HELPERS}{body}"))
 }

@@ -199,9 +199,8 @@ async fn measure(
     let gateway = Gateway::start(args.sandbox, &key, &key_text, latency).await?;
 
     let target = RedisTarget::Single(args.redis.clone());
-    let handler = Arc::new(
-        worker::handler(args, prefix, concurrency, key, gateway.base_url(), &target).await?,
-    );
+    let handler =
+        Arc::new(worker::handler(prefix, concurrency, key, gateway.base_url(), &target).await?);
     let mut config = QueueSettings::default().queue_config(
         prefix,
         queues::CREATE_PAYMENT,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{ACCOUNT, ACCOUNT_ID, BenchPaymentsArgs};
+use super::{ACCOUNT, ACCOUNT_ID};
 use crate::client::{ClientOptions, GatewayClient};
 use crate::config::PaymentsSettings;
 use crate::gateway::{Credentials, GatewayKey};
@@ -17,7 +17,6 @@ use crate::sandbox::SandboxPaths;
 
 /// The handler for one run on `prefix`, talking to the gateway at `base_url`.
 pub(super) async fn handler(
-    args: &BenchPaymentsArgs,
     prefix: &str,
     concurrency: usize,
     key: GatewayKey,
@@ -46,11 +45,15 @@ pub(super) async fn handler(
             ..ClientOptions::default()
         })?,
         callback_base: "http://127.0.0.1:9/hooks".into(),
+        // Trimmed only by a worker's results trimmer, which a run does not start: its
+        // length is the count of finished payments.
         results: vec![results],
-        // Never trimmed during the run: its length is the count of finished payments.
-        results_max_len: usize::try_from(args.payments)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(2),
+        reply_max_len: 1_000,
+        reply_ttl: Duration::from_secs(3600),
+        retention: crate::payments::record::Retention {
+            settled: PaymentsSettings::default().settled_retention,
+            open: PaymentsSettings::default().open_retention,
+        },
         send_conn: conn.clone(),
         conn,
         // Each claim also checks for early notifications, as in production.

@@ -4,6 +4,7 @@ mod card_data;
 mod cluster;
 mod flows;
 mod interleavings;
+mod retention;
 mod safety;
 
 use std::sync::Arc;
@@ -96,7 +97,12 @@ pub async fn handler_waiting(
         .unwrap(),
         callback_base: "http://127.0.0.1:9/hooks".into(),
         results: vec![results.to_owned()],
-        results_max_len: 10_000,
+        reply_max_len: 10_000,
+        reply_ttl: Duration::from_secs(3600),
+        retention: record::Retention {
+            settled: Duration::from_secs(3600),
+            open: Duration::from_secs(7200),
+        },
         conn: conn.clone(),
         send_conn: conn,
         orphans: None,

@@ -66,11 +66,20 @@ impl OrphanQueue {
         fingerprint: &str,
         job: &str,
     ) -> RedisResult<()> {
-        let expires = now_ms() + u64::try_from(self.expiry.as_millis()).unwrap_or(u64::MAX / 2);
+        let expires_in = u64::try_from(self.expiry.as_millis()).unwrap_or(u64::MAX / 4);
+        let expires = now_ms() + expires_in;
+        let hash = key(&self.prefix, account, order_no);
         redis::cmd("HSET")
-            .arg(key(&self.prefix, account, order_no))
+            .arg(&hash)
             .arg(fingerprint)
             .arg(job)
+            .query_async::<i64>(conn)
+            .await?;
+        // A backstop, should the review never get to it: the review dead-letters orphans
+        // at their expiry, long before this.
+        redis::cmd("PEXPIRE")
+            .arg(&hash)
+            .arg(expires_in.saturating_mul(2))
             .query_async::<i64>(conn)
             .await?;
         redis::cmd("ZADD")

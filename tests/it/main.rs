@@ -12,5 +12,6 @@ mod queue;
 mod redaction;
 mod redis;
 mod sandbox;
+mod soak;
 mod support;
 mod vectors;

@@ -2,6 +2,7 @@
 
 mod card_data;
 mod cluster;
+mod confined;
 mod flows;
 mod interleavings;
 mod safety;

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientOptions, GatewayClient};
 use crate::config::{ResultsSettings, Settings};
-use crate::jobs::{CreatePayment, ProcessNotification, queues};
+use crate::jobs::{CreatePayment, KeyRules, ProcessNotification, queues};
 use crate::payments::{CreatePayments, OrphanQueue, PaymentAccount, ProcessNotifications};
 use crate::queue;
 use crate::queue::durability::{self, DurabilityReport, ReplicaWaiter};
@@ -63,6 +63,12 @@ pub async fn create_payments(settings: &Settings) -> anyhow::Result<CreatePaymen
             settled: settings.payments.settled_retention,
             open: settings.payments.open_retention,
         },
+        reply_namespace: Some(
+            settings
+                .results
+                .reply_namespace(&settings.redis.key_prefix)
+                .context("results.reply_to_prefix")?,
+        ),
         conn,
         orphans: Some(orphan_queue(settings)),
         unknown_review_after: settings.payments.unknown_review_after,
@@ -70,6 +76,20 @@ pub async fn create_payments(settings: &Settings) -> anyhow::Result<CreatePaymen
         replicas,
         send_conn,
     })
+}
+
+/// The rules that confine the Redis keys a job names (its `reply_to` in the reply
+/// namespace, its `account` configured), per these settings.
+pub fn key_rules(settings: &Settings) -> anyhow::Result<KeyRules> {
+    let namespace = settings
+        .results
+        .reply_namespace(&settings.redis.key_prefix)
+        .context("results.reply_to_prefix")?;
+    Ok(KeyRules::new(
+        namespace,
+        settings.results.streams.clone(),
+        settings.gateway.accounts.keys().cloned().collect(),
+    ))
 }
 
 /// Where notifications for orders not known yet wait, per these settings.
@@ -84,7 +104,8 @@ pub fn orphan_queue(settings: &Settings) -> OrphanQueue {
 
 /// Runs both queues (`create_payment`, `process_notification`) until `shutdown` is
 /// cancelled, then drains within `queues.shutdown_deadline`; meanwhile reviews overdue
-/// `unknown` payments and expired orphan notifications.
+/// `unknown` payments and expired orphan notifications. Each queue validates its jobs
+/// with [`key_rules`] before they run.
 pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     check_redis_durability(settings).await?;
     let payments = Arc::new(create_payments(settings).await?);
@@ -105,14 +126,19 @@ pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> any
         notification_partitions = notify.partitions,
         "worker starting"
     );
+    let rules = Arc::new(key_rules(settings)?);
     let reviewer = tokio::spawn(review(
         notifications.clone(),
         settings.results.clone(),
         shutdown.clone(),
     ));
     let handler = payments.clone();
+    let confine = rules.clone();
     let creating = queue::Queue::new(create, settings.redis.target())
         .on_dead(dead_letter_hook(payments.clone()))
+        .validate(Arc::new(move |job: &CreatePayment| {
+            confine.create_payment(job)
+        }))
         .run(
             move |job: CreatePayment, meta| {
                 let handler = handler.clone();
@@ -122,16 +148,18 @@ pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> any
             q.shutdown_deadline,
         );
     let handler = notifications.clone();
-    let notifying = queue::run(
-        notify,
-        settings.redis.target(),
-        move |job: ProcessNotification, meta| {
-            let handler = handler.clone();
-            async move { handler.handle(job, meta).await }
-        },
-        shutdown,
-        q.shutdown_deadline,
-    );
+    let notifying = queue::Queue::new(notify, settings.redis.target())
+        .validate(Arc::new(move |job: &ProcessNotification| {
+            rules.process_notification(job)
+        }))
+        .run(
+            move |job: ProcessNotification, meta| {
+                let handler = handler.clone();
+                async move { handler.handle(job, meta).await }
+            },
+            shutdown,
+            q.shutdown_deadline,
+        );
     let (created, notified) = tokio::join!(creating, notifying);
     let _ = reviewer.await;
     tracing::info!(consumer = %created?, notifications = %notified?, "worker stopped");

@@ -8,6 +8,8 @@ use std::{net::SocketAddr, time::Duration};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::jobs::{NamespaceError, ReplyNamespace};
+
 /// The job queues the worker consumes.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -218,6 +220,14 @@ pub struct ResultsSettings {
     /// producers that are gone do not stay for ever.
     #[serde(with = "humantime_serde")]
     pub reply_ttl: Duration,
+    /// Namespace a job's `reply_to` stream must lie in: its name must start with this.
+    /// Unset (null): `<redis.key_prefix>:replies:`. Letters, digits, `_`, `-`, `.` and `:`,
+    /// ending with `:`. Without braces, each `reply_to` may add its own `{hash tag}` after
+    /// it (replies spread over a cluster's slots); with one `{tag}` in it, every reply
+    /// stream lives in that slot. It must not hold payworker's own keys: under the key
+    /// prefix only `<redis.key_prefix>:replies:` and below is free. A job whose `reply_to`
+    /// lies elsewhere is dead-lettered as `invalid`.
+    pub reply_to_prefix: Option<String>,
 }
 
 impl Default for ResultsSettings {
@@ -228,7 +238,25 @@ impl Default for ResultsSettings {
             max_age: Duration::from_secs(7 * 24 * 3600),
             reply_max_len: 1_000,
             reply_ttl: Duration::from_secs(24 * 3600),
+            reply_to_prefix: None,
         }
+    }
+}
+
+impl ResultsSettings {
+    /// The namespace a job's `reply_to` must lie in, for a worker whose keys start with
+    /// `key_prefix`: `reply_to_prefix`, or `<key_prefix>:replies:` when it is unset.
+    ///
+    /// # Errors
+    ///
+    /// [`NamespaceError`] when it is not a usable namespace (start-up validation reports it
+    /// at `results.reply_to_prefix`).
+    pub fn reply_namespace(&self, key_prefix: &str) -> Result<ReplyNamespace, NamespaceError> {
+        let namespace = self
+            .reply_to_prefix
+            .clone()
+            .unwrap_or_else(|| ReplyNamespace::default_for(key_prefix));
+        ReplyNamespace::new(&namespace, key_prefix)
     }
 }
 

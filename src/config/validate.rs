@@ -10,6 +10,7 @@ use url::Url;
 
 use super::settings::NO_ACCOUNT;
 use super::{AccountSettings, ConfigError, ConfigProblem, QueueSettings, Settings};
+use crate::jobs::ReplyNamespace;
 
 /// Exact length of a gateway key, in ASCII characters (it is also the AES-256 key).
 const KEY_LEN: usize = 32;
@@ -270,6 +271,40 @@ impl Problems {
         }
     }
 
+    /// The namespace of jobs' `reply_to` streams holds none of payworker's keys (checked by
+    /// [`ReplyNamespace::new`]) and no results stream: a job could name one otherwise.
+    fn reply_namespace(&mut self, settings: &Settings) {
+        let results = &settings.results;
+        let prefix = &settings.redis.key_prefix;
+        let namespace = match results.reply_namespace(prefix) {
+            Ok(namespace) => namespace,
+            Err(error) => {
+                let derived = if results.reply_to_prefix.is_none() {
+                    format!(
+                        " (unset, it is {:?}, made from redis.key_prefix: set it, or use a \
+                         key prefix of letters, digits, \"_\", \"-\" and \".\")",
+                        ReplyNamespace::default_for(prefix)
+                    )
+                } else {
+                    String::new()
+                };
+                return self.add("results.reply_to_prefix", format!("{error}{derived}"));
+            }
+        };
+        for (i, stream) in results.streams.iter().enumerate() {
+            if namespace.contains(stream) {
+                self.add(
+                    format!("results.streams[{i}]"),
+                    format!(
+                        "lies inside the reply namespace {:?} (results.reply_to_prefix), \
+                         where a job's reply_to may point: keep them apart",
+                        namespace.as_str()
+                    ),
+                );
+            }
+        }
+    }
+
     fn others(&mut self, settings: &Settings) {
         let retry = &settings.retry;
         self.positive("retry.base_delay", retry.base_delay);
@@ -306,6 +341,7 @@ impl Problems {
         self.positive("results.max_age", results.max_age);
         self.at_least_one("results.reply_max_len", results.reply_max_len);
         self.positive("results.reply_ttl", results.reply_ttl);
+        self.reply_namespace(settings);
 
         let telemetry = &settings.telemetry;
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&telemetry.log_level) {

@@ -2,10 +2,14 @@
 
 use std::fmt;
 
-/// A merchant order number: 1 to 64 printable ASCII characters, no spaces.
+/// A merchant order number: 1 to 64 printable ASCII characters, no spaces, no `{` or `}`.
 ///
-/// GATEWAY.md sets no limit; 64 is this project's, so that an order number always fits a
-/// Redis key and a log line, and never carries control characters into either.
+/// The gateway's contract sets no limit; these are this project's, because the order number
+/// is part of the payment's Redis keys (`<prefix>:payment:{<account>:<order_no>}` and its
+/// orphans key): 64 characters always fit a key and a log line, printable ASCII carries no
+/// control characters into either, and without braces an order number cannot end the
+/// key's Redis Cluster hash tag early or open a second one (which would move the key to
+/// another slot than its multi-key steps expect, or give it the shape of another key).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
 pub struct OrderNo(String);
@@ -27,6 +31,9 @@ pub enum OrderNoError {
     /// A space, control or non-ASCII character.
     #[error("must be printable ASCII without spaces")]
     BadCharacter,
+    /// `{` or `}`, which would change the hash tag of the payment's Redis key.
+    #[error("must not contain \"{{\" or \"}}\" (the order number is part of a Redis key)")]
+    HashTagBrace,
 }
 
 impl OrderNo {
@@ -46,6 +53,9 @@ impl OrderNo {
         }
         if !text.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(OrderNoError::BadCharacter);
+        }
+        if text.contains(['{', '}']) {
+            return Err(OrderNoError::HashTagBrace);
         }
         Ok(OrderNo(text.to_owned()))
     }
@@ -86,6 +96,14 @@ mod tests {
         assert_eq!(OrderNo::parse(""), Err(OrderNoError::Empty));
         assert_eq!(OrderNo::parse("a b"), Err(OrderNoError::BadCharacter));
         assert_eq!(OrderNo::parse("é"), Err(OrderNoError::BadCharacter));
+        assert!(OrderNo::parse("ORD:2025:1").is_ok());
+        for braced in ["O{1}", "O}2", "{main:O3", "A}x"] {
+            assert_eq!(
+                OrderNo::parse(braced),
+                Err(OrderNoError::HashTagBrace),
+                "{braced}"
+            );
+        }
         assert!(matches!(
             OrderNo::parse(&"x".repeat(65)),
             Err(OrderNoError::TooLong { got: 65, max: 64 })

@@ -6,14 +6,24 @@
 //! is dead-lettered with every problem listed, by field path and rule, never quoting the
 //! offending value (it could be card data). A `CreatePayment` must also carry no card data
 //! outside its encrypted `card` (`card_data`), a rule no JSON Schema can express.
+//!
+//! The Redis key names a job influences (`reply_to`, `account`, and `order_no` inside the
+//! payment's key) are confined too: the schemas fix their characters, and `confine` checks
+//! what needs the worker's configuration (the reply namespace of `reply_to`, the configured
+//! accounts) through the queue's validator, so a job that breaks them is also dead-lettered
+//! as `invalid` before anything is written.
 
 mod card_data;
+pub mod confine;
 mod create_payment;
 mod process_notification;
+pub mod reply_to;
 pub mod schema;
 
+pub use confine::KeyRules;
 pub use create_payment::{CreatePayment, Method, ProductLine, Trace};
 pub use process_notification::{NotificationHeaders, ProcessNotification};
+pub use reply_to::{NamespaceError, ReplyNamespace, ReplyToError};
 
 /// Queue names.
 pub mod queues {

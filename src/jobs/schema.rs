@@ -71,6 +71,12 @@ pub fn problems(contract: Contract, instance: &Value) -> Vec<String> {
 /// What a `card` that is not the encrypted card string is told.
 pub(crate) const ENCRYPT_THE_CARD: &str = "must be the encrypted card string (base64 of iv, ciphertext and tag): encrypt the card with `payworker encrypt-card` or the examples in jobs/README.md; a plaintext card is never accepted";
 
+/// What a `reply_to` whose characters break the schema's pattern is told.
+const REPLY_TO_SHAPE: &str = "may hold only letters, digits, \"_\", \"-\", \".\", \":\" and at most one non-empty {hash tag}, and must lie inside the worker's reply namespace (results.reply_to_prefix, by default <redis.key_prefix>:replies:), e.g. payworker:replies:{shop}:events";
+
+/// What an `order_no` whose characters break the schema's pattern is told.
+const ORDER_NO_SHAPE: &str = "must be 1 to 64 printable ASCII characters without spaces, \"{\" or \"}\" (it is part of a Redis key)";
+
 fn describe(kind: &ValidationErrorKind, rule: Option<&Value>, path: &str) -> String {
     match kind {
         ValidationErrorKind::Required { property } => {
@@ -90,6 +96,8 @@ fn describe(kind: &ValidationErrorKind, rule: Option<&Value>, path: &str) -> Str
         _ if path == "card" && matches!(kind.keyword(), "minLength" | "pattern") => {
             ENCRYPT_THE_CARD.into()
         }
+        _ if path == "reply_to" && kind.keyword() == "pattern" => REPLY_TO_SHAPE.into(),
+        _ if path == "order_no" && kind.keyword() == "pattern" => ORDER_NO_SHAPE.into(),
         _ => {
             let keyword = kind.keyword();
             match (keyword, rule) {

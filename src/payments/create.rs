@@ -59,6 +59,9 @@ pub struct CreatePayments {
     pub reply_ttl: Duration,
     /// How long settled and open payment records are kept.
     pub retention: record::Retention,
+    /// Where a `reply_to` may lie (checked again when publishing: a record written before
+    /// the check existed may name any key); `None` checks nothing.
+    pub reply_namespace: Option<crate::jobs::ReplyNamespace>,
     /// Redis (not for blocking reads).
     pub conn: RedisConn,
     /// Where notifications that came before their order wait; `None` when nothing

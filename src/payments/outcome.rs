@@ -382,7 +382,17 @@ impl CreatePayments {
     /// Where a payment's events go: every results stream, and the job's `reply_to`.
     pub(super) fn streams<'a>(&'a self, rec: &'a Record) -> Streams<'a> {
         let reply_to = rec.get("reply_to");
-        let own = reply_to.is_empty() || self.results.iter().any(|r| r == reply_to);
+        let outside = self
+            .reply_namespace
+            .as_ref()
+            .is_some_and(|ns| ns.check(reply_to).is_err());
+        if outside && !reply_to.is_empty() {
+            tracing::warn!(
+                order_no = rec.get("order_no"),
+                "the record's reply_to lies outside the reply namespace: its events go only to the results streams"
+            );
+        }
+        let own = reply_to.is_empty() || outside || self.results.iter().any(|r| r == reply_to);
         Streams {
             results: &self.results,
             reply_to: (!own).then_some(reply_to),

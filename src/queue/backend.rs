@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::ack::AckLayer;
 use super::conn::RedisConn;
 use super::fetch;
-use super::job::Job;
+use super::job::{Job, Validator};
 use super::runtime::{JobMeta, Outcome, QueueConfig, Shared};
 use super::upkeep;
 
@@ -59,6 +59,8 @@ pub struct StreamsBackend<J> {
     reclaim_cursor: String,
     close: Option<BoxFuture<'static, ()>>,
     lease: CancellationToken,
+    /// The queue's check of each decoded job, if it has one.
+    validate: Option<Validator<J>>,
 }
 
 fn backoff() -> Box<dyn Iterator<Item = Duration> + Send> {
@@ -73,7 +75,11 @@ fn backoff() -> Box<dyn Iterator<Item = Duration> + Send> {
 }
 
 impl<J: Job> StreamsBackend<J> {
-    pub(crate) fn new(shared: Arc<Shared>, partition: usize) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        partition: usize,
+        validate: Option<Validator<J>>,
+    ) -> Self {
         let lease = shared.cancel.child_token();
         StreamsBackend {
             shared,
@@ -89,6 +95,7 @@ impl<J: Job> StreamsBackend<J> {
             reclaim_cursor: fetch::CURSOR_START.to_owned(),
             close: None,
             lease,
+            validate,
         }
     }
 
@@ -125,6 +132,7 @@ impl<J: Job> StreamsBackend<J> {
                 self.shared.clone(),
                 self.partition,
                 self.reclaim_cursor.clone(),
+                self.validate.clone(),
             );
             Box::pin(async move {
                 let (tasks, next) = reclaim.await?;
@@ -132,7 +140,12 @@ impl<J: Job> StreamsBackend<J> {
             })
         } else {
             let reader = self.reader.clone().expect("set up before reading");
-            let read = fetch::read(self.shared.clone(), self.partition, reader);
+            let read = fetch::read(
+                self.shared.clone(),
+                self.partition,
+                reader,
+                self.validate.clone(),
+            );
             Box::pin(async move { Ok((read.await?, None)) })
         }
     }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::job::Job;
+use super::job::{Invalid, Job, Validator};
 
 /// The field a producer writes.
 pub const JOB_FIELD: &str = "job";
@@ -166,6 +166,28 @@ pub fn decode<J: Job>(
         first_failed_ms: None,
         errors: Vec::new(),
     })
+}
+
+/// A decoded job that `validate` refuses becomes an `invalid` entry, like one that does not
+/// decode: dead-lettered before any handler runs (so before the handler's dead-letter hook
+/// could act on it, too).
+pub(crate) fn validated<J: Job>(
+    decoded: Decoded<J>,
+    validate: Option<&Validator<J>>,
+) -> Result<Decoded<J>, Undecodable> {
+    let Some(validate) = validate else {
+        return Ok(decoded);
+    };
+    match validate(&decoded.job) {
+        Ok(()) => Ok(decoded),
+        Err(Invalid(detail)) => Err(Undecodable {
+            reason: "invalid",
+            detail,
+            raw: Some(J::redact(&decoded.raw)),
+            attempts_before: decoded.attempts_before,
+            errors: decoded.errors,
+        }),
+    }
 }
 
 fn parse<J: Job>(text: &str) -> Result<J, (&'static str, String)> {

@@ -1,6 +1,6 @@
 //! Getting entries out of a partition: group set-up, blocking reads, reclaiming the idle
-//! entries of dead consumers, decoding inside the fetch, and handing back unstarted
-//! entries at shutdown.
+//! entries of dead consumers, decoding (and the queue's validation) inside the fetch, and
+//! handing back unstarted entries at shutdown.
 //!
 //! A consumer group can disappear under a running worker (the stream deleted by hand, a
 //! failover to a replica that never had it): a read or reclaim that meets `NOGROUP`
@@ -19,7 +19,7 @@ use redis::{RedisResult, Script};
 use super::conn::RedisConn;
 use super::dlq::DeadLetter;
 use super::envelope::{self, Undecodable};
-use super::job::Job;
+use super::job::{Job, Validator};
 use super::keys::GROUP;
 use super::reply::{self, Entry};
 use super::runtime::{DeadNotice, JobMeta, Outcome, Shared, Write, now_ms};
@@ -58,6 +58,7 @@ pub(crate) async fn read<J: Job>(
     shared: Arc<Shared>,
     partition: usize,
     mut reader: RedisConn,
+    validate: Option<Validator<J>>,
 ) -> RedisResult<Vec<Task<J>>> {
     let config = &shared.config;
     let block_ms = u64::try_from(config.block.as_millis()).unwrap_or(1000);
@@ -86,7 +87,7 @@ pub(crate) async fn read<J: Job>(
         .into_iter()
         .map(|e| (e, 1))
         .collect();
-    Ok(into_tasks(&shared, partition, entries, sent).await)
+    Ok(into_tasks(&shared, partition, entries, sent, validate.as_ref()).await)
 }
 
 async fn recreate_group(shared: &Shared, partition: usize) -> RedisResult<()> {
@@ -108,6 +109,7 @@ pub(crate) async fn reclaim<J: Job>(
     shared: Arc<Shared>,
     partition: usize,
     cursor: String,
+    validate: Option<Validator<J>>,
 ) -> RedisResult<(Vec<Task<J>>, String)> {
     let config = &shared.config;
     let stream = &shared.keys[partition].stream;
@@ -164,20 +166,24 @@ pub(crate) async fn reclaim<J: Job>(
         let n = deliveries.get(&e.0).copied().unwrap_or(2);
         entries.push((e, n));
     }
-    Ok((into_tasks(&shared, partition, entries, sent).await, next))
+    let tasks = into_tasks(&shared, partition, entries, sent, validate.as_ref()).await;
+    Ok((tasks, next))
 }
 
+/// Decodes and validates entries into tasks; what cannot run is dead-lettered here.
 async fn into_tasks<J: Job>(
     shared: &Shared,
     partition: usize,
     entries: Vec<(Entry, u32)>,
     sent: Instant,
+    validate: Option<&Validator<J>>,
 ) -> Vec<Task<J>> {
     let config = &shared.config;
     let mut tasks = Vec::with_capacity(entries.len());
     for ((id, fields), deliveries) in entries {
         let hold = shared.hold(partition, &id, sent);
-        let decoded = envelope::decode::<J>(&id, &fields, config.max_payload_bytes);
+        let decoded = envelope::decode::<J>(&id, &fields, config.max_payload_bytes)
+            .and_then(|d| envelope::validated(d, validate));
         let poison = deliveries > config.max_deliveries;
         match decoded {
             Ok(d) if !poison => {

@@ -2,8 +2,10 @@
 //!
 //! A job type is any serde type with a version check; decoding happens inside the fetch, so
 //! a payload that does not decode is dead-lettered there and never reaches a handler or
-//! stops a worker.
+//! stops a worker. So is a job that decodes but fails the queue's [`Validator`], for rules
+//! that depend on the process's configuration (which `Job::decode` cannot see).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -55,3 +57,13 @@ impl JobError {
         }
     }
 }
+
+/// Why a job that decoded may still not run here: it breaks a rule only the running process
+/// can check, because the rule depends on its configuration. The job is dead-lettered as
+/// `invalid` with this detail, which a person must be able to act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+/// A queue's check of every decoded job before it runs (see `Queue::validate`).
+pub type Validator<J> = Arc<dyn Fn(&J) -> Result<(), Invalid> + Send + Sync>;

@@ -8,7 +8,8 @@
 //! full-jitter backoff through a delayed set, and ack in batches from one flusher.
 //!
 //! - `keys`: key names (one hash tag per partition); `reply`: stream reply parsing.
-//! - `job`: the `Job` trait and `JobError`; `envelope`: entry fields and decoding.
+//! - `job`: the `Job` trait, `JobError`, and a queue's `Validator`; `envelope`: entry
+//!   fields and decoding.
 //! - `retry`: the retry policy (pure); `redact`: what a dead letter may keep.
 //! - `backend`: the apalis `Backend`; `fetch`: reads and reclaims; `ack`: the ack layer.
 //! - `flusher`: batched outcome writes; `upkeep`: leases, promotion, and the retention
@@ -37,7 +38,7 @@ mod worker;
 
 pub use backend::{BackendError, StreamsBackend};
 pub use conn::{RedisConn, RedisTarget};
-pub use job::{Job, JobError};
+pub use job::{Invalid, Job, JobError, Validator};
 pub use keys::{GROUP, QueueKeys};
 pub use retry::RetryPolicy;
 pub use runtime::{DeadHook, DeadNotice, JobMeta, Lease, QueueConfig, now_ms};

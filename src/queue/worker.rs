@@ -1,5 +1,7 @@
 //! Running a queue: one apalis worker per partition under one `Monitor`, sharing a
 //! concurrency limit, a flusher and a Redis connection; stopped by one cancellation token.
+//! A queue may carry a validator for its jobs (rules that need the process's configuration)
+//! and a dead-letter hook; the queue knows neither rule nor domain, only when to call them.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::backend::StreamsBackend;
 use super::conn::RedisTarget;
 use super::flusher;
-use super::job::{Job, JobError};
+use super::job::{Job, JobError, Validator};
 use super::keys::QueueKeys;
 use super::runtime::{DeadHook, JobMeta, QueueConfig, Shared, consumer_name};
 
@@ -33,7 +35,8 @@ pub enum QueueError {
 
 /// Runs `handler` over every job of the queue until `shutdown` is cancelled, then drains:
 /// in-flight jobs finish within `drain_deadline`, outcomes are written, unstarted entries
-/// are handed back. Returns the consumer name used. (`Queue` adds a dead-letter hook.)
+/// are handed back. Returns the consumer name used. (`Queue` adds a dead-letter hook and a
+/// validator.)
 pub async fn run<J, H, Fut>(
     config: QueueConfig,
     target: RedisTarget,
@@ -51,21 +54,33 @@ where
         .await
 }
 
-/// A queue to run, with what its handler's domain wants to hear besides each run.
-pub struct Queue {
+/// A queue of `J` jobs to run, with what its handler's domain wants checked before each
+/// run and told besides each run.
+pub struct Queue<J> {
     config: QueueConfig,
     target: RedisTarget,
     on_dead: Option<DeadHook>,
+    validate: Option<Validator<J>>,
 }
 
-impl Queue {
+impl<J: Job + Unpin> Queue<J> {
     /// The queue `config` on `target`.
     pub fn new(config: QueueConfig, target: RedisTarget) -> Self {
         Queue {
             config,
             target,
             on_dead: None,
+            validate: None,
         }
+    }
+
+    /// Checks every decoded job with `validator` before it runs: a job it refuses is
+    /// dead-lettered as `invalid` with the detail it gives, and never reaches the handler
+    /// (nor the dead-letter hook: it never ran). For rules that depend on the process's
+    /// configuration; the job type's `Job::decode` checks everything else.
+    pub fn validate(mut self, validator: Validator<J>) -> Self {
+        self.validate = Some(validator);
+        self
     }
 
     /// Calls `hook` before a job that ran is dead-lettered (exhausted, given up, or
@@ -77,14 +92,13 @@ impl Queue {
     }
 
     /// Runs `handler` over every job until `shutdown` is cancelled; see [`run`].
-    pub async fn run<J, H, Fut>(
+    pub async fn run<H, Fut>(
         self,
         handler: H,
         shutdown: CancellationToken,
         drain_deadline: Duration,
     ) -> Result<String, QueueError>
     where
-        J: Job + Unpin,
         H: Fn(J, JobMeta) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<(), JobError>> + Send + 'static,
     {
@@ -93,7 +107,7 @@ impl Queue {
 }
 
 async fn run_queue<J, H, Fut>(
-    queue: Queue,
+    queue: Queue<J>,
     handler: H,
     shutdown: CancellationToken,
     drain_deadline: Duration,
@@ -107,6 +121,7 @@ where
         config,
         target,
         on_dead,
+        validate,
     } = queue;
     let conn = target.connect_managed(Duration::from_secs(10)).await?;
     let (outcomes, received) = mpsc::channel(config.concurrency.max(config.batch_size) * 4);
@@ -135,13 +150,18 @@ where
         let shared = shared.clone();
         let handler = handler.clone();
         let limit = limit.clone();
+        let validate = validate.clone();
         monitor = monitor.register(move |_restarts| {
             let handler = handler.clone();
             WorkerBuilder::new(format!(
                 "{}:{partition}:{}",
                 shared.config.name, shared.consumer
             ))
-            .backend(StreamsBackend::<J>::new(shared.clone(), partition))
+            .backend(StreamsBackend::<J>::new(
+                shared.clone(),
+                partition,
+                validate.clone(),
+            ))
             .layer(limit.clone())
             .catch_panic()
             .timeout(shared.config.job_timeout)

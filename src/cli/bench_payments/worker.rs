@@ -54,6 +54,7 @@ pub(super) async fn handler(
             settled: PaymentsSettings::default().settled_retention,
             open: PaymentsSettings::default().open_retention,
         },
+        reply_namespace: None,
         send_conn: conn.clone(),
         conn,
         // Each claim also checks for early notifications, as in production.

@@ -234,3 +234,77 @@ fn an_account_built_in_code_is_valid() {
     settings.gateway.accounts.insert("main".to_owned(), account);
     assert!(settings.validate().is_ok());
 }
+
+#[test]
+fn the_reply_namespace_defaults_under_the_key_prefix() {
+    let settings = valid();
+    assert_eq!(settings.results.reply_to_prefix, None);
+    let namespace = settings
+        .results
+        .reply_namespace(&settings.redis.key_prefix)
+        .unwrap();
+    assert_eq!(namespace.as_str(), "payworker:replies:");
+    let settings = from_yaml(&format!(
+        "{ACCOUNT_YAML}results:\n  reply_to_prefix: \"shop:{{replies}}:\"\n"
+    ))
+    .expect("a namespace outside the key prefix, with one hash tag, is valid");
+    let namespace = settings.results.reply_namespace("payworker").unwrap();
+    assert!(namespace.is_tagged());
+}
+
+#[test]
+fn a_reply_namespace_that_holds_payworkers_keys_is_refused() {
+    let cases = [
+        (
+            "payworker:",
+            "results.reply_to_prefix: holds every key of redis.key_prefix \"payworker\": use \"payworker:replies:\"",
+        ),
+        (
+            "payworker:{create_payment:0}:",
+            "results.reply_to_prefix: lies among payworker's own keys (queues, dead letters, retries, payment records, indexes); under redis.key_prefix only \"payworker:replies:\" and namespaces below it are free",
+        ),
+        (
+            "payworker:replies",
+            "results.reply_to_prefix: must end with \":\"",
+        ),
+        (
+            "replies:{shop",
+            "results.reply_to_prefix: may hold only letters, digits, \"_\", \"-\", \".\" and \":\" and one complete, non-empty {hash tag}",
+        ),
+    ];
+    for (namespace, message) in cases {
+        let problems = after(|s| s.results.reply_to_prefix = Some(namespace.to_owned()));
+        assert_eq!(problems, [message], "{namespace}");
+    }
+}
+
+#[test]
+fn a_key_prefix_unfit_for_the_default_reply_namespace_says_what_to_do() {
+    let problems = after(|s| s.redis.key_prefix = "pay/worker".to_owned());
+    assert_eq!(
+        problems,
+        [
+            "results.reply_to_prefix: may hold only letters, digits, \"_\", \"-\", \".\" and \":\" and one complete, non-empty {hash tag} (unset, it is \"pay/worker:replies:\", made from redis.key_prefix: set it, or use a key prefix of letters, digits, \"_\", \"-\" and \".\")"
+        ]
+    );
+    let mut settings = valid();
+    settings.redis.key_prefix = "pay/worker".to_owned();
+    settings.results.reply_to_prefix = Some("shop:replies:".to_owned());
+    assert!(settings.validate().is_ok());
+}
+
+#[test]
+fn a_results_stream_inside_the_reply_namespace_is_refused() {
+    let problems = after(|s| {
+        s.results.streams = vec![
+            "payworker:{results}".to_owned(),
+            "payworker:replies:all".to_owned(),
+        ];
+    });
+    assert_eq!(
+        problems,
+        [
+            "results.streams[1]: lies inside the reply namespace \"payworker:replies:\" (results.reply_to_prefix), where a job's reply_to may point: keep them apart"
+        ]
+    );
+}

@@ -13,7 +13,8 @@ async fn payments_on_a_cluster_record_and_announce_across_slots() {
     let cluster = RedisCluster::start().await;
     let prefix = unique_prefix("payments-cluster");
     let results = format!("{prefix}:{{results}}");
-    let reply_to = format!("{prefix}:{{replies}}");
+    // Inside the default reply namespace, with a hash tag of its own: its own slot.
+    let reply_to = format!("{prefix}:replies:{{shop}}");
     let sandbox = test_sandbox().await;
     sandbox.add_fault(FaultRule::times(Fault::Hang, 1).for_order("K2"));
     let target = RedisTarget::Cluster(cluster.nodes());

@@ -2,6 +2,7 @@
 
 mod card_data;
 mod cluster;
+mod confined;
 mod flows;
 mod interleavings;
 mod retention;
@@ -103,6 +104,7 @@ pub async fn handler_waiting(
             settled: Duration::from_secs(3600),
             open: Duration::from_secs(7200),
         },
+        reply_namespace: None,
         conn: conn.clone(),
         send_conn: conn,
         orphans: None,

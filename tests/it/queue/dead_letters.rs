@@ -199,3 +199,73 @@ async fn a_dead_letter_can_be_redriven() {
     );
     cleanup(&mut conn, &prefix).await;
 }
+
+/// A queue's validator (rules that need the process's configuration) refuses a job: it is
+/// dead-lettered as `invalid` with the validator's detail and never runs, also when it
+/// comes back as a retry entry (its attempts and history kept), while the others flow.
+#[tokio::test]
+async fn a_job_the_queues_validator_refuses_is_dead_lettered_invalid_and_never_runs() {
+    use payworker::queue::envelope::{ErrorRecord, RetryEnvelope};
+    use payworker::queue::{Invalid, Validator};
+
+    let (_prefix, config, keys, mut conn) = setup("validated").await;
+    enqueue(&mut conn, &keys.stream, (0..50).map(ping)).await;
+    enqueue(&mut conn, &keys.stream, [ping(1000)]).await;
+    let retry = RetryEnvelope {
+        job: ping(1001),
+        attempt: 2,
+        origin_id: "1-0".into(),
+        first_failed_ms: 5,
+        errors: vec![ErrorRecord {
+            attempt: 2,
+            at_ms: 6,
+            worker: "w-1".into(),
+            error: "boom".into(),
+        }],
+    };
+    let _: String = conn
+        .xadd(
+            &keys.stream,
+            "*",
+            &[("retry", serde_json::to_string(&retry).unwrap())],
+        )
+        .await
+        .unwrap();
+    enqueue(&mut conn, &keys.stream, (50..100).map(ping)).await;
+
+    let runs = Runs::default();
+    let validator: Validator<Ping> = std::sync::Arc::new(|ping: &Ping| {
+        if ping.n < 1000 {
+            Ok(())
+        } else {
+            Err(Invalid("n: must be below 1000 on this worker".into()))
+        }
+    });
+    let cancel = CancellationToken::new();
+    let join = tokio::spawn(
+        queue::Queue::new(config, RedisTarget::Single(REDIS.into()))
+            .validate(validator)
+            .run(runs.handler(), cancel.clone(), Duration::from_secs(10)),
+    );
+    let letters = eventually(Duration::from_secs(20), || async {
+        let letters = dlq(&mut redis().await, &keys).await;
+        (runs.total() == 100 && letters.len() == 2).then_some(letters)
+    })
+    .await;
+    cancel.cancel();
+    join.await.unwrap().unwrap();
+
+    assert_eq!(
+        runs.distinct(),
+        100,
+        "only the jobs the validator accepts ran"
+    );
+    for letter in &letters {
+        assert_eq!(letter["reason"], "invalid", "{letter:?}");
+        assert_eq!(letter["detail"], "n: must be below 1000 on this worker");
+    }
+    assert_eq!(letters[0]["job"], ping(1000));
+    assert_eq!(letters[1]["job"], ping(1001));
+    assert_eq!(letters[1]["attempts"], "2", "{:?}", letters[1]);
+    assert!(letters[1]["errors"].contains("boom"), "{:?}", letters[1]);
+}

@@ -4,6 +4,7 @@ mod card_data;
 mod cluster;
 mod confined;
 mod flows;
+mod footprint;
 mod interleavings;
 mod retention;
 mod safety;

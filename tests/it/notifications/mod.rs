@@ -3,6 +3,7 @@
 //! `Settings` by `startup::run_worker`) applies them to the payments it created.
 
 mod before_the_answer;
+mod dedupe;
 mod direct;
 mod hardening;
 mod ingress;

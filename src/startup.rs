@@ -81,6 +81,7 @@ pub fn orphan_queue(settings: &Settings) -> OrphanQueue {
 /// cancelled, then drains within `queues.shutdown_deadline`; meanwhile reviews overdue
 /// `unknown` payments and expired orphan notifications.
 pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    settings.log_warnings();
     check_redis_durability(settings).await?;
     let payments = Arc::new(create_payments(settings).await?);
     let notifications = Arc::new(ProcessNotifications {
@@ -179,6 +180,7 @@ async fn review(handler: Arc<ProcessNotifications>, shutdown: CancellationToken)
 
 /// Runs the ingress on `ingress.listen` until `shutdown` is cancelled.
 pub async fn run_ingress(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    settings.log_warnings();
     check_redis_durability(settings).await?;
     let ingress = crate::ingress::Ingress::from_settings(settings).await?;
     let listen = settings.ingress.listen;

@@ -25,7 +25,7 @@ mod notify;
 mod server;
 mod store;
 
-pub use buckets::{Buckets, LOOKUPS};
+pub use buckets::Buckets;
 pub use metrics::{Accepted, Metrics, Refusal};
 pub use notify::NotifyError;
 pub use server::Limits;

@@ -30,23 +30,23 @@ use std::time::Duration;
 use redis::Script;
 use sha2::{Digest as _, Sha256};
 
-use super::buckets::{Buckets, LOOKUPS};
+use super::buckets::Buckets;
 use crate::payments::OrphanQueue;
 use crate::queue::durability::{ReplicaWaiter, WaitError};
 use crate::queue::{QueueKeys, RedisConn, now_ms};
 
-/// KEYS: target stream, the previous version's fingerprint key and nonce key, then
-/// ARGV[1] fingerprint buckets (the current one first), then as many nonce buckets when
-/// the replay cache is on.
-/// ARGV: buckets per lookup, fingerprint, its bucket's TTL ms, nonce, its bucket's TTL ms
-/// ('0' = no replay cache), MAXLEN ('0' = none), field/value pairs.
+/// KEYS: target stream, the previous version's fingerprint key and nonce key, then ARGV[1]
+/// fingerprint buckets, then ARGV[2] nonce buckets (none when the replay cache is off);
+/// each family's current bucket first.
+/// ARGV: fingerprint buckets, nonce buckets, fingerprint, its bucket's TTL ms, nonce, its
+/// bucket's TTL ms ('0' = no replay cache), MAXLEN ('0' = none), field/value pairs.
 /// Returns 0 replay, 1 duplicate (already stored), 2 stored.
 const STORE: &str = r"
-local n = tonumber(ARGV[1])
-local nonces = ARGV[5] ~= '0'
-local function seen(old, first, member)
+local fps, nonce_buckets = 4, 4 + tonumber(ARGV[1])
+local nonces = ARGV[6] ~= '0'
+local function seen(old, first, count, member)
   if redis.call('EXISTS', KEYS[old]) == 1 then return true end
-  for i = first, first + n - 1 do
+  for i = first, first + count - 1 do
     if redis.call('SISMEMBER', KEYS[i], member) == 1 then return true end
   end
   return false
@@ -55,18 +55,17 @@ local function remember(key, member, ttl)
   redis.call('SADD', key, member)
   redis.call('PEXPIRE', key, ttl)
 end
-local fps, nonce_buckets = 4, 4 + n
-if seen(2, fps, ARGV[2]) then
-  if nonces then remember(KEYS[nonce_buckets], ARGV[4], ARGV[5]) end
+if seen(2, fps, tonumber(ARGV[1]), ARGV[3]) then
+  if nonces then remember(KEYS[nonce_buckets], ARGV[5], ARGV[6]) end
   return 1
 end
-if nonces and seen(3, nonce_buckets, ARGV[4]) then return 0 end
-remember(KEYS[fps], ARGV[2], ARGV[3])
-if nonces then remember(KEYS[nonce_buckets], ARGV[4], ARGV[5]) end
-if ARGV[6] ~= '0' then
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], '*', unpack(ARGV, 7))
+if nonces and seen(3, nonce_buckets, tonumber(ARGV[2]), ARGV[5]) then return 0 end
+remember(KEYS[fps], ARGV[3], ARGV[4])
+if nonces then remember(KEYS[nonce_buckets], ARGV[5], ARGV[6]) end
+if ARGV[7] ~= '0' then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*', unpack(ARGV, 8))
 else
-  redis.call('XADD', KEYS[1], '*', unpack(ARGV, 7))
+  redis.call('XADD', KEYS[1], '*', unpack(ARGV, 8))
 end
 return 2
 ";
@@ -138,8 +137,8 @@ impl Store {
         static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(STORE));
         let keys: QueueKeys = self.queue.keys_for(fingerprint);
         let now = now_ms();
-        let fingerprints = Buckets::for_retention(self.dedupe_for);
-        let nonces = (!self.nonce_for.is_zero()).then(|| Buckets::for_retention(self.nonce_for));
+        let fingerprints = Buckets::fingerprints(self.dedupe_for);
+        let nonces = (!self.nonce_for.is_zero()).then(|| Buckets::nonces(self.nonce_for));
         let mut invocation = SCRIPT.prepare_invoke();
         invocation
             .key(match &target {
@@ -159,7 +158,8 @@ impl Store {
             }
         }
         invocation
-            .arg(LOOKUPS)
+            .arg(fingerprints.lookups())
+            .arg(nonces.map_or(0, |n| n.lookups()))
             .arg(fingerprint_member(fingerprint))
             .arg(fingerprints.ttl_ms(now))
             .arg(nonce_member(account_id, oncestr))
@@ -211,8 +211,8 @@ const MEMBER_BYTES: usize = 12;
 
 /// A fingerprint as a set member: its first 96 bits (12 bytes, not 32 hex digits). Two
 /// different notifications taken for one would lose the second ("already stored" though it
-/// never was); with the 180 million fingerprints of a week at 300 notifications a second in
-/// one partition, the chance is about 2 × 10^-13 a week.
+/// never was); with the 240 million fingerprints a lookup covers at 300 notifications a
+/// second in one partition, the chance is below 10^-12 a week.
 fn fingerprint_member(fingerprint: &str) -> Vec<u8> {
     let mut member = hex::decode(fingerprint).unwrap_or_else(|_| fingerprint.as_bytes().to_vec());
     member.truncate(MEMBER_BYTES);
@@ -221,8 +221,8 @@ fn fingerprint_member(fingerprint: &str) -> Vec<u8> {
 
 /// A nonce as a set member: 96 bits of SHA-256 over the account id and `oncestr`, instead of
 /// their 50-odd characters. A collision would refuse one new notification as a replay (409,
-/// which the gateway retries under a new nonce); with the 200,000 nonces of a window at 300
-/// a second, the chance is about 10^-19 a window.
+/// once: a redelivery is signed under a new nonce); with the 400,000 nonces a lookup covers
+/// at 300 a second, the chance is about 10^-18 a window.
 fn nonce_member(account_id: &str, oncestr: &str) -> Vec<u8> {
     let mut hash = Sha256::new();
     hash.update(b"nonce1\0");

@@ -128,34 +128,40 @@ async fn the_keys_under_the_prefix_stay_few_however_many_notifications_are_store
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fingerprint_and_a_nonce_are_found_across_a_bucket_boundary() {
-    // Twelve seconds of memory for both, in buckets of two seconds.
-    let keep = Duration::from_secs(12);
+    use payworker::ingress::Buckets;
+    use payworker::queue::now_ms;
+    // Fingerprints kept 12 s in buckets of 4 s; nonces kept 6 s in one bucket of 6 s.
     let prefix = unique_prefix("dedupe-boundary");
-    let mut store = store_for(REDIS, &prefix, keep, WINDOW).await;
-    store.nonce_for = keep;
-    let buckets = payworker::ingress::Buckets::for_retention(keep);
-    assert_eq!(buckets.width(), Duration::from_secs(2));
+    let mut store = store_for(REDIS, &prefix, Duration::from_secs(12), WINDOW).await;
+    store.nonce_for = Duration::from_secs(6);
+    let fingerprints = Buckets::fingerprints(store.dedupe_for);
+    let nonces = Buckets::nonces(store.nonce_for);
+    assert_eq!(fingerprints.width(), Duration::from_secs(4));
+    assert_eq!(nonces.width(), Duration::from_secs(6));
 
-    // Stored well inside a bucket, so that the clock read here is the store's.
-    let (stored, at) = loop {
-        let before = buckets.index(payworker::queue::now_ms());
+    // Stored well inside its buckets, so that the clock read here is the one the step used.
+    let buckets = |now| (fingerprints.index(now), nonces.index(now));
+    let (stored, (fp_at, nonce_at)) = loop {
+        let before = buckets(now_ms());
         let s = Seen::random();
         assert_eq!(s.store(&store).await, Stored::New);
-        if buckets.index(payworker::queue::now_ms()) == before {
+        if buckets(now_ms()) == before {
             break (s, before);
         }
     };
-    // Two boundaries later (2 to 4 seconds on), well within the twelve.
+    // A boundary of each later: at most 6 s on, inside both retentions; a bucket is read
+    // until one more boundary of its kind has passed, seconds later.
     crate::helpers::eventually(Duration::from_secs(10), || async {
-        (buckets.index(payworker::queue::now_ms()) >= at + 2).then_some(())
+        let (fp, nonce) = buckets(now_ms());
+        (fp > fp_at && nonce > nonce_at).then_some(())
     })
     .await;
-    assert_eq!(stored.store(&store).await, Stored::Duplicate, "fingerprint");
     let reused = Seen {
         oncestr: stored.oncestr.clone(),
         ..Seen::random()
     };
     assert_eq!(reused.store(&store).await, Stored::Replay, "nonce");
+    assert_eq!(stored.store(&store).await, Stored::Duplicate, "fingerprint");
     let stream = QueueKeys::new(&prefix, "process_notification", 0).stream;
     let appended: usize = redis().await.xlen(&stream).await.unwrap();
     assert_eq!(appended, 1);

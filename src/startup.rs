@@ -107,6 +107,7 @@ pub fn orphan_queue(settings: &Settings) -> OrphanQueue {
 /// `unknown` payments and expired orphan notifications. Each queue validates its jobs
 /// with [`key_rules`] before they run.
 pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    settings.log_warnings();
     check_redis_durability(settings).await?;
     let payments = Arc::new(create_payments(settings).await?);
     let notifications = Arc::new(ProcessNotifications {
@@ -243,6 +244,7 @@ async fn trim_results(conn: &mut queue::RedisConn, results: &ResultsSettings) {
 
 /// Runs the ingress on `ingress.listen` until `shutdown` is cancelled.
 pub async fn run_ingress(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    settings.log_warnings();
     check_redis_durability(settings).await?;
     let ingress = crate::ingress::Ingress::from_settings(settings).await?;
     let listen = settings.ingress.listen;

@@ -31,6 +31,9 @@ pub struct GatewaySettings {
     pub s2s_resend_on_status: Vec<u16>,
     /// The account used when a job names none; unset means the first account by name.
     pub default_account: Option<String>,
+    /// Refuse to start when an account's `key_file` is readable by its group or by other
+    /// users (chmod 600 it); when false, such a file only gets a warning at start.
+    pub require_private_key_files: bool,
     /// Merchant accounts by name. Names are lower case (`[a-z0-9_]`) because environment
     /// variables reach them in lower case. At least one is required.
     pub accounts: BTreeMap<String, AccountSettings>,
@@ -115,6 +118,9 @@ pub struct AccountSettings {
     /// The key from `key` or from `key_file`, set by loading.
     #[serde(skip)]
     resolved_key: Option<SecretString>,
+    /// The permission bits of `key_file` when loading read it (Unix only).
+    #[serde(skip)]
+    key_file_mode: Option<u32>,
 }
 
 impl AccountSettings {
@@ -132,6 +138,7 @@ impl AccountSettings {
             key: Some(key.clone()),
             key_file: None,
             resolved_key: Some(key),
+            key_file_mode: None,
         }
     }
 
@@ -155,6 +162,16 @@ impl AccountSettings {
     /// Records the key that loading resolved.
     pub(crate) fn set_resolved_key(&mut self, key: SecretString) {
         self.resolved_key = Some(key);
+    }
+
+    /// The permission bits of `key_file`, if loading read one and the platform has them.
+    pub(crate) fn key_file_mode(&self) -> Option<u32> {
+        self.key_file_mode
+    }
+
+    /// Records the permission bits of the `key_file` that loading read.
+    pub(crate) fn set_key_file_mode(&mut self, mode: Option<u32>) {
+        self.key_file_mode = mode;
     }
 }
 

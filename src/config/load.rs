@@ -1,5 +1,6 @@
-//! Loading: defaults, then the YAML file, then `PAYWORKER_*` variables; then key files and
-//! the Redis password and TLS files; then validation.
+//! Loading: defaults, then the YAML file (refused if a key is written twice), then
+//! `PAYWORKER_*` variables; then key files (and their permission bits) and the Redis password
+//! and TLS files; then validation.
 //!
 //! Figment does the layering. Two things are done here instead of by figment's `Env`: the
 //! variables come from an argument, so tests never touch the process environment; and an
@@ -14,12 +15,13 @@ use std::{
 
 use figment::{
     Figment, Metadata, Profile, Provider,
-    providers::{Format, Serialized, Yaml},
+    providers::Serialized,
     value::{Dict, Map, Value},
 };
 use secrecy::SecretString;
 use zeroize::Zeroize;
 
+use super::yaml::YamlFile;
 use super::{ConfigError, Settings};
 use crate::queue::conn::{ClientIdentity, RedisAccess};
 
@@ -58,10 +60,8 @@ impl Settings {
         let mut env = EnvLayer::new(vars);
         let figment = Figment::from(Serialized::defaults(Self::default()));
         let figment = match path.map(Path::to_path_buf).or(env.config_file.take()) {
-            Some(path) => figment.merge(Yaml::file_exact(path)),
-            None if Path::new(DEFAULT_FILE).is_file() => {
-                figment.merge(Yaml::file_exact(DEFAULT_FILE))
-            }
+            Some(path) => figment.merge(YamlFile::new(path)),
+            None if Path::new(DEFAULT_FILE).is_file() => figment.merge(YamlFile::new(DEFAULT_FILE)),
             None => figment,
         };
         figment.merge(env)
@@ -80,22 +80,25 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Gives every account its key, from `key` or from `key_file`. An account with both or
-    /// neither is left unresolved for validation to report.
+    /// Gives every account its key, from `key` or from `key_file`, and notes a key file's
+    /// permission bits for validation. An account with both or neither is left unresolved
+    /// for validation to report.
     fn resolve_keys(&mut self) -> Result<(), ConfigError> {
         for (name, account) in &mut self.gateway.accounts {
-            let key = match (&account.key, &account.key_file) {
-                (Some(key), None) => key.clone(),
+            let (key, mode) = match (&account.key, &account.key_file) {
+                (Some(key), None) => (key.clone(), None),
                 (None, Some(path)) => {
-                    read_key_file(path).map_err(|source| ConfigError::KeyFile {
+                    let key = read_key_file(path).map_err(|source| ConfigError::KeyFile {
                         account: name.clone(),
                         path: path.clone(),
                         source,
-                    })?
+                    })?;
+                    (key, file_mode(path))
                 }
                 _ => continue,
             };
             account.set_resolved_key(key);
+            account.set_key_file_mode(mode);
         }
         Ok(())
     }
@@ -155,6 +158,23 @@ fn read_key_file(path: &Path) -> std::io::Result<SecretString> {
     let key = SecretString::from(raw.trim_end_matches(['\n', '\r']));
     raw.zeroize();
     Ok(key)
+}
+
+/// The permission bits of the file at `path` (following symbolic links, as a mounted
+/// Kubernetes secret is one), or `None` where the platform has none or the file is gone.
+fn file_mode(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// The `PAYWORKER_*` variables as a figment provider.

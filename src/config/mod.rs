@@ -12,6 +12,7 @@
 //! - `gateway.rs`: the gateway section and its merchant accounts.
 //! - `sections.rs`: queues, retry, ingress, results and telemetry.
 //! - `load.rs`: the figment layering and key-file resolution.
+//! - `yaml.rs`: the configuration file, refused when a key is written twice.
 //! - `validate.rs`: start-up checks.
 //! - `error.rs`: [`ConfigError`] and [`ConfigProblem`].
 //! - `redact.rs`: the redacted YAML view and the serializers behind it.
@@ -23,6 +24,7 @@ mod redact;
 mod sections;
 mod settings;
 mod validate;
+mod yaml;
 
 #[cfg(test)]
 mod tests;

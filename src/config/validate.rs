@@ -1,8 +1,13 @@
-//! Start-up validation: the rules the types cannot express.
+//! Start-up validation: the rules the types cannot express, and the warnings.
 //!
 //! Every rule is checked and every broken one reported, each as `key.path: what is wrong`, so
 //! that one failed start shows the operator the whole fix. Messages describe a secret (its
-//! length, its characters) but never quote it.
+//! length, its characters, the permissions of its file) but never quote it.
+//!
+//! A warning is a problem that does not stop start-up: a `key_file` that its group or other
+//! users can read (refused instead with `gateway.require_private_key_files`). Loading runs
+//! before logging is set up, so the warnings are kept in the settings and logged by the
+//! process once it is ([`Settings::log_warnings`]).
 
 use std::time::Duration;
 
@@ -42,6 +47,46 @@ impl Settings {
             Err(ConfigError::Invalid(problems.0))
         }
     }
+
+    /// What start-up warns about without refusing to start: each `key_file` that its group
+    /// or other users can read, unless `gateway.require_private_key_files` already made it
+    /// an error.
+    pub fn warnings(&self) -> Vec<ConfigProblem> {
+        if self.gateway.require_private_key_files {
+            return Vec::new();
+        }
+        let accounts = self.gateway.accounts.iter();
+        accounts
+            .filter_map(|(name, account)| exposed_key_file(name, account))
+            .collect()
+    }
+
+    /// Logs each of [`Settings::warnings`]; call it once logging is set up.
+    pub fn log_warnings(&self) {
+        for warning in self.warnings() {
+            tracing::warn!(key = %warning.path, "configuration: {warning}");
+        }
+    }
+}
+
+/// Permission bits that let a file's group or other users read it.
+const READ_BY_OTHERS: u32 = 0o044;
+
+/// The account's `key_file`, if its group or other users can read it, as a problem at its
+/// key path (naming the file and its mode, never its content).
+fn exposed_key_file(name: &str, account: &AccountSettings) -> Option<ConfigProblem> {
+    let mode = account.key_file_mode()?;
+    let path = account.key_file.as_ref()?;
+    (mode & READ_BY_OTHERS != 0).then(|| {
+        ConfigProblem::new(
+            format!("gateway.accounts.{name}.key_file"),
+            format!(
+                "{} is readable by group or others (mode {mode:04o}): they can read the \
+                 gateway key; make it readable by its owner only (chmod 600)",
+                path.display()
+            ),
+        )
+    })
 }
 
 /// The problems found so far.
@@ -181,6 +226,11 @@ impl Problems {
         }
         for (name, account) in &gateway.accounts {
             self.account(name, account);
+            if gateway.require_private_key_files
+                && let Some(problem) = exposed_key_file(name, account)
+            {
+                self.0.push(problem);
+            }
         }
     }
 

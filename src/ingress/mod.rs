@@ -13,16 +13,19 @@
 //!
 //! - `notify`: the handler: verification on the raw bytes, then storage; [`NotifyError`].
 //! - `store`: deduplication, replay cache and enqueue in one atomic Redis step.
+//! - `buckets`: the time buckets that keep what deduplication remembers in a few keys.
 //! - `metrics`: counters and the rate-limited refusal log.
 //! - `server`: the accept loop: connection cap, bounded graceful shutdown; [`Limits`].
 //! - `connection`: one connection: hyper, the header and idle deadlines.
 
+mod buckets;
 mod connection;
 mod metrics;
 mod notify;
 mod server;
 mod store;
 
+pub use buckets::Buckets;
 pub use metrics::{Accepted, Metrics, Refusal};
 pub use notify::NotifyError;
 pub use server::Limits;

@@ -3,7 +3,7 @@
 //! | answer | when |
 //! | --- | --- |
 //! | 404 | no such account route |
-//! | 413 | body over `ingress.max_body_bytes` |
+//! | 413 | body over `ingress.max_body_bytes` (the connection is closed) |
 //! | 408 | the body did not arrive within `ingress.body_read_timeout` (the connection is closed) |
 //! | 400 | a signed header missing or malformed |
 //! | 401 | `account-id` not the route's account, timestamp outside the window, or a signature that does not verify |
@@ -130,8 +130,10 @@ impl NotifyError {
 impl IntoResponse for NotifyError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), format!("{self}\n")).into_response();
-        if matches!(self, NotifyError::SlowBody) {
-            // The rest of the body may still be on its way: this connection is done.
+        if matches!(self, NotifyError::SlowBody | NotifyError::TooLarge) {
+            // The rest of the body may still be on its way, unread: this connection is done.
+            // Kept open, hyper would close it on its own, racing a client that sends its
+            // next request on it (which then fails with a broken pipe).
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

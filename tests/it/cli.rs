@@ -1,5 +1,6 @@
 //! The binary as an operator runs it: `check-config`, `encrypt-card`, `demo`, `dlq`,
-//! `bench-ingress`.
+//! `bench-ingress`, and what start-up says about the configuration (a key written twice, a
+//! key file others can read).
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -242,4 +243,142 @@ fn bench_ingress_stores_one_job_per_200_and_reports_it() {
     assert_eq!(fields["connections"], "4", "{stdout}");
     assert!(fields["stored"].parse::<u64>().unwrap() > 0, "{stdout}");
     assert_eq!(fields["non_200"], "0", "{stdout}");
+}
+
+#[test]
+fn a_key_written_twice_in_the_config_file_stops_start_up_naming_the_file_and_line() {
+    // worker.yaml with a second `ingress:` block at the end, which would silently replace
+    // the first one: its listen address, timeouts and all.
+    let yaml = format!(
+        "{}\ningress:\n  dedupe_for: 1d\n",
+        include_str!("../../worker.yaml")
+    );
+    let second = yaml.lines().count() - 1;
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(yaml.as_bytes()).unwrap();
+    let path = file.path().to_str().unwrap();
+    let out = payworker(
+        &["--config", path, "check-config"],
+        &[("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY", KEY)],
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains(&format!("{path}:{second}: `ingress` is written twice")),
+        "{stderr}"
+    );
+}
+
+/// A key file holding [`KEY`] with these permission bits; kept as long as the directory.
+fn key_file(mode: u32) -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("main.key");
+    std::fs::write(&path, format!("{KEY}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    (dir, path)
+}
+
+/// What `payworker ingress` logs from its start until it answers `/readyz`, with the
+/// account key read from `key_file`.
+async fn ingress_start_logs(key_file: &std::path::Path) -> String {
+    use std::io::Read as _;
+    let prefix = crate::support::unique_prefix("cli-key-file");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config_file();
+    let child = Command::new(env!("CARGO_BIN_EXE_payworker"))
+        .arg("--config")
+        .arg(config.path())
+        .arg("ingress")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY_FILE", key_file)
+        .env("PAYWORKER_INGRESS__LISTEN", format!("127.0.0.1:{port}"))
+        .env("PAYWORKER_REDIS__URL", crate::queue::REDIS)
+        .env("PAYWORKER_REDIS__KEY_PREFIX", &prefix)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = crate::helpers::ChildGuard(child);
+    let mut stderr = guard.0.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut logs = String::new();
+        let _ = stderr.read_to_string(&mut logs);
+        logs
+    });
+    let http = reqwest::Client::new();
+    crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
+        let ready = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .ok()?;
+        ready.status().is_success().then_some(())
+    })
+    .await;
+    drop(guard);
+    reader.join().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_others_can_read_is_named_in_a_warning_at_start() {
+    let (_dir, path) = key_file(0o644);
+    let logs = ingress_start_logs(&path).await;
+    let warning = logs
+        .lines()
+        .find(|l| l.contains("readable by group or others"))
+        .unwrap_or_else(|| panic!("no warning in:\n{logs}"));
+    assert!(warning.contains(path.to_str().unwrap()), "{warning}");
+    assert!(
+        warning.contains("gateway.accounts.main.key_file"),
+        "{warning}"
+    );
+    assert!(!logs.contains(KEY), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_only_its_owner_can_read_starts_without_a_warning() {
+    let (_dir, path) = key_file(0o600);
+    let logs = ingress_start_logs(&path).await;
+    assert!(!logs.contains("key_file"), "{logs}");
+    assert!(!logs.contains(KEY), "{logs}");
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused_when_private_key_files_are_required() {
+    let file = config_file();
+    let config = file.path().to_str().unwrap();
+    for (mode, refused) in [(0o644, true), (0o640, true), (0o600, false), (0o400, false)] {
+        let (_dir, path) = key_file(mode);
+        let out = payworker(
+            &["--config", config, "check-config"],
+            &[
+                (
+                    "PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY_FILE",
+                    path.to_str().unwrap(),
+                ),
+                ("PAYWORKER_GATEWAY__REQUIRE_PRIVATE_KEY_FILES", "true"),
+            ],
+            "",
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(!out.status.success(), refused, "mode {mode:o}: {stderr}");
+        if refused {
+            assert!(
+                stderr.contains(&format!(
+                    "gateway.accounts.main.key_file: {} is readable by group or others",
+                    path.display()
+                )),
+                "mode {mode:o}: {stderr}"
+            );
+        }
+        assert!(!stderr.contains(KEY), "{stderr}");
+    }
 }

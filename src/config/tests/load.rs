@@ -268,3 +268,99 @@ fn account_choice_follows_name_then_default_then_first() {
         Err(ConfigError::Invalid(_))
     ));
 }
+
+#[test]
+fn a_key_written_twice_is_refused_with_the_line_of_the_second() {
+    let account = ACCOUNT_YAML.trim_start_matches('\n');
+    let cases = [
+        // The second `ingress` block would replace the first, listen address and all.
+        (
+            format!(
+                "ingress:\n  dedupe_for: 2d\nredis:\n  key_prefix: one\ningress:\n  max_body_bytes: 100\n{account}"
+            ),
+            5,
+            "ingress",
+        ),
+        // Nested: the account's `site` twice.
+        (
+            format!("{account}      site: https://other.example.com\n"),
+            8,
+            "gateway.accounts.main.site",
+        ),
+        // In a flow mapping.
+        (
+            format!("{account}redis: {{key_prefix: a, url: \"redis://h:1\", key_prefix: b}}\n"),
+            8,
+            "redis.key_prefix",
+        ),
+    ];
+    for (yaml, line, key) in cases {
+        let config = file(&yaml);
+        let path = config.path().display().to_string();
+        let error = match load(Some(config.path()), &[]) {
+            Err(error @ ConfigError::Load(_)) => error.to_string(),
+            other => panic!("{key} twice: expected a load error, got {other:?}\n{yaml}"),
+        };
+        assert!(
+            error.contains(&format!("{path}:{line}: `{key}` is written twice")),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn the_same_key_in_different_mappings_is_not_a_duplicate() {
+    let yaml = format!(
+        "{ACCOUNT_YAML}redis:\n  key_prefix: one\nresults:\n  max_len: 5\n  streams: [\"a\", \"a\"]\n"
+    );
+    let config = file(&yaml);
+    let settings = load(Some(config.path()), &[]).unwrap();
+    assert_eq!(settings.redis.key_prefix, "one");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_can_read_is_a_warning_or_with_the_flag_an_error() {
+    use std::os::unix::fs::PermissionsExt as _;
+    for mode in [0o644, 0o640, 0o604, 0o600, 0o400] {
+        let key_file = file(&format!("{TEST_KEY}\n"));
+        std::fs::set_permissions(key_file.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        let yaml = ACCOUNT_YAML.replace(
+            &format!("key: {TEST_KEY}"),
+            &format!("key_file: {}", key_file.path().display()),
+        );
+        let exposed = mode & 0o044 != 0;
+        let line = format!(
+            "gateway.accounts.main.key_file: {} is readable by group or others (mode {mode:04o})",
+            key_file.path().display()
+        );
+
+        let warnings: Vec<String> = from_yaml(&yaml)
+            .unwrap()
+            .warnings()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if exposed {
+            assert_eq!(warnings.len(), 1, "mode {mode:o}: {warnings:?}");
+            assert!(warnings[0].starts_with(&line), "{warnings:?}");
+            assert!(!warnings[0].contains(TEST_KEY), "{warnings:?}");
+        } else {
+            assert!(warnings.is_empty(), "mode {mode:o}: {warnings:?}");
+        }
+
+        let strict = from_yaml(&format!("{yaml}  require_private_key_files: true\n"));
+        if exposed {
+            let problems = problems(strict);
+            assert_eq!(problems.len(), 1, "mode {mode:o}: {problems:?}");
+            assert!(problems[0].starts_with(&line), "{problems:?}");
+        } else {
+            assert!(strict.unwrap().warnings().is_empty(), "mode {mode:o}");
+        }
+    }
+}
+
+#[test]
+fn an_inline_key_has_no_file_to_warn_about() {
+    assert!(valid().warnings().is_empty());
+}

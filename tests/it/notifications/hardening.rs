@@ -275,3 +275,27 @@ async fn a_replay_once_the_fingerprint_is_forgotten_is_refused() {
     assert_eq!(door.stored().await, 1);
     door.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_refused_as_too_large_ends_its_connection_and_says_so() {
+    // Refused on its declared length, unread: the connection cannot carry another request,
+    // and a client told nothing would send its next one there and see it broken.
+    let door = Door::start(|i| i.max_body_bytes = 1024).await;
+    let body = "x".repeat(4096);
+    let mut stream = door.connect().await;
+    stream
+        .write_all(&raw::notify_head(&sign(&body), body.len(), &[]))
+        .await
+        .unwrap();
+    let _ = stream.write_all(body.as_bytes()).await;
+    let mut response = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response);
+    let _ = tokio::time::timeout(MARGIN, read)
+        .await
+        .expect("the connection is closed after the 413");
+    let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 413"), "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+    assert_eq!(door.stored().await, 0);
+    door.stop().await;
+}

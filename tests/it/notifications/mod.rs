@@ -4,6 +4,7 @@
 
 mod before_the_answer;
 mod bounded;
+mod dedupe;
 mod direct;
 mod hardening;
 mod ingress;

@@ -339,8 +339,10 @@ pub struct PaymentsSettings {
     #[serde(with = "humantime_serde")]
     pub orphan_expiry: Duration,
     /// A payment record is deleted this long after its last change once it is settled
-    /// (`succeeded`, `failed`, `rejected`). Refund notifications keep it a while longer;
-    /// one that comes after the record is gone waits as an orphan and is then dead-lettered.
+    /// (`succeeded`, `failed`, `rejected`). It is also how long a second job for the same
+    /// order is recognized as a duplicate (never sent), and refund notifications keep it a
+    /// while longer; one that comes after the record is gone waits as an orphan and is then
+    /// dead-lettered for a person. Memory grows with it: see the README's capacity table.
     #[serde(with = "humantime_serde")]
     pub settled_retention: Duration,
     /// A payment record still open for the customer (`created`, `requires_action`,
@@ -356,8 +358,8 @@ impl Default for PaymentsSettings {
         Self {
             unknown_review_after: Duration::from_secs(24 * 3600),
             orphan_expiry: Duration::from_secs(24 * 3600),
-            settled_retention: Duration::from_secs(90 * 24 * 3600),
-            open_retention: Duration::from_secs(30 * 24 * 3600),
+            settled_retention: Duration::from_secs(7 * 24 * 3600),
+            open_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! ```sh
 //! PAYWORKER_SOAK_SECS=1200 PAYWORKER_SOAK_RATE=300 PAYWORKER_SOAK_RETENTION=120s \
-//!   cargo nextest run --profile ci -E 'test(/soak/)' --no-capture
+//!   cargo nextest run --release --profile long -E 'test(/soak/)' --no-capture
 //! ```
 
 use std::collections::HashSet;
@@ -268,6 +268,27 @@ async fn redis_memory_reaches_a_plateau_under_steady_load_and_nothing_unread_is_
             s.at_s, s.used_memory, s.keys, s.worker_kib, s.ingress_kib, s.jobs
         );
     }
+    // What a payment costs at the plateau, all in (record, dedupe, events not yet trimmed,
+    // dead letters of the invalid share): memory over the empty server's, divided by the
+    // jobs one retention holds.
+    if let (Some(first), Some(retention_s)) = (samples.first(), seconds(&retention))
+        && secs > retention_s * 2
+    {
+        let plateau: Vec<u64> = samples
+            .iter()
+            .filter(|s| s.at_s > retention_s * 2 && s.at_s < secs)
+            .map(|s| s.used_memory)
+            .collect();
+        if let Some(&top) = plateau.iter().max() {
+            let held = rate * retention_s;
+            println!(
+                "  plateau: {} B over the start ({} B per job, {} jobs in one retention)",
+                top - first.used_memory,
+                (top - first.used_memory) / held,
+                held
+            );
+        }
+    }
     let log = std::fs::read_to_string(&worker_log).unwrap_or_default();
     assert!(
         !log.contains("events no consumer group had read were dropped"),
@@ -338,5 +359,17 @@ async fn sample(
         worker_kib: rss_kib(worker),
         ingress_kib: rss_kib(ingress),
         jobs,
+    }
+}
+
+/// `"120s"`, `"5s"`, `"2m"` as seconds (the soak's retention setting).
+fn seconds(text: &str) -> Option<u64> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "s" => Some(n),
+        "m" => Some(n * 60),
+        "h" => Some(n * 3600),
+        _ => None,
     }
 }

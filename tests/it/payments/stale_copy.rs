@@ -6,7 +6,10 @@
 //!
 //! The pause is real: worker A runs on a runtime of its own, in a thread of its own, and its
 //! first run blocks that thread, so nothing of A (its lease renewals included) moves, as
-//! with a stopped process. Worker B is a second, live worker on the same queue.
+//! with a stopped process. Worker B is a second, live worker on the same queue. The stale
+//! run may also be its job's last attempt: it then must not dead-letter the payment either
+//! (the queue writes no dead letter for an entry another worker owns, so a payment put up
+//! for review would wait for a re-drive of a letter that does not exist).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,7 +22,8 @@ use super::*;
 const LEASE: Duration = Duration::from_millis(600);
 /// How long worker A stays paused once it has fetched the job.
 const PAUSE: Duration = Duration::from_millis(2500);
-/// How long B's charge is on the wire: A resumes while B still holds the send mark.
+/// How long B's request is on the wire: A resumes while B still sends (and holds the send
+/// mark, for S2S).
 const B_SENDING: Duration = Duration::from_secs(3);
 
 /// The `CreatePayment` handler, patient enough to wait for B's slow answer.
@@ -42,12 +46,22 @@ fn queue_config(prefix: &str) -> queue::QueueConfig {
     cfg
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_resumed_past_its_lease_leaves_alone_the_payment_another_worker_is_sending() {
+/// What the scenario left: the order's record once B's run ended, its events (type and
+/// reason), A's stale run's result, the dead letters.
+struct Left {
+    record: record::Record,
+    events: Vec<String>,
+    stale: String,
+    letters: usize,
+}
+
+/// A fetches the entry `fields` (the job of `order_no`) and is paused past its lease; B takes
+/// it over and sends its request, which the gateway answers only after A has resumed.
+async fn stale_copy(order_no: &str, fields: (&str, String)) -> (Left, Arc<SandboxHandle>) {
     let prefix = crate::support::unique_prefix("stale");
     let results = format!("{prefix}:{{results}}");
     let sandbox = Arc::new(test_sandbox().await);
-    sandbox.add_fault(FaultRule::times(Fault::Latency(B_SENDING), 1).on_path("s2s"));
+    sandbox.add_fault(FaultRule::times(Fault::Latency(B_SENDING), 1).for_order(order_no));
     let keys = QueueKeys::new(&prefix, "create_payment", 0);
     let target = RedisTarget::Single(REDIS.into());
 
@@ -70,6 +84,7 @@ async fn a_run_resumed_past_its_lease_leaves_alone_the_payment_another_worker_is
                 .unwrap();
             runtime.block_on(async move {
                 let payments = payments(&prefix, &results, &sandbox).await;
+                let hook = payworker::startup::dead_letter_hook(payments.clone());
                 let paused = Arc::new(AtomicBool::new(false));
                 let run = move |job: CreatePayment, meta: queue::JobMeta| {
                     let (payments, paused) = (payments.clone(), paused.clone());
@@ -89,6 +104,7 @@ async fn a_run_resumed_past_its_lease_leaves_alone_the_payment_another_worker_is
                     }
                 };
                 queue::Queue::new(queue_config(&prefix), target)
+                    .on_dead(hook)
                     .run(run, stop, Duration::from_secs(5))
                     .await
                     .unwrap();
@@ -96,13 +112,9 @@ async fn a_run_resumed_past_its_lease_leaves_alone_the_payment_another_worker_is
         })
     };
 
-    let origin: String = redis()
+    let _: String = redis()
         .await
-        .xadd(
-            &keys.stream,
-            "*",
-            &[("job", s2s_job("STALE-1", "4242424242424242").to_string())],
-        )
+        .xadd(&keys.stream, "*", &[fields])
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(10), fetched.recv())
@@ -110,20 +122,19 @@ async fn a_run_resumed_past_its_lease_leaves_alone_the_payment_another_worker_is
         .expect("worker A never fetched the job");
 
     // Worker B: live; it takes the entry over once A's lease has lapsed, claims the order and
-    // sends the charge, which the gateway answers only after A has resumed.
+    // sends the request, which the gateway answers only after A has resumed.
     let payments_b = payments(&prefix, &results, &sandbox).await;
     let stop_b = CancellationToken::new();
     let worker_b = {
+        let hook = payworker::startup::dead_letter_hook(payments_b.clone());
         let run = move |job: CreatePayment, meta: queue::JobMeta| {
             let payments = payments_b.clone();
             async move { payments.handle(job, meta).await }
         };
         tokio::spawn(
-            queue::Queue::new(queue_config(&prefix), target.clone()).run(
-                run,
-                stop_b.clone(),
-                Duration::from_secs(5),
-            ),
+            queue::Queue::new(queue_config(&prefix), target.clone())
+                .on_dead(hook)
+                .run(run, stop_b.clone(), Duration::from_secs(5)),
         )
     };
 
@@ -131,18 +142,19 @@ async fn a_run_resumed_past_its_lease_leaves_alone_the_payment_another_worker_is
         .await
         .expect("worker A's stale run never ended")
         .unwrap();
-    let mut conn = target.connect(Duration::from_secs(5)).await.unwrap();
-    let key = record::key(&prefix, "main", "STALE-1");
+    // B's run has ended (and acked the entry), whatever A did meanwhile.
     eventually(Duration::from_secs(10), || async {
-        let rec = record::read(&mut conn.clone(), &key).await.ok()?;
-        // B's answer, whatever A did meanwhile.
-        (!matches!(rec.get("status"), "pending" | "unknown")).then_some(())
+        let left: u64 = redis().await.xlen(&keys.stream).await.ok()?;
+        (left == 0).then_some(())
     })
     .await;
-    let rec = record::read(&mut conn, &key).await.unwrap();
+    let mut conn = target.connect(Duration::from_secs(5)).await.unwrap();
+    let record = record::read(&mut conn, &record::key(&prefix, "main", order_no))
+        .await
+        .unwrap();
     let events: redis::streams::StreamRangeReply =
         redis().await.xrange_all(&results).await.unwrap();
-    let kinds: Vec<String> = events
+    let events = events
         .ids
         .iter()
         .map(|e| {
@@ -151,22 +163,70 @@ async fn a_run_resumed_past_its_lease_leaves_alone_the_payment_another_worker_is
             format!("{} ({})", event["type"], event["data"]["reason"])
         })
         .collect();
+    let letters = crate::queue::dlq(&mut redis().await, &keys).await.len();
 
     stop_b.cancel();
     worker_b.await.unwrap().unwrap();
     stop_a.cancel();
     worker_a.join().unwrap();
     crate::queue::cleanup(&mut redis().await, &prefix).await;
+    let left = Left {
+        record,
+        events,
+        stale,
+        letters,
+    };
+    (left, sandbox)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_resumed_past_its_lease_leaves_alone_the_payment_another_worker_is_sending() {
+    let job = s2s_job("STALE-1", "4242424242424242");
+    let (left, sandbox) = stale_copy("STALE-1", ("job", job.to_string())).await;
     let seen = sandbox.order(ACCOUNT_ID, "STALE-1").unwrap();
     assert_eq!(seen.charges, 1, "charged {} times", seen.charges);
-    assert_eq!(rec.get("owner"), origin);
     assert_eq!(
-        kinds.len(),
+        left.events.len(),
         1,
-        "worker A's stale run (it ended with {stale}) acted on a job it no longer owned; \
-         events: {kinds:?}"
+        "worker A's stale run (it ended with {}) acted on a job it no longer owned; \
+         events: {:?}",
+        left.stale,
+        left.events
     );
-    assert!(kinds[0].contains("payment.succeeded"), "{kinds:?}");
-    assert_eq!(rec.get("status"), "succeeded");
+    assert!(
+        left.events[0].contains("payment.succeeded"),
+        "{:?}",
+        left.events
+    );
+    assert_eq!(left.record.get("status"), "succeeded");
+}
+
+/// The stale run is the job's last attempt (a retry of attempt 3 of 4): its retry is
+/// exhausted, but the job is B's now, which creates the payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_last_attempt_does_not_dead_letter_the_payment_another_worker_is_creating() {
+    let last = payworker::queue::envelope::RetryEnvelope {
+        job: job("host", "STALE-2").to_string(),
+        attempt: config("p").retry.max_attempts - 1,
+        origin_id: "1-0".into(),
+        first_failed_ms: payworker::queue::now_ms(),
+        errors: vec![],
+    };
+    let (left, _) = stale_copy("STALE-2", ("retry", serde_json::to_string(&last).unwrap())).await;
+    assert_eq!(
+        (left.record.get("status"), left.events.len()),
+        ("created", 1),
+        "worker A's stale last attempt (it ended with {}) acted on a job it no longer owned: \
+         the payment B created is {} ({}), dead letters: {}, events: {:?}",
+        left.stale,
+        left.record.get("status"),
+        left.record.get("reason"),
+        left.letters,
+        left.events
+    );
+    assert!(
+        left.events[0].contains("payment.created"),
+        "{:?}",
+        left.events
+    );
 }

@@ -8,7 +8,8 @@
 //! compare-and-set step, and only by one run. A run that finds the mark taken (another copy
 //! of the job, or this job after a crash mid-request) never sends: the payment becomes
 //! `unknown` until the gateway's notification settles it. A run whose queue lease has lapsed
-//! (it was paused, and another worker may be running the job) does not send either.
+//! (it was paused, and another worker may be running the job) does not start, and one
+//! whose lease lapses after it started does not send.
 
 use std::time::Duration;
 
@@ -110,6 +111,15 @@ impl CreatePayments {
     /// Runs one job.
     #[tracing::instrument(skip_all, fields(order_no = %job.order_no, job_id = %meta.origin_id, attempt = meta.attempts_before + 1))]
     pub async fn handle(&self, job: CreatePayment, meta: JobMeta) -> Result<(), JobError> {
+        // Fetched, then paused past the lease: another worker may have taken the job over
+        // and hold its send mark. Claiming the order now would turn that payment `unknown`
+        // and publish for a job this run may not own, so it does nothing and retries; the
+        // queue writes that retry only if this process still owns the entry.
+        if !meta.lease.is_held() {
+            return Err(JobError::retry(
+                "the queue lease lapsed before the run started: not started",
+            ));
+        }
         let account = self.account(&job)?;
         let callback = format!(
             "{}/notify/{}",

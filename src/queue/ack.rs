@@ -19,6 +19,8 @@ use tower::{Layer, Service};
 use super::dlq::DeadLetter;
 use super::envelope::{ErrorRecord, MAX_HISTORY, RetryEnvelope};
 use super::job::JobError;
+use super::keys::GROUP;
+use super::reply;
 use super::runtime::{DeadNotice, JobMeta, Outcome, Shared, Write, now_ms};
 
 /// How long the dead-letter hook may take before the dead letter is written anyway.
@@ -166,7 +168,9 @@ async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> Write {
         }
         Ended::GiveUp(reason) => ("gave_up", reason.clone(), reason),
     };
-    if let Some(hook) = &shared.on_dead {
+    if let Some(hook) = &shared.on_dead
+        && still_owned(shared, &meta).await
+    {
         let notice = DeadNotice {
             meta: meta.clone(),
             reason,
@@ -181,6 +185,37 @@ async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> Write {
     }
     let errors = history(shared, &meta, attempts, now, last_error);
     Write::Dead(letter(shared, meta, attempts, now, reason, detail, errors))
+}
+
+/// Whether this process still owns the entry of `meta`, before the dead-letter hook tells
+/// the job's domain that no attempt will follow. A stale run (paused past its lease while
+/// another worker took the entry over) has no say: the flusher will not write its dead
+/// letter, and the live copy may be creating the very payment the hook would put up for
+/// review. The lease answers at once while it is held; otherwise the group's pending list
+/// does. A Redis error counts as owned: the hook runs, as it always has (it re-reads what it
+/// changes), rather than leave a job that is dead-lettered without it.
+async fn still_owned(shared: &Shared, meta: &JobMeta) -> bool {
+    if meta.lease.is_held() {
+        return true;
+    }
+    let stream = &shared.keys[meta.partition].stream;
+    let rows: redis::RedisResult<redis::Value> = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(GROUP)
+        .arg(&meta.entry_id)
+        .arg(&meta.entry_id)
+        .arg(1)
+        .query_async(&mut shared.conn.clone())
+        .await;
+    match rows {
+        Ok(rows) => reply::pending(&rows)
+            .first()
+            .is_some_and(|(_, owner, _, _)| *owner == shared.consumer),
+        Err(error) => {
+            tracing::warn!(%error, entry = %meta.entry_id, "could not check who owns a job about to be dead-lettered");
+            true
+        }
+    }
 }
 
 fn history(

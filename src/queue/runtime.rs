@@ -162,7 +162,8 @@ pub struct DeadNotice {
 /// Called before a job that ran (or was delivered too often) is dead-lettered, so its
 /// handler's domain can record that no further attempt will come (e.g. put a payment up
 /// for review). It runs before the dead letter is written and must be idempotent: a crash
-/// in between delivers the job again.
+/// in between delivers the job again. It does not run for a stale copy of the job (one
+/// whose entry another worker has taken over): no dead letter is written for that copy.
 pub type DeadHook = Arc<dyn Fn(DeadNotice) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// What to write for one entry, as decided when its run ended (or when it could not run).

@@ -37,3 +37,16 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// `payworker` (the binary under test) with none of this process's `PAYWORKER_*`
+/// variables: to payworker they are configuration, and an unknown key (a test's own knob,
+/// such as `PAYWORKER_SOAK_SECS`) stops it at start.
+pub fn payworker_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_payworker"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PAYWORKER_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}

@@ -13,5 +13,6 @@ mod redaction;
 mod redis;
 mod sandbox;
 mod soak;
+mod stress;
 mod support;
 mod vectors;

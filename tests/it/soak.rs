@@ -17,7 +17,7 @@
 //! ```
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use payworker::sandbox::{self, Fault, FaultRule, NotifySettings, SandboxAccount,
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{ChildGuard, eventually};
+use crate::helpers::{ChildGuard, eventually, payworker_command};
 use crate::payments::{ACCOUNT_ID, KEY, job};
 use crate::support::{RedisServer, unique_prefix};
 
@@ -62,7 +62,7 @@ fn spawn(config: &std::path::Path, role: &str, log: &std::path::Path) -> ChildGu
     let out = std::fs::File::create(log).unwrap();
     let err = out.try_clone().unwrap();
     ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_payworker"))
+        payworker_command()
             .arg("--config")
             .arg(config)
             .arg(role)

@@ -8,6 +8,7 @@ mod footprint;
 mod interleavings;
 mod retention;
 mod safety;
+mod stale_copy;
 
 use std::sync::Arc;
 use std::time::Duration;

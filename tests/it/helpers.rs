@@ -50,3 +50,11 @@ pub fn payworker_command() -> std::process::Command {
     }
     cmd
 }
+
+/// A port of 127.0.0.1 that was free a moment ago (bound to port 0, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}

@@ -27,7 +27,7 @@ use payworker::sandbox::{self, Fault, FaultRule, NotifySettings, SandboxAccount,
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{ChildGuard, eventually, payworker_command};
+use crate::helpers::{ChildGuard, eventually, free_port, payworker_command};
 use crate::payments::{ACCOUNT_ID, KEY, job};
 use crate::support::{RedisServer, unique_prefix};
 
@@ -36,14 +36,6 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Resident memory of a process, in KiB.

@@ -47,7 +47,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{ChildGuard, payworker_command};
+use crate::helpers::{ChildGuard, free_port, payworker_command};
 use crate::payments::{ACCOUNT_ID, KEY, job};
 use crate::support::{RedisServer, unique_prefix};
 
@@ -208,14 +208,6 @@ fn write_config(
     )
     .unwrap();
     config
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn spawn(config: &Path, role: &str, log: &Path) -> ChildGuard {

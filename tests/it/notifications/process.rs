@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 use super::charge;
 use super::raw::{self, Answer};
-use crate::helpers::{ChildGuard, eventually};
+use crate::helpers::{ChildGuard, eventually, free_port};
 use crate::payments::KEY;
 use crate::queue::{REDIS, redis};
 use crate::support::unique_prefix;
@@ -48,14 +48,6 @@ fn ingress_process(
         .spawn()
         .unwrap();
     (ChildGuard(child), dir)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {

@@ -2,13 +2,15 @@
 //! simulate an outage during a burst, which the shared Redis at 127.0.0.1:6379 never allows.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::helpers::free_port;
 
 /// How long a fresh `redis-server` may take to answer PING.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -198,14 +200,6 @@ impl Drop for RedisProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port of 127.0.0.1 that was free a moment ago (bound to port 0, read, released).
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
 }
 
 /// True if a server on `port` answers `PING` within the probe timeout, with `+PONG` or, when

@@ -2,11 +2,11 @@
 //! password, as a managed Redis in production is. Its CA, server and client certificates
 //! are made with the `openssl` command line in the server's temporary directory.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::redis_server::RedisProcess;
+use crate::helpers::free_port;
 
 /// Start attempts on fresh ports, in case another process takes a port we picked.
 const START_ATTEMPTS: usize = 5;
@@ -163,12 +163,4 @@ fn make_certificates(dir: &Path) {
             &crt,
         ]);
     }
-}
-
-/// A port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 3's queue comparison, in one run on one Redis: payworker's queue and a Node BullMQ
+# The queue comparison, in one run on one Redis: payworker's queue and a Node BullMQ
 # worker each drain 20,000 pre-enqueued no-op jobs, and run producer and worker together
 # (e2e), at concurrency 1, 16 and 64. Prints a table and payworker's ratio to BullMQ.
 #

@@ -13,7 +13,7 @@ pub struct GatewayKey(SecretString);
 /// Why a text is not a gateway key. Never contains the text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    /// Not exactly 32 bytes; GATEWAY.md: never padded or truncated.
+    /// Not exactly 32 bytes; never padded or truncated (`docs/gateway.md#card-encryption`).
     #[error("must be exactly 32 characters, got {got}")]
     Length {
         /// Characters given.

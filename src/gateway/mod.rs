@@ -3,9 +3,10 @@
 //!
 //! Everything here is a pure function over bytes and values; the nonce and the clock are
 //! arguments. Only `crate::client` (sending) and the sandbox and ingress (receiving) touch
-//! the network, and they call into this module for every protocol decision. GATEWAY.md is
-//! the contract; the quirks it names (the `signture` header, the key appended to the signed
-//! message, `product` as a string holding JSON) are implemented here and nowhere else.
+//! the network, and they call into this module for every protocol decision.
+//! `docs/gateway.md` is the contract; the quirks it names (the `signture` header, the key
+//! appended to the signed message, `product` as a string holding JSON) are implemented here
+//! and nowhere else.
 
 pub mod classify;
 pub mod crypto;

@@ -123,9 +123,10 @@ pub fn verify(
 /// Two notifications are the same when they agree on the account, `event_type`, and every
 /// field of `event_data`: `payment_id`, `order_no`, `amount` by value (`20.9` = `20.90`),
 /// `currency`, `status`, and for charges `pay_time` and `reason`. The signed headers are
-/// not part of it: the gateway signs each delivery afresh. Known limit (GATEWAY.md): a
-/// refund notification has no refund id, so two equal partial refunds of one payment look
-/// alike and count as one.
+/// not part of it: the gateway signs each delivery afresh. Known limit: a refund
+/// notification has no refund id, so two equal partial refunds of one payment look
+/// alike and count as one
+/// (`docs/gateway.md#what-the-gateway-does-not-say-and-what-payworker-decided`).
 impl Notification {
     /// A hex fingerprint (128 bits of SHA-256) of this notification for `account_id`.
     pub fn fingerprint(&self, account_id: &str) -> String {

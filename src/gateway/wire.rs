@@ -49,7 +49,7 @@ pub fn product_string(products: &[Product]) -> String {
 /// Optional fields left `None` are omitted from the body. Limits are checked by
 /// [`crate::gateway::limits`], which lists every problem at once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)] // field names and limits are GATEWAY.md's order-field table
+#[allow(missing_docs)] // names and limits: docs/gateway.md#order-fields
 pub struct OrderFields {
     pub order_no: OrderNo,
     pub amount: WireAmount,

@@ -23,8 +23,9 @@
 //! Refunds keep a ledger in the record (`refund:<key>` = `pending` | `succeeded` | `failed`,
 //! and `refunded`, the succeeded total). A refund never changes the payment's status unless
 //! the total would exceed the payment's amount, or the payment never succeeded: then the
-//! payment goes to `review_required`. Equal partial refunds share a key (GATEWAY.md: a refund
-//! has no id), so the second one reads as a duplicate: the documented limit.
+//! payment goes to `review_required`. Equal partial refunds share a key (the gateway gives a
+//! refund no id: `docs/gateway.md#notifications`), so the second one reads as a duplicate:
+//! the documented limit.
 
 use serde_json::{Value, json};
 

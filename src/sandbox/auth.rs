@@ -1,7 +1,8 @@
 //! Who is calling: the signed headers, the signature over the raw body, the bound site and
 //! the content type, checked in that order before the body is parsed.
 //!
-//! The sandbox, like GATEWAY.md, sets no timestamp window and does not remember nonces.
+//! The sandbox, like the gateway, sets no timestamp window and does not remember nonces
+//! (`docs/gateway.md#what-the-gateway-does-not-say-and-what-payworker-decided`).
 
 use axum::http::HeaderMap;
 

@@ -1,5 +1,5 @@
-//! The sandbox gateway: a real HTTP server that behaves as GATEWAY.md says the gateway does,
-//! for tests, benchmarks and the demo. It owns an in-memory store, signed notifications,
+//! The sandbox gateway: a real HTTP server that behaves as `docs/gateway.md` says the gateway
+//! does, for tests, benchmarks and the demo. It owns an in-memory store, signed notifications,
 //! injected faults and an admin API; the protocol itself is `crate::gateway`'s.
 //!
 //! # Create requests
@@ -7,7 +7,7 @@
 //! `account-id`, `oncestr` (32 `[A-Za-z0-9]`), `timestamp` (decimal), `signture`, `site` and
 //! `content-type: application/json`, and the signature over the exact bytes. Then the body
 //! is parsed as `OrderFields` and every `gateway::limits` rule is checked (physical goods =
-//! any shipping field set). There is no timestamp window and no nonce memory (GATEWAY.md
+//! any shipping field set). There is no timestamp window and no nonce memory (the gateway
 //! sets none). Answers are HTTP 200 envelopes; the business codes
 //! ([`codes`]) are:
 //!

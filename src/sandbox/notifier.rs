@@ -27,8 +27,8 @@ pub(crate) struct Delivery {
     pub notification: Notification,
 }
 
-/// A charge notification as GATEWAY.md shows it: `pay_time` now (UTC, no zone), `reason`
-/// always present (empty unless it failed).
+/// A charge notification as `docs/gateway.md#notifications` shows it: `pay_time` now (UTC, no
+/// zone), `reason` always present (empty unless it failed).
 pub(crate) fn charge(
     payment_id: &str,
     order_no: &str,

@@ -5,7 +5,8 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-/// The sandbox's business codes (GATEWAY.md lists none; these are the sandbox's choice).
+/// The sandbox's business codes (the gateway documents none, `docs/gateway.md#errors`;
+/// these are the sandbox's choice).
 pub mod codes {
     /// Success.
     pub const OK: i64 = 200;

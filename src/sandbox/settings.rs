@@ -74,8 +74,9 @@ pub struct SandboxAccount {
     pub site: Option<String>,
 }
 
-/// The create endpoints' paths. S2S shares the Host path by default (as GATEWAY.md documents
-/// it); on a shared path a body with a `card` field is an S2S request.
+/// The create endpoints' paths. S2S shares the Host path by default (as the gateway documents
+/// it, `docs/gateway.md#creating-a-payment`); on a shared path a body with a `card` field is an
+/// S2S request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxPaths {
     /// Hosted checkout.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod contract;
+mod docs;
 mod harness;
 mod helpers;
 mod jobs;

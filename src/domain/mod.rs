@@ -7,6 +7,7 @@
 mod amount;
 mod card;
 mod currency;
+mod iso4217;
 mod order_no;
 mod status;
 

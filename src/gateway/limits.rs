@@ -1,5 +1,5 @@
 //! The order fields' rules: lengths in Unicode characters, required fields, the
-//! physical-goods rule, URL shape and amount sanity. Every problem is listed, not the first.
+//! physical-goods rule, URL shape, amount and currency sanity. Every problem is listed, not the first.
 //!
 //! The worker runs this before any HTTP (a failing job never reaches the gateway); the
 //! sandbox gateway runs the same rules, as the real gateway would.
@@ -136,26 +136,33 @@ pub fn check(o: &OrderFields, physical_goods: bool) -> Vec<FieldViolation> {
         }
     }
 
-    let minor = o.currency.minor_units();
     if o.amount.0.is_zero() {
         bad("amount", "must be greater than 0".into());
     }
-    for (field, amount) in [
-        ("amount", Some(o.amount)),
-        ("shipping_fee", o.shipping_fee),
-        ("discount", o.discount),
-    ] {
-        if let Some(a) = amount
-            && a.0.scale() > minor
-        {
-            bad(
-                field,
-                format!(
-                    "{} allows {minor} decimal places, got {}",
-                    o.currency,
-                    a.0.scale()
-                ),
-            );
+    match o.currency.minor_units() {
+        None => bad(
+            "currency",
+            format!("{} is not an ISO 4217 code with a minor unit", o.currency),
+        ),
+        Some(minor) => {
+            for (field, amount) in [
+                ("amount", Some(o.amount)),
+                ("shipping_fee", o.shipping_fee),
+                ("discount", o.discount),
+            ] {
+                if let Some(a) = amount
+                    && a.0.scale() > minor
+                {
+                    bad(
+                        field,
+                        format!(
+                            "{} allows {minor} decimal places, got {}",
+                            o.currency,
+                            a.0.scale()
+                        ),
+                    );
+                }
+            }
         }
     }
     if let Some(product) = &o.product
@@ -210,6 +217,19 @@ mod tests {
         let problems = check(&order(), true);
         let fields: Vec<_> = problems.iter().map(|p| p.field).collect();
         assert_eq!(fields, PHYSICAL_GOODS_REQUIRED);
+    }
+
+    #[test]
+    fn a_currency_without_an_iso_4217_minor_unit_is_refused() {
+        let mut o = order();
+        o.currency = Currency::parse("EUT").unwrap();
+        assert_eq!(
+            check(&o, false),
+            vec![FieldViolation {
+                field: "currency",
+                problem: "EUT is not an ISO 4217 code with a minor unit".into()
+            }]
+        );
     }
 
     #[test]

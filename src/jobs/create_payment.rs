@@ -131,7 +131,8 @@ impl std::fmt::Debug for CreatePayment {
 }
 
 impl Job for CreatePayment {
-    /// The schema, then the card-data rule (`super::card_data`), every problem listed.
+    /// The schema, the card-data rule (`super::card_data`), then the money rules the schema
+    /// cannot state ([`CreatePayment::money_problems`]), every problem listed.
     fn decode(text: &str) -> Result<Self, (&'static str, String)> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
             (
@@ -145,11 +146,23 @@ impl Job for CreatePayment {
                 problems.push(problem);
             }
         }
+        // Parsed again from the text, not the Value: amounts keep their exact digits.
+        let job = serde_json::from_str::<CreatePayment>(text);
+        if let Ok(job) = &job {
+            // A field the schema already named (a currency off its list, an amount of 0)
+            // is told once, in the schema's words.
+            let field = |p: &str| p.split(": ").next().unwrap_or_default().to_owned();
+            let named: Vec<String> = problems.iter().map(|p| field(p)).collect();
+            problems.extend(
+                job.money_problems()
+                    .into_iter()
+                    .filter(|p| !named.contains(&field(p))),
+            );
+        }
         if !problems.is_empty() {
             return Err(("invalid", problems.join("; ")));
         }
-        // Parsed again from the text, not the Value: amounts keep their exact digits.
-        serde_json::from_str(text).map_err(|e| {
+        job.map_err(|e| {
             (
                 "invalid",
                 format!(
@@ -162,6 +175,46 @@ impl Job for CreatePayment {
 }
 
 impl CreatePayment {
+    /// The currency and amount rules of the contract that a JSON Schema cannot state: the
+    /// currency has a minor unit in ISO 4217 List One, no amount has more decimal places
+    /// than that minor unit, and the total is greater than 0 (the schema's pattern says so
+    /// too). Checked before anything is written or sent, so a job breaking them is
+    /// `invalid`, never a payment.
+    pub fn money_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.amount.is_zero() {
+            out.push("amount: must be greater than 0".to_owned());
+        }
+        let Some(minor) = self.currency.minor_units() else {
+            out.push(format!(
+                "currency: {} is not an ISO 4217 code with a minor unit (List One, published {}): check it for a typo, e.g. EUR, USD, JPY",
+                self.currency,
+                Currency::list_published()
+            ));
+            return out;
+        };
+        let lines = self.products.iter().flatten().enumerate();
+        let amounts = [
+            ("amount".to_owned(), Some(self.amount)),
+            ("shipping_fee".to_owned(), self.shipping_fee),
+            ("discount".to_owned(), self.discount),
+        ]
+        .into_iter()
+        .chain(lines.map(|(i, l)| (format!("products.{i}.unit_amount"), Some(l.unit_amount))));
+        for (field, amount) in amounts {
+            if let Some(a) = amount
+                && a.scale() > minor
+            {
+                out.push(format!(
+                    "{field}: {} allows {minor} decimal places (its ISO 4217 minor unit), got {}",
+                    self.currency,
+                    a.scale()
+                ));
+            }
+        }
+        out
+    }
+
     /// The gateway's order fields, `callback_url` defaulting to the ingress's.
     pub fn order_fields(&self, default_callback_url: &str) -> OrderFields {
         let mut o = OrderFields::new(
@@ -303,6 +356,107 @@ mod tests {
                 detail.contains("card: must be the encrypted card string"),
                 "{detail}"
             );
+        }
+    }
+
+    #[test]
+    fn currencies_and_amounts_are_what_the_contract_says() {
+        for (extra, said) in [
+            (
+                serde_json::json!({ "currency": "EUT" }),
+                "currency: must be an ISO 4217 code",
+            ),
+            (
+                serde_json::json!({ "currency": "ZZZ" }),
+                "currency: must be an ISO 4217 code",
+            ),
+            (
+                serde_json::json!({ "currency": "XTS" }),
+                "currency: must be an ISO 4217 code",
+            ),
+            (
+                serde_json::json!({ "amount": "0" }),
+                "amount: must be a decimal string greater than 0",
+            ),
+            (
+                serde_json::json!({ "amount": "0.00" }),
+                "amount: must be a decimal string greater than 0",
+            ),
+            (
+                serde_json::json!({ "amount": "-1" }),
+                "amount: must be a decimal string greater than 0",
+            ),
+            (
+                serde_json::json!({ "currency": "JPY", "amount": "10.5" }),
+                "amount: JPY allows 0 decimal places (its ISO 4217 minor unit), got 1",
+            ),
+            (
+                serde_json::json!({ "amount": "20.999" }),
+                "amount: EUR allows 2 decimal places (its ISO 4217 minor unit), got 3",
+            ),
+            (
+                serde_json::json!({ "currency": "KWD", "amount": "1.2345" }),
+                "amount: KWD allows 3 decimal places (its ISO 4217 minor unit), got 4",
+            ),
+        ] {
+            let detail = refused(extra.clone());
+            assert!(detail.contains(said), "{extra}: {detail}");
+            let field = said.split(": ").next().unwrap();
+            assert_eq!(detail.matches(field).count(), 1, "told twice: {detail}");
+        }
+    }
+
+    #[test]
+    fn every_money_problem_is_listed_with_the_others() {
+        let detail = refused(serde_json::json!({
+            "currency": "JPY", "amount": "100", "shipping_fee": "1.5", "discount": "0.25",
+            "products": [{ "name": "tea", "quantity": 1, "unit_amount": "99.9" }],
+            "return_url": "ftp://shop.example.com/done",
+        }));
+        for said in [
+            "return_url: ",
+            "shipping_fee: JPY allows 0 decimal places",
+            "discount: JPY allows 0 decimal places",
+            "products.0.unit_amount: JPY allows 0 decimal places",
+        ] {
+            assert!(detail.contains(said), "{said} missing: {detail}");
+        }
+    }
+
+    #[test]
+    fn the_schema_lists_exactly_the_currencies_the_worker_knows() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../jobs/create_payment.schema.json")).unwrap();
+        let listed: Vec<&str> = schema["properties"]["currency"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert_eq!(listed, Currency::iso_codes().collect::<Vec<_>>());
+        let described = schema["properties"]["currency"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            described.contains(&format!("published {}", Currency::list_published())),
+            "the schema names another edition of List One: {described}"
+        );
+    }
+
+    #[test]
+    fn amounts_within_the_minor_unit_are_accepted() {
+        for (currency, amount) in [
+            ("JPY", "1000"),
+            ("KWD", "12.345"),
+            ("EUR", "0.01"),
+            ("EUR", "5"),
+            ("CLF", "0.0001"),
+        ] {
+            let text = job(
+                serde_json::json!({ "currency": currency, "amount": amount, "shipping_fee": "0", "discount": "0" }),
+            );
+            CreatePayment::decode(&text)
+                .unwrap_or_else(|e| panic!("{currency} {amount} refused: {e:?}"));
         }
     }
 

@@ -77,6 +77,12 @@ const REPLY_TO_SHAPE: &str = "may hold only letters, digits, \"_\", \"-\", \".\"
 /// What an `order_no` whose characters break the schema's pattern is told.
 const ORDER_NO_SHAPE: &str = "must be 1 to 64 printable ASCII characters without spaces, \"{\" or \"}\" (it is part of a Redis key)";
 
+/// What a `currency` outside the schema's list is told (the list is too long to print).
+const CURRENCY_CODE: &str = "must be an ISO 4217 code that has a minor unit, in upper case (the codes of the standard's List One listed in the schema, e.g. EUR, USD, JPY): check it for a typo";
+
+/// What an `amount` whose text breaks the schema's pattern is told.
+const AMOUNT_SHAPE: &str = "must be a decimal string greater than 0: digits, an optional point and 1 to 4 decimals, no sign, exponent, spaces or leading zeros (e.g. \"20.99\", \"5\", \"0.50\")";
+
 fn describe(kind: &ValidationErrorKind, rule: Option<&Value>, path: &str) -> String {
     match kind {
         ValidationErrorKind::Required { property } => {
@@ -98,6 +104,8 @@ fn describe(kind: &ValidationErrorKind, rule: Option<&Value>, path: &str) -> Str
         }
         _ if path == "reply_to" && kind.keyword() == "pattern" => REPLY_TO_SHAPE.into(),
         _ if path == "order_no" && kind.keyword() == "pattern" => ORDER_NO_SHAPE.into(),
+        _ if path == "currency" && kind.keyword() == "enum" => CURRENCY_CODE.into(),
+        _ if path == "amount" && kind.keyword() == "pattern" => AMOUNT_SHAPE.into(),
         _ => {
             let keyword = kind.keyword();
             match (keyword, rule) {

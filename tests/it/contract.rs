@@ -186,6 +186,8 @@ fn invalid_create_payment_fixtures_fail_only_where_their_name_says() {
         ("physical-goods-blank-city", &["/customer_city"]),
         ("unknown-field", &["customer_name"]),
         ("bad-currency", &["/currency"]),
+        ("currency-not-iso-4217", &["/currency"]),
+        ("amount-zero", &["/amount"]),
         ("products-unit-amount-number", &["/products/0/unit_amount"]),
         ("return-url-ftp", &["/return_url"]),
     ];

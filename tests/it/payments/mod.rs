@@ -3,6 +3,7 @@
 mod card_data;
 mod cluster;
 mod confined;
+mod currency;
 mod flows;
 mod footprint;
 mod interleavings;

@@ -73,8 +73,14 @@ pub enum Outcome<T> {
         /// The HTTP status.
         status: u16,
     },
+    /// A 5xx other than 503: the gateway, or a proxy in front of it, failed while handling
+    /// the request, perhaps after acting on it.
+    ServerError {
+        /// The HTTP status.
+        status: u16,
+    },
     /// The gateway may or may not have acted on the request: no answer after sending, a
-    /// broken answer, a 5xx, a success that does not parse.
+    /// broken answer, a success that does not parse.
     Ambiguous {
         /// What happened.
         reason: String,
@@ -108,9 +114,7 @@ pub fn classify<T: DeserializeOwned>(exchange: Exchange, now: UnixTime) -> Outco
                 .as_deref()
                 .and_then(|v| parse_retry_after(v, now)),
         },
-        500..=599 => Outcome::Ambiguous {
-            reason: format!("HTTP {status}"),
-        },
+        500..=599 => Outcome::ServerError { status },
         200..=299 => match envelope {
             Some(e) if e.code == CODE_OK => {
                 let data = e.data.as_deref().map(|raw| raw.get()).unwrap_or("null");
@@ -193,6 +197,10 @@ pub fn decide<T>(endpoint: Endpoint, outcome: Outcome<T>, resend_on: &[u16]) -> 
             "HTTP {status} without the gateway's answer: its meaning is not documented, so the \
              charge may have been processed; not resent"
         )),
+        Outcome::ServerError { status } if safe || resend_on.contains(&status) => {
+            Decision::RetryAfter(None, format!("HTTP {status}"))
+        }
+        Outcome::ServerError { status } => Decision::AwaitNotification(format!("HTTP {status}")),
         Outcome::Ambiguous { reason } if safe => Decision::RetryAfter(None, reason),
         Outcome::Ambiguous { reason } => Decision::AwaitNotification(reason),
     }
@@ -223,9 +231,7 @@ mod tests {
             throttled(429),
             throttled(408),
             Outcome::Refused { status: 404 },
-            Outcome::Ambiguous {
-                reason: "HTTP 500".into(),
-            },
+            Outcome::ServerError { status: 500 },
         ] {
             assert!(
                 matches!(
@@ -245,6 +251,26 @@ mod tests {
         );
         assert!(matches!(
             decide(Endpoint::S2s, throttled(429), &[503]),
+            Decision::AwaitNotification(_)
+        ));
+    }
+
+    /// Every status the config accepts (400 to 599) means what the operator says it means:
+    /// a listed 502 is sent again, as a listed 503 is; an unlisted 500 still is not.
+    #[test]
+    fn a_listed_server_error_is_resent_and_an_unlisted_one_is_not() {
+        let reply = |status| Exchange::Reply {
+            status,
+            retry_after: None,
+            body: Bytes::from_static(b"<html>bad gateway</html>"),
+        };
+        let now = UnixTime::now();
+        assert_eq!(
+            decide(Endpoint::S2s, classify::<()>(reply(502), now), &[502]),
+            Decision::RetryAfter(None, "HTTP 502".into())
+        );
+        assert!(matches!(
+            decide(Endpoint::S2s, classify::<()>(reply(500), now), &[502]),
             Decision::AwaitNotification(_)
         ));
     }

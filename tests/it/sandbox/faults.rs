@@ -96,7 +96,7 @@ async fn a_503_after_processing_charges_and_looks_like_any_503() {
         })
         .await;
         match (code, &outcome) {
-            (500, Outcome::Ambiguous { .. }) => {}
+            (500, Outcome::ServerError { status: 500 }) => {}
             (_, Outcome::Throttled { status, .. }) if *status == code => {}
             _ => panic!("HTTP {code}: {outcome:?}"),
         }

@@ -94,8 +94,10 @@ pub async fn handler_waiting(
             base_url: sandbox.base_url.clone(),
         }],
         paths: [paths.host, paths.element, paths.s2s],
+        // Far above the sandbox's injected latencies, so that a loaded machine does not
+        // turn a slow answer into `unknown`; a test that wants a timeout uses `Fault::Hang`.
         client: GatewayClient::new(&ClientOptions {
-            request_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(2),
             ..ClientOptions::default()
         })
         .unwrap(),

@@ -137,6 +137,7 @@ pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> any
     let confine = rules.clone();
     let creating = queue::Queue::new(create, settings.redis.target())
         .on_dead(dead_letter_hook(payments.clone()))
+        .on_refused(refusal_hook(payments.clone()))
         .validate(Arc::new(move |job: &CreatePayment| {
             confine.create_payment(job)
         }))
@@ -173,6 +174,15 @@ pub fn dead_letter_hook(payments: Arc<CreatePayments>) -> queue::DeadHook {
     Arc::new(move |notice| {
         let payments = payments.clone();
         Box::pin(async move { payments.on_dead(notice).await })
+    })
+}
+
+/// The `create_payment` queue's refusal hook: an invalid job whose order can be read is
+/// answered with `payment.rejected` (see `CreatePayments::on_refused`).
+pub fn refusal_hook(payments: Arc<CreatePayments>) -> queue::RefusedHook {
+    Arc::new(move |notice| {
+        let payments = payments.clone();
+        Box::pin(async move { payments.on_refused(notice).await })
     })
 }
 

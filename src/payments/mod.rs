@@ -9,6 +9,7 @@
 //!   (Cluster).
 //! - `resume`: a job whose order already had a record: duplicate, redelivery or retry.
 //! - `outcome`: the outcome recorded and announced; overdue `unknown` payments reviewed.
+//! - `rejected`: `payment.rejected` for a job dead-lettered before it became a payment.
 //! - `rules`: what a notification does to a payment (pure state machine and refund ledger).
 //! - `notify`: the notification handler: verify again, apply once, serialize by version.
 //! - `orphans`: notifications for orders not known yet: kept, adopted, or reported.
@@ -20,6 +21,7 @@ mod notify;
 pub mod orphans;
 mod outcome;
 pub mod record;
+pub mod rejected;
 mod resume;
 pub mod rules;
 

@@ -323,7 +323,9 @@ impl CreatePayments {
     /// leave its payment waiting for it. A payment this job claimed and left `pending` goes
     /// to `review_required` (cause `dead_lettered`; re-driving the dead letter takes it up
     /// again); one whose S2S request may have reached the gateway becomes `unknown`, like any
-    /// other such request. Anything else is left as it is.
+    /// other such request. A job that gave up or exhausted its attempts before it claimed
+    /// its order (no record) is answered with `payment.rejected` (see `rejected`). Anything
+    /// else is left as it is.
     pub async fn on_dead(&self, notice: DeadNotice) {
         let Ok(job) = CreatePayment::decode(notice.meta.raw()) else {
             return;
@@ -341,6 +343,11 @@ impl CreatePayments {
                     return;
                 }
             };
+            if rec.0.is_empty() {
+                // It never claimed its order: its producer hears `payment.rejected`.
+                self.reject_after_run(&notice).await;
+                return;
+            }
             if rec.get("owner") != notice.meta.origin_id || rec.get("status") != "pending" {
                 return;
             }

@@ -23,8 +23,8 @@ use super::keys::GROUP;
 use super::reply;
 use super::runtime::{DeadNotice, JobMeta, Outcome, Shared, Write, now_ms};
 
-/// How long the dead-letter hook may take before the dead letter is written anyway.
-const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a dead-letter (or refusal) hook may take before the dead letter is written anyway.
+pub(crate) const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Wraps a service so every finished run is reported.
 #[derive(Clone)]

@@ -169,8 +169,8 @@ pub fn decode<J: Job>(
 }
 
 /// A decoded job that `validate` refuses becomes an `invalid` entry, like one that does not
-/// decode: dead-lettered before any handler runs (so before the handler's dead-letter hook
-/// could act on it, too).
+/// decode: dead-lettered before any handler runs (the queue's refusal hook is told, not its
+/// dead-letter hook).
 pub(crate) fn validated<J: Job>(
     decoded: Decoded<J>,
     validate: Option<&Validator<J>>,

@@ -22,7 +22,7 @@ use super::envelope::{self, Undecodable};
 use super::job::{Job, Validator};
 use super::keys::GROUP;
 use super::reply::{self, Entry};
-use super::runtime::{DeadNotice, JobMeta, Outcome, Shared, Write, now_ms};
+use super::runtime::{DeadNotice, JobMeta, Outcome, Refused, Shared, Write, now_ms};
 
 /// Where a reclaim starts: the beginning of the pending list.
 pub(crate) const CURSOR_START: &str = "0-0";
@@ -244,6 +244,20 @@ async fn into_tasks<J: Job>(
                 errors,
             }) => {
                 tracing::warn!(queue = %config.name, entry = %id, reason, "undecodable entry dead-lettered");
+                if let Some(hook) = &shared.on_refused {
+                    let notice = Refused {
+                        origin_id: id.clone(),
+                        reason,
+                        detail: detail.clone(),
+                        job: raw.clone(),
+                    };
+                    if tokio::time::timeout(super::ack::HOOK_TIMEOUT, hook(notice))
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!(queue = %config.name, entry = %id, "the refusal hook did not finish in time");
+                    }
+                }
                 let fields = DeadLetter {
                     job: raw,
                     reason: reason.into(),

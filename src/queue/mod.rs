@@ -41,5 +41,7 @@ pub use conn::{RedisConn, RedisTarget};
 pub use job::{Invalid, Job, JobError, Validator};
 pub use keys::{GROUP, QueueKeys};
 pub use retry::RetryPolicy;
-pub use runtime::{DeadHook, DeadNotice, JobMeta, Lease, QueueConfig, now_ms};
+pub use runtime::{
+    DeadHook, DeadNotice, JobMeta, Lease, QueueConfig, Refused, RefusedHook, now_ms,
+};
 pub use worker::{Queue, QueueError, run};

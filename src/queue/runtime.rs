@@ -166,6 +166,26 @@ pub struct DeadNotice {
 /// whose entry another worker has taken over): no dead letter is written for that copy.
 pub type DeadHook = Arc<dyn Fn(DeadNotice) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// A job refused before it could run (it does not decode, or the queue's validator refuses
+/// it), about to be dead-lettered: what the queue's refusal hook sees.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The producer's entry id, as the dead letter's `origin_id` says it.
+    pub origin_id: String,
+    /// The dead letter's reason code: `invalid`, `not_json`, `oversize`, …
+    pub reason: &'static str,
+    /// What is wrong, as the dead letter says it.
+    pub detail: String,
+    /// The payload as the dead letter keeps it (redacted: no card data), if there was one.
+    pub job: Option<String>,
+}
+
+/// Called before a refused job is dead-lettered, so the domain of the queue's jobs can
+/// answer whoever waits for the job (e.g. publish that a payment was rejected). Like
+/// [`DeadHook`] it runs before the dead letter is written and must be idempotent: a crash in
+/// between delivers the job again, and it is refused again.
+pub type RefusedHook = Arc<dyn Fn(Refused) -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// What to write for one entry, as decided when its run ended (or when it could not run).
 #[derive(Debug)]
 pub(crate) enum Write {
@@ -211,6 +231,8 @@ pub(crate) struct Shared {
     pub redact: fn(&str) -> String,
     /// Told before a job that ran is dead-lettered.
     pub on_dead: Option<DeadHook>,
+    /// Told before a job refused at decoding or validation is dead-lettered.
+    pub on_refused: Option<RefusedHook>,
 }
 
 impl Shared {

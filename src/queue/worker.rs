@@ -20,7 +20,7 @@ use super::conn::RedisTarget;
 use super::flusher;
 use super::job::{Job, JobError, Validator};
 use super::keys::QueueKeys;
-use super::runtime::{DeadHook, JobMeta, QueueConfig, Shared, consumer_name};
+use super::runtime::{DeadHook, JobMeta, QueueConfig, RefusedHook, Shared, consumer_name};
 
 /// Why a queue worker could not run.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,7 @@ pub struct Queue<J> {
     config: QueueConfig,
     target: RedisTarget,
     on_dead: Option<DeadHook>,
+    on_refused: Option<RefusedHook>,
     validate: Option<Validator<J>>,
 }
 
@@ -70,13 +71,14 @@ impl<J: Job + Unpin> Queue<J> {
             config,
             target,
             on_dead: None,
+            on_refused: None,
             validate: None,
         }
     }
 
     /// Checks every decoded job with `validator` before it runs: a job it refuses is
     /// dead-lettered as `invalid` with the detail it gives, and never reaches the handler
-    /// (nor the dead-letter hook: it never ran). For rules that depend on the process's
+    /// (nor the dead-letter hook: it never ran; the refusal hook is told). For rules that depend on the process's
     /// configuration; the job type's `Job::decode` checks everything else.
     pub fn validate(mut self, validator: Validator<J>) -> Self {
         self.validate = Some(validator);
@@ -88,6 +90,14 @@ impl<J: Job + Unpin> Queue<J> {
     /// never come. See [`DeadHook`].
     pub fn on_dead(mut self, hook: DeadHook) -> Self {
         self.on_dead = Some(hook);
+        self
+    }
+
+    /// Calls `hook` before a job that never reached the handler (it does not decode, or the
+    /// validator refuses it) is dead-lettered, so whoever waits for the job can be answered.
+    /// See [`RefusedHook`].
+    pub fn on_refused(mut self, hook: RefusedHook) -> Self {
+        self.on_refused = Some(hook);
         self
     }
 
@@ -121,6 +131,7 @@ where
         config,
         target,
         on_dead,
+        on_refused,
         validate,
     } = queue;
     let conn = target.connect_managed(Duration::from_secs(10)).await?;
@@ -138,6 +149,7 @@ where
         cancel: CancellationToken::new(),
         redact: J::redact,
         on_dead,
+        on_refused,
         target,
         config,
     });

@@ -1,8 +1,9 @@
 //! A producer can only make the worker write where it should: a `reply_to` outside the
 //! reply namespace (`results.reply_to_prefix`, by default `<prefix>:replies:`), an account
 //! that is not configured, or an order number with a hash-tag brace is dead-lettered as
-//! `invalid` before anything is written. Pushed with one `XADD` each, mixed with good jobs,
-//! through the real worker (`startup::run_worker`, both queues), on the shared Redis.
+//! `invalid` before anything is written but its `payment.rejected` on the results streams.
+//! Pushed with one `XADD` each, mixed with good jobs, through the real worker
+//! (`startup::run_worker`, both queues), on the shared Redis.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -302,11 +303,22 @@ async fn a_reply_to_outside_the_namespace_is_invalid_writes_nothing_and_loses_no
             wrong.push(format!("{what}: {key} was created as a {now}"));
         }
     }
+    // Each hostile job is answered once, on the results stream only: `payment.rejected`.
     let bad: HashSet<&String> = bad_orders.iter().collect();
+    let mut answered = HashMap::new();
     for event in product.events().await {
         let order = event["order_no"].as_str().unwrap_or_default().to_owned();
         if bad.contains(&order) {
-            wrong.push(format!("{order} published {}", event["type"]));
+            *answered.entry(order.clone()).or_insert(0) += 1;
+            if event["type"] != "payment.rejected" {
+                wrong.push(format!("{order} published {}", event["type"]));
+            }
+        }
+    }
+    for order in &bad_orders {
+        let n = answered.get(order).copied().unwrap_or(0);
+        if n != 1 {
+            wrong.push(format!("{order} has {n} payment.rejected events, not 1"));
         }
     }
 

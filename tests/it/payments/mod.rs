@@ -1,5 +1,6 @@
 //! CreatePayment end to end: jobs on real Redis, the worker, the sandbox gateway over HTTP.
 
+mod answered;
 mod card_data;
 mod cluster;
 mod confined;

@@ -1,15 +1,16 @@
-//! Operator commands around the product: `worker`, `enqueue`, `payment show`.
+//! Operator commands around the product: `enqueue`, `payment show`, `payment resolve`.
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use redis::AsyncCommands;
 
 use crate::config::Settings;
 use crate::payments::record;
+use crate::payments::resolve::{Decision, Resolution};
 use crate::queue::QueueKeys;
 
 /// Arguments of `enqueue`.
@@ -59,21 +60,105 @@ pub enum PaymentCommand {
         #[arg(long)]
         account: Option<String>,
     },
+    /// Record a person's decision on a payment in `unknown` or `review_required`, after
+    /// checking it with the gateway: one version-checked change, with its event
+    /// (`payment.succeeded` / `payment.failed`, `data.resolved_by`). Refused for any other
+    /// status, and if the payment changes meanwhile; nothing is written then.
+    #[command(
+        after_help = "Example:\n  payworker payment resolve A-1001 --status succeeded \\\n    --payment-id pi_3Nx --reason \"charged, per the gateway dashboard\""
+    )]
+    Resolve(ResolveArgs),
 }
 
-/// `payworker payment show`.
+/// Arguments of `payment resolve`.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The merchant's order number.
+    pub order_no: String,
+    /// The account (default: the default or first one).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// What the gateway says happened.
+    #[arg(long, value_enum)]
+    pub status: ResolveStatus,
+    /// What was checked, in the record and the event (1 to 200 characters).
+    #[arg(long)]
+    pub reason: String,
+    /// The gateway's payment id; required for `succeeded` when the record has none, and it
+    /// must match the record's when it has one.
+    #[arg(long)]
+    pub payment_id: Option<String>,
+    /// Who decides (default: $USER).
+    #[arg(long, env = "USER")]
+    pub by: Option<String>,
+}
+
+/// The outcomes a person may record.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ResolveStatus {
+    /// The gateway charged the payment.
+    Succeeded,
+    /// The gateway did not charge it.
+    Failed,
+}
+
+/// `payworker payment show` and `payment resolve`.
 pub async fn payment(settings: &Settings, command: PaymentCommand) -> anyhow::Result<()> {
-    let PaymentCommand::Show { order_no, account } = command;
-    let account = match account {
-        Some(a) => a,
+    match command {
+        PaymentCommand::Show { order_no, account } => show(settings, &order_no, account).await,
+        PaymentCommand::Resolve(args) => resolve(settings, args).await,
+    }
+}
+
+fn account_or_default(settings: &Settings, account: Option<String>) -> anyhow::Result<String> {
+    match account {
+        Some(a) => Ok(a),
         None => settings
             .gateway
             .default_account
             .clone()
             .or_else(|| settings.gateway.accounts.keys().next().cloned())
-            .context("no account configured")?,
+            .context("no account configured"),
+    }
+}
+
+async fn resolve(settings: &Settings, args: ResolveArgs) -> anyhow::Result<()> {
+    let account = account_or_default(settings, args.account)?;
+    anyhow::ensure!(
+        settings.gateway.accounts.contains_key(&account),
+        "account {account} is not configured (gateway.accounts)"
+    );
+    let by = args
+        .by
+        .context("say who decides: --by NAME ($USER is not set)")?;
+    let decision = Decision {
+        resolution: match args.status {
+            ResolveStatus::Succeeded => Resolution::Succeeded,
+            ResolveStatus::Failed => Resolution::Failed,
+        },
+        reason: args.reason,
+        by,
+        payment_id: args.payment_id,
     };
-    let key = record::key(&settings.redis.key_prefix, &account, &order_no);
+    let payments = crate::startup::create_payments(settings).await?;
+    let resolved = payments
+        .resolve(&account, &args.order_no, &decision)
+        .await?;
+    let rec = &resolved.record;
+    println!(
+        "{}: {} -> {} (version {}, event {})",
+        args.order_no,
+        resolved.previous_status,
+        rec.get("status"),
+        rec.version(),
+        rec.get("event_id")
+    );
+    Ok(())
+}
+
+async fn show(settings: &Settings, order_no: &str, account: Option<String>) -> anyhow::Result<()> {
+    let account = account_or_default(settings, account)?;
+    let key = record::key(&settings.redis.key_prefix, &account, order_no);
     let mut conn = settings
         .redis
         .target()

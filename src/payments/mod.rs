@@ -13,6 +13,7 @@
 //! - `rules`: what a notification does to a payment (pure state machine and refund ledger).
 //! - `notify`: the notification handler: verify again, apply once, serialize by version.
 //! - `orphans`: notifications for orders not known yet: kept, adopted, or reported.
+//! - `resolve`: a person's decision on a payment in `unknown` or `review_required`.
 
 mod commit;
 mod create;
@@ -22,6 +23,7 @@ pub mod orphans;
 mod outcome;
 pub mod record;
 pub mod rejected;
+pub mod resolve;
 mod resume;
 pub mod rules;
 

@@ -68,6 +68,9 @@ pub(super) enum Marks<'a> {
     Answer,
     /// Another change (a notification, a review): the send mark stays as it is.
     Keep,
+    /// A person settles the payment (`resolve`): the send mark is cleared, since no run
+    /// may send for a final payment.
+    Resolution,
     /// A notification, stored under this field with the event it produced; the send mark
     /// stays (and is set if the payment is still `pending`: the request reached the gateway).
     Notification(&'a str),
@@ -221,7 +224,7 @@ impl CreatePayments {
         fields.push(("updated_at", chrono::Utc::now().to_rfc3339()));
         let mut cleared: Vec<&str> = Vec::new();
         match marks {
-            Marks::Answer => cleared.extend(["phase", "send_token"]),
+            Marks::Answer | Marks::Resolution => cleared.extend(["phase", "send_token"]),
             Marks::Keep => {}
             Marks::Notification(field) => {
                 fields.push((field, format!("v{}", change.version)));

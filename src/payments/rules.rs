@@ -8,7 +8,9 @@
 //!   `processing` and `unknown`, each moves the payment (`pending` after `processing` is a
 //!   no-op);
 //! - `succeeded` is final for charges: `pending` or `fail` after it is ignored (recorded and
-//!   counted, no event);
+//!   counted, no event), except a `fail` for a payment a person resolved as `succeeded`
+//!   (`resolved_by` set, see `resolve`): the gateway contradicts the person, so the payment
+//!   goes back to `review_required` (cause `contradicts_resolution`);
 //! - `failed` → `succeeded` is allowed and flagged (`data.flag = "succeeded_after_failure"`),
 //!   anything else after `failed` is ignored;
 //! - `rejected` (the gateway refused the create): a `success` for it does not add up →
@@ -35,6 +37,9 @@ use crate::gateway::notification::{EventData, NotifiedStatus};
 
 /// `review_cause` of a payment moved to review because it stayed `unknown` too long.
 pub const CAUSE_OVERDUE: &str = "unknown_overdue";
+/// `review_cause` of a payment a person resolved as `succeeded` that the gateway then
+/// notified as failed.
+pub const CAUSE_CONTRADICTS_RESOLUTION: &str = "contradicts_resolution";
 
 /// What to do with a notification.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +141,13 @@ pub fn charge(record: &Record, d: &EventData) -> Verdict {
     }
     let reason = d.reason.clone().unwrap_or_default();
     let flag = match (current, d.status) {
+        (S::Succeeded, N::Fail) if !record.get("resolved_by").is_empty() => {
+            let why = format!(
+                "the gateway notifies a failure for a payment {} resolved as succeeded",
+                record.get("resolved_by")
+            );
+            return review(why, CAUSE_CONTRADICTS_RESOLUTION, fields, json!({}));
+        }
         (S::Succeeded, s) => return Verdict::Ignore(format!("{} after success", word(s))),
         (S::Failed, N::Success) => Some("succeeded_after_failure"),
         (S::Failed, s) => return Verdict::Ignore(format!("{} after failure", word(s))),

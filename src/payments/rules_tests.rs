@@ -193,3 +193,43 @@ fn refund_states_only_move_forward() {
     };
     assert_eq!(p.kind, "refund.failed");
 }
+
+#[test]
+fn a_notification_after_a_persons_resolution_follows_the_rules_and_a_contradiction_is_reviewed() {
+    let mut ok = record("succeeded", "p1");
+    ok.set("resolved_by", "alice".into());
+    // The gateway agrees: nothing to do.
+    assert_eq!(
+        status_after(&charge(&ok, &data("charge", "success", "20.99"))),
+        None
+    );
+    // The gateway says it failed: back to a person, never silently ignored.
+    match charge(&ok, &data("charge", "fail", "20.99")) {
+        Verdict::Change(p) => {
+            assert_eq!(p.status, PaymentStatus::ReviewRequired);
+            assert!(
+                p.fields
+                    .contains(&("review_cause".into(), CAUSE_CONTRADICTS_RESOLUTION.into()))
+            );
+        }
+        v => panic!("{v:?}"),
+    }
+    // Without a person's resolution, a fail after success stays ignored.
+    assert_eq!(
+        status_after(&charge(
+            &record("succeeded", "p1"),
+            &data("charge", "fail", "20.99")
+        )),
+        None
+    );
+    // Resolved as failed, then the gateway notifies a success: succeeded, flagged.
+    let mut failed = record("failed", "");
+    failed.set("resolved_by", "alice".into());
+    match charge(&failed, &data("charge", "success", "20.99")) {
+        Verdict::Change(p) => {
+            assert_eq!(p.status, PaymentStatus::Succeeded);
+            assert_eq!(p.data["flag"], "succeeded_after_failure");
+        }
+        v => panic!("{v:?}"),
+    }
+}

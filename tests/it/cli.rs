@@ -382,3 +382,133 @@ fn a_key_file_others_can_read_is_refused_when_private_key_files_are_required() {
         assert!(!stderr.contains(KEY), "{stderr}");
     }
 }
+
+/// `payment resolve` as an operator runs it: a person's decision on an `unknown` payment is
+/// recorded and announced; one on a `pending` payment is refused, naming its status, with
+/// nothing written and a failing exit status.
+#[tokio::test]
+async fn payment_resolve_records_a_persons_decision_and_refuses_a_pending_payment() {
+    use payworker::payments::record;
+    use redis::AsyncCommands;
+    let prefix: &'static str =
+        Box::leak(crate::support::unique_prefix("resolvecli").into_boxed_str());
+    let results = format!("{prefix}:{{results}}");
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let yaml = include_str!("../../worker.yaml")
+        .replace("\"payworker:{results}\"", &format!("{results:?}"));
+    file.write_all(yaml.as_bytes()).unwrap();
+    let path = file.path().to_str().unwrap().to_owned();
+    let mut conn = redis::Client::open("redis://127.0.0.1:6379")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for (order, status) in [("CLI-UNKNOWN", "unknown"), ("CLI-PENDING", "pending")] {
+        let key = record::key(prefix, "main", order);
+        let fields = [
+            ("status", status),
+            ("version", "2"),
+            ("account", "main"),
+            ("order_no", order),
+            ("amount", "5.00"),
+            ("currency", "EUR"),
+            ("method", "s2s"),
+        ];
+        let _: () = conn.hset_multiple(&key, &fields).await.unwrap();
+    }
+    let run = |args: Vec<&'static str>, user: Option<&'static str>| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut all = vec!["--config", path.as_str(), "payment", "resolve"];
+            all.extend(args);
+            let mut env = vec![
+                ("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY", KEY),
+                ("PAYWORKER_REDIS__KEY_PREFIX", prefix),
+            ];
+            env.extend(user.map(|u| ("USER", u)));
+            payworker(&all, &env, "")
+        })
+    };
+
+    let help = run(vec!["--help"], None).await.unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("payment resolve A-1001 --status succeeded"),
+        "{help}"
+    );
+
+    let nobody = run(
+        vec!["CLI-UNKNOWN", "--status", "failed", "--reason", "x"],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(!nobody.status.success());
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("--by"));
+
+    let ok = run(
+        vec![
+            "CLI-UNKNOWN",
+            "--status",
+            "succeeded",
+            "--payment-id",
+            "pi_cli",
+            "--reason",
+            "charged, per the gateway dashboard",
+        ],
+        Some("carol"),
+    )
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("CLI-UNKNOWN: unknown -> succeeded (version 3"),
+        "{stdout}"
+    );
+    let rec: std::collections::HashMap<String, String> = conn
+        .hgetall(record::key(prefix, "main", "CLI-UNKNOWN"))
+        .await
+        .unwrap();
+    assert_eq!(rec["status"], "succeeded");
+    assert_eq!(rec["resolved_by"], "carol");
+    assert_eq!(rec["payment_id"], "pi_cli");
+    let events: redis::streams::StreamRangeReply = conn.xrange_all(&results).await.unwrap();
+    assert_eq!(events.ids.len(), 1);
+    let event: String = redis::from_redis_value(events.ids[0].map["event"].clone()).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(event["type"], "payment.succeeded");
+    assert_eq!(event["data"]["resolved_by"], "carol");
+
+    let pending_key = record::key(prefix, "main", "CLI-PENDING");
+    let before: std::collections::HashMap<String, String> =
+        conn.hgetall(&pending_key).await.unwrap();
+    let refused = run(
+        vec![
+            "CLI-PENDING",
+            "--status",
+            "failed",
+            "--reason",
+            "never charged",
+        ],
+        Some("carol"),
+    )
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("payment CLI-PENDING is pending") && stderr.contains("nothing was written"),
+        "{stderr}"
+    );
+    let after: std::collections::HashMap<String, String> =
+        conn.hgetall(&pending_key).await.unwrap();
+    assert_eq!(after, before);
+    let events: redis::streams::StreamRangeReply = conn.xrange_all(&results).await.unwrap();
+    assert_eq!(events.ids.len(), 1, "the refusal published an event");
+    crate::queue::cleanup(&mut conn, prefix).await;
+}

@@ -8,6 +8,7 @@ mod currency;
 mod flows;
 mod footprint;
 mod interleavings;
+mod resolve;
 mod retention;
 mod safety;
 mod stale_copy;

@@ -13,7 +13,14 @@ use crate::jobs::queues;
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigArg {
     /// Config file (default: $PAYWORKER_CONFIG, else ./worker.yaml when present).
-    #[arg(long = "config", value_name = "FILE", global = true)]
+    // An id of its own: clap would merge a global argument with the top-level `--config`
+    // of the same id, and a file named twice would go unnoticed.
+    #[arg(
+        id = "config_after",
+        long = "config",
+        value_name = "FILE",
+        global = true
+    )]
     pub config: Option<PathBuf>,
 }
 

@@ -31,10 +31,8 @@ pub(super) fn load_problems(figment: &Figment, error: figment::Error) -> Vec<Con
                 // Not about one key (unreadable file, bad YAML, a key written twice): figment's
                 // own words name the source.
                 _ if keys.is_empty() => ConfigProblem::new("", e.to_string()),
+                // The path ends with the key itself (an unknown one included).
                 kind => {
-                    if let Kind::UnknownField(field, _) = kind {
-                        keys.push(field.clone());
-                    }
                     let path = keys.join(".");
                     let origin = origin(figment, &path)
                         .or_else(|| e.metadata.as_ref().and_then(|m| describe(m, &path)));

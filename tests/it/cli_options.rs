@@ -173,6 +173,15 @@ fn config_is_refused_by_the_commands_that_do_not_read_it() {
             "{command} --help offers it:\n{help}"
         );
     }
+    // Named before and after the subcommand: which one was meant?
+    let (ok, _, stderr) = run(
+        &["--config", "a.yaml", "check-config", "--config", "b.yaml"],
+        &[],
+    );
+    assert!(
+        !ok && stderr.contains("--config is given twice (a.yaml and b.yaml)"),
+        "{stderr}"
+    );
     for command in [
         "worker",
         "ingress",

@@ -2,6 +2,13 @@
 //!
 //! `RUST_LOG`, when set, overrides the configured filter. The returned guard is held by
 //! `main` for the life of the process; exporters added later (OTLP) flush when it drops.
+//!
+//! Logs go to standard error. The pretty format is coloured only when standard error is a
+//! terminal and `NO_COLOR` is unset or empty: escape codes in a log file or a collector's
+//! pipe are noise that breaks `grep`.
+
+use std::ffi::OsStr;
+use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -25,12 +32,41 @@ pub fn init(settings: &TelemetrySettings) -> TelemetryGuard {
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
+                    .with_ansi(false)
                     .with_writer(std::io::stderr),
             )
             .try_init(),
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(colour(
+                        std::io::stderr().is_terminal(),
+                        std::env::var_os("NO_COLOR").as_deref(),
+                    ))
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     TelemetryGuard(())
+}
+
+/// Whether to colour logs written to a stream that `is_terminal` or not, given the value of
+/// `NO_COLOR` (<https://no-color.org>: any non-empty value turns colour off).
+fn colour(is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(OsStr::is_empty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_under_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsStr::new("1"))));
+    }
 }

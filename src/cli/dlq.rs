@@ -4,15 +4,20 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use super::{ConfigArg, QueueName};
 use crate::config::Settings;
 use crate::queue::{QueueKeys, dlq};
 
-/// Arguments of `dlq`.
+/// Arguments of `dlq`. The options are global to the actions, so that `dlq stats --queue X`
+/// works as well as `dlq --queue X stats`.
 #[derive(Debug, Args)]
 pub struct DlqArgs {
-    /// The queue: `create_payment` or `process_notification`.
-    #[arg(long, default_value = "create_payment")]
-    pub queue: String,
+    /// The queue.
+    #[arg(long, value_enum, default_value = "create_payment", global = true)]
+    pub queue: QueueName,
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// What to do.
     #[command(subcommand)]
     pub action: DlqAction,
@@ -39,12 +44,8 @@ pub enum DlqAction {
 
 /// Runs a `dlq` action.
 pub async fn run(settings: &Settings, args: DlqArgs) -> anyhow::Result<()> {
-    let queue = match args.queue.as_str() {
-        "create_payment" => &settings.queues.create_payment,
-        "process_notification" => &settings.queues.process_notification,
-        other => anyhow::bail!("unknown queue {other:?}: create_payment or process_notification"),
-    };
-    let keys = QueueKeys::all(&settings.redis.key_prefix, &args.queue, queue.partitions);
+    let partitions = args.queue.settings(settings).partitions;
+    let keys = QueueKeys::all(&settings.redis.key_prefix, args.queue.as_str(), partitions);
     let mut conn = settings
         .redis
         .target()

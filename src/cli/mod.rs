@@ -4,6 +4,7 @@
 //! `main` parses [`Cli`] and calls [`run`]; each subcommand lives in its own file and goes
 //! through the same composition roots the tests use.
 
+mod args;
 mod bench;
 mod bench_ingress;
 mod bench_payments;
@@ -16,17 +17,21 @@ mod tools;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
+pub use args::{ConfigArg, QueueName};
+
+use crate::config::{ConfigError, Settings};
 
 /// payworker: a Redis-backed job-queue payment worker.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// Config file (default: $PAYWORKER_CONFIG, else ./worker.yaml when present).
-    #[arg(long, global = true)]
+    /// Config file (default: $PAYWORKER_CONFIG, else ./worker.yaml when present), for the
+    /// commands that read one (all but `demo` and `bench-*`); it may also follow the
+    /// subcommand.
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// What to run.
     #[command(subcommand)]
@@ -39,20 +44,32 @@ pub enum Command {
     /// All in one on embedded defaults: sandbox gateway and sample payments of each method.
     Demo(demo::DemoArgs),
     /// Run the sandbox gateway, a local stand-in for the real one.
-    Sandbox(sandbox::SandboxArgs),
+    Sandbox(Configured<sandbox::SandboxArgs>),
     /// Run the worker: consume CreatePayment and ProcessNotification jobs until SIGTERM.
-    Worker,
+    Worker(ConfigArg),
     /// Run the webhook ingress: verify the gateway's notifications and enqueue them.
-    Ingress,
+    Ingress(ConfigArg),
     /// Push a job onto a queue (one XADD), from a file or stdin.
-    Enqueue(ops::EnqueueArgs),
+    #[command(after_help = "Examples:
+  payworker enqueue job.json
+  payworker enqueue --queue process_notification notification.json
+  producer | payworker enqueue - --config /etc/payworker/worker.yaml")]
+    Enqueue(Configured<ops::EnqueueArgs>),
     /// Payment records.
-    #[command(subcommand)]
-    Payment(ops::PaymentCommand),
-    /// Inspect and re-drive the dead-letter queues.
+    Payment(PaymentArgs),
+    /// Inspect and re-drive the dead-letter queues (options may come before or after the
+    /// action).
+    #[command(after_help = "Examples:
+  payworker dlq stats
+  payworker dlq list --queue process_notification --count 5
+  payworker dlq redrive 0/1764500000000-0
+  payworker dlq redrive all --queue create_payment")]
     Dlq(dlq::DlqArgs),
     /// Print the effective configuration, secrets redacted, after validating it.
-    CheckConfig,
+    #[command(after_help = "Examples:
+  payworker check-config --config /etc/payworker/worker.yaml
+  PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY_FILE=/run/secrets/main.key payworker check-config")]
+    CheckConfig(ConfigArg),
     /// Measure payments end to end (job, worker, signed HTTP to the sandbox, record, event).
     BenchPayments(bench_payments::BenchPaymentsArgs),
     /// Measure the webhook ingress: signed notifications verified and enqueued per second.
@@ -60,17 +77,103 @@ pub enum Command {
     /// Measure the job queue with no-op jobs on a real Redis (jobs/s, Redis CPU per job).
     BenchQueue(bench::BenchArgs),
     /// Encrypt a card (JSON on stdin) with an account's key, as an S2S job carries it.
-    EncryptCard(tools::EncryptCardArgs),
+    EncryptCard(Configured<tools::EncryptCardArgs>),
+}
+
+/// A subcommand's own arguments with `--config`, for the commands that read the
+/// configuration.
+#[derive(Debug, Args)]
+pub struct Configured<T: Args> {
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The subcommand's own arguments.
+    #[command(flatten)]
+    pub args: T,
+}
+
+/// Arguments of `payment`.
+#[derive(Debug, Args)]
+pub struct PaymentArgs {
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ops::PaymentCommand,
+}
+
+impl Command {
+    /// The `--config` given after this subcommand, or `None` for a command that does not
+    /// read the configuration.
+    fn config(&self) -> Option<&ConfigArg> {
+        match self {
+            Self::Demo(_)
+            | Self::BenchPayments(_)
+            | Self::BenchIngress(_)
+            | Self::BenchQueue(_) => None,
+            Self::Worker(config) | Self::Ingress(config) | Self::CheckConfig(config) => {
+                Some(config)
+            }
+            Self::Sandbox(c) => Some(&c.config),
+            Self::Enqueue(c) => Some(&c.config),
+            Self::EncryptCard(c) => Some(&c.config),
+            Self::Payment(p) => Some(&p.config),
+            Self::Dlq(d) => Some(&d.config),
+        }
+    }
+
+    /// The subcommand's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Demo(_) => "demo",
+            Self::Sandbox(_) => "sandbox",
+            Self::Worker(_) => "worker",
+            Self::Ingress(_) => "ingress",
+            Self::Enqueue(_) => "enqueue",
+            Self::Payment(_) => "payment",
+            Self::Dlq(_) => "dlq",
+            Self::CheckConfig(_) => "check-config",
+            Self::BenchPayments(_) => "bench-payments",
+            Self::BenchIngress(_) => "bench-ingress",
+            Self::BenchQueue(_) => "bench-queue",
+            Self::EncryptCard(_) => "encrypt-card",
+        }
+    }
+}
+
+/// The configuration file named on the command line, before or after the subcommand.
+///
+/// # Errors
+///
+/// If one is named for a command that does not read it (the user would believe it
+/// applied), or two different ones are named.
+fn config_path(cli: &Cli) -> anyhow::Result<Option<PathBuf>> {
+    let after = cli.command.config().map(|c| c.config.clone());
+    match (cli.config.clone(), after) {
+        (Some(_), None) => anyhow::bail!(
+            "`{}` does not read a configuration file; drop --config",
+            cli.command.name()
+        ),
+        (Some(before), Some(Some(after))) if before != after => anyhow::bail!(
+            "--config is given twice ({} and {}); give it once",
+            before.display(),
+            after.display()
+        ),
+        (before, after) => Ok(before.or(after.flatten())),
+    }
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let path = config_path(&cli)?;
+    let load = || load(path.as_deref());
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
-        Command::Sandbox(args) => {
-            let settings = load(cli.config.as_deref())?;
+        Command::Sandbox(c) => {
+            let settings = load()?;
             let _telemetry = crate::telemetry::init(&settings.telemetry);
-            sandbox::run(&settings, args).await
+            sandbox::run(&settings, c.args).await
         }
         Command::BenchPayments(args) => {
             let _telemetry = crate::telemetry::init(&crate::config::TelemetrySettings {
@@ -93,26 +196,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             bench::run(args).await
         }
-        Command::Worker => {
-            let settings = load(cli.config.as_deref())?;
+        Command::Worker(_) => {
+            let settings = load()?;
             let _telemetry = crate::telemetry::init(&settings.telemetry);
             crate::startup::run_worker(&settings, shutdown_token()).await
         }
-        Command::Ingress => {
-            let settings = load(cli.config.as_deref())?;
+        Command::Ingress(_) => {
+            let settings = load()?;
             let _telemetry = crate::telemetry::init(&settings.telemetry);
             crate::startup::run_ingress(&settings, shutdown_token()).await
         }
-        Command::Enqueue(args) => ops::enqueue(&load(cli.config.as_deref())?, args).await,
-        Command::Payment(command) => ops::payment(&load(cli.config.as_deref())?, command).await,
-        Command::Dlq(args) => dlq::run(&load(cli.config.as_deref())?, args).await,
-        Command::CheckConfig => tools::check_config(&load(cli.config.as_deref())?),
-        Command::EncryptCard(args) => tools::encrypt_card(&load(cli.config.as_deref())?, args),
+        Command::Enqueue(c) => ops::enqueue(&load()?, c.args).await,
+        Command::Payment(p) => ops::payment(&load()?, p.command).await,
+        Command::Dlq(args) => dlq::run(&load()?, args).await,
+        Command::CheckConfig(_) => tools::check_config(&load()?),
+        Command::EncryptCard(c) => tools::encrypt_card(&load()?, c.args),
     }
 }
 
+/// Loads the configuration; an error reads `invalid configuration:` once, then one problem
+/// a line.
 fn load(path: Option<&std::path::Path>) -> anyhow::Result<Settings> {
-    Settings::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+    Settings::load(path).map_err(|e| match e {
+        ConfigError::Load(_) | ConfigError::Invalid(_) => anyhow::anyhow!("{e}"),
+        other => anyhow::anyhow!("invalid configuration:\n  {other}"),
+    })
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM: the one signal every loop watches.

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use redis::AsyncCommands;
 
+use super::QueueName;
 use crate::config::Settings;
 use crate::payments::record;
 use crate::payments::resolve::{Decision, Resolution};
@@ -19,15 +20,16 @@ pub struct EnqueueArgs {
     /// A job JSON file, or `-` for standard input.
     pub file: PathBuf,
     /// The queue.
-    #[arg(long, default_value = "create_payment")]
-    pub queue: String,
-    /// The partition (default 0).
+    #[arg(long, value_enum, default_value = "create_payment")]
+    pub queue: QueueName,
+    /// The partition: 0 up to the queue's `partitions` in the configuration, less one.
     #[arg(long, default_value_t = 0)]
     pub partition: u32,
 }
 
 /// `payworker enqueue`: the one `XADD` any producer does, from the shell.
 pub async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<()> {
+    let partition = args.queue.check_partition(settings, args.partition)?;
     let mut text = String::new();
     if args.file.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text)?;
@@ -36,7 +38,7 @@ pub async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<(
             .with_context(|| format!("reading {}", args.file.display()))?;
     }
     let job: serde_json::Value = serde_json::from_str(&text).context("the job is not JSON")?;
-    let keys = QueueKeys::new(&settings.redis.key_prefix, &args.queue, args.partition);
+    let keys = QueueKeys::new(&settings.redis.key_prefix, args.queue.as_str(), partition);
     let mut conn = settings
         .redis
         .target()
@@ -53,6 +55,9 @@ pub async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<(
 #[derive(Debug, Subcommand)]
 pub enum PaymentCommand {
     /// Show a payment's record: status, version, gateway ids, the last event's id.
+    #[command(after_help = "Examples:
+  payworker payment show ORDER-1001
+  payworker payment show ORDER-1001 --account main --config /etc/payworker/worker.yaml")]
     Show {
         /// The merchant's order number.
         order_no: String,

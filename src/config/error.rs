@@ -10,9 +10,10 @@ use std::{fmt, io, path::PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A layer could not be read or did not fit the typed tree (bad YAML, wrong type, unknown
-    /// key, missing config file named explicitly).
-    #[error("could not load configuration: {0}")]
-    Load(Box<figment::Error>),
+    /// or missing key, missing config file named explicitly); every error figment reported,
+    /// each naming the file (and line) or the variable its value came from.
+    #[error("invalid configuration:\n{}", ProblemList(.0))]
+    Load(Vec<ConfigProblem>),
     /// The tree loaded but breaks one or more rules; every problem found is listed.
     #[error("invalid configuration:\n{}", ProblemList(.0))]
     Invalid(Vec<ConfigProblem>),
@@ -42,22 +43,22 @@ pub enum ConfigError {
     UnknownAccount(String),
 }
 
-impl From<figment::Error> for ConfigError {
-    fn from(error: figment::Error) -> Self {
-        Self::Load(Box::new(error))
-    }
-}
-
-/// One broken rule: the dotted key path and what is wrong with its value.
+/// One broken rule: the dotted key path, what is wrong with its value and, when the value
+/// came from the file or a variable, where.
 ///
-/// Displays as `path: message`, e.g.
-/// `gateway.accounts.main.key: must be exactly 32 characters, got 31`.
+/// Displays as `path: message (origin)`, e.g.
+/// `gateway.accounts.main.key: must be exactly 32 characters, got 31 (from
+/// PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY)`; a problem with no path (an unreadable file) is
+/// its message alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
     /// The dotted key path, as written in `worker.yaml` (e.g. `gateway.http.request_timeout`).
     pub path: String,
     /// What is wrong, phrased to follow the path.
     pub message: String,
+    /// Where the value came from: `in FILE:LINE` or `from PAYWORKER_…`; `None` for a
+    /// default or where it is not known.
+    pub origin: Option<String>,
 }
 
 impl ConfigProblem {
@@ -66,17 +67,31 @@ impl ConfigProblem {
         Self {
             path: path.into(),
             message: message.into(),
+            origin: None,
         }
+    }
+
+    /// This problem, saying where its value came from.
+    #[must_use]
+    pub fn with_origin(self, origin: Option<String>) -> Self {
+        Self { origin, ..self }
     }
 }
 
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)?;
+        match &self.origin {
+            Some(origin) => write!(f, " ({origin})"),
+            None => Ok(()),
+        }
     }
 }
 
-/// Displays problems one per line, for [`ConfigError::Invalid`].
+/// Displays problems one per line, for [`ConfigError::Load`] and [`ConfigError::Invalid`].
 struct ProblemList<'a>(&'a [ConfigProblem]);
 
 impl fmt::Display for ProblemList<'_> {

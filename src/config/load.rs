@@ -21,6 +21,7 @@ use figment::{
 use secrecy::SecretString;
 use zeroize::Zeroize;
 
+use super::origin;
 use super::yaml::YamlFile;
 use super::{ConfigError, Settings};
 use crate::queue::conn::{ClientIdentity, RedisAccess};
@@ -28,6 +29,10 @@ use crate::queue::conn::{ClientIdentity, RedisAccess};
 /// Prefix of the environment variables that override the file; `__` separates levels, as in
 /// `PAYWORKER_GATEWAY__HTTP__REQUEST_TIMEOUT=10s`.
 pub const ENV_PREFIX: &str = "PAYWORKER_";
+
+/// The [`figment::Source::Custom`] of the variables' layer, by which an error finds that a
+/// value came from a variable and names it.
+pub(super) const ENV_SOURCE: &str = "environment";
 
 /// The environment variable naming the configuration file (it is not itself a setting).
 pub const CONFIG_ENV: &str = "PAYWORKER_CONFIG";
@@ -73,10 +78,23 @@ impl Settings {
     ///
     /// As [`Settings::load`].
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let mut settings: Self = figment.extract()?;
+        let mut settings: Self = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(origin::load_problems(&figment, e)))?;
         settings.resolve_keys()?;
         settings.resolve_redis_files()?;
-        settings.validate()?;
+        settings.validate().map_err(|e| match e {
+            ConfigError::Invalid(problems) => ConfigError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|p| {
+                        let origin = origin::origin(&figment, &p.path);
+                        p.with_origin(origin)
+                    })
+                    .collect(),
+            ),
+            other => other,
+        })?;
         Ok(settings)
     }
 
@@ -231,12 +249,12 @@ fn is_secret(path: &str) -> bool {
 
 impl Provider for EnvLayer {
     fn metadata(&self) -> Metadata {
-        Metadata::named(format!("`{ENV_PREFIX}` environment variable(s)")).interpolater(
-            |_: &Profile, keys: &[&str]| {
+        Metadata::named(format!("`{ENV_PREFIX}` environment variable(s)"))
+            .source(figment::Source::Custom(ENV_SOURCE.into()))
+            .interpolater(|_: &Profile, keys: &[&str]| {
                 let keys: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
                 format!("{ENV_PREFIX}{}", keys.join("__"))
-            },
-        )
+            })
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {

@@ -13,6 +13,7 @@
 //! - `sections.rs`: queues, retry, ingress, results and telemetry.
 //! - `load.rs`: the figment layering and key-file resolution.
 //! - `yaml.rs`: the configuration file, refused when a key is written twice.
+//! - `origin.rs`: where a bad value came from (file and line, or variable), for errors.
 //! - `validate.rs`: start-up checks.
 //! - `error.rs`: [`ConfigError`] and [`ConfigProblem`].
 //! - `redact.rs`: the redacted YAML view and the serializers behind it.
@@ -20,6 +21,7 @@
 mod error;
 mod gateway;
 mod load;
+mod origin;
 mod redact;
 mod sections;
 mod settings;

@@ -8,6 +8,9 @@
 //! and stops at the first key seen twice in one mapping, naming the file, the line of the
 //! second occurrence and the key's dotted path. Values are never quoted. A file that is
 //! not valid YAML is left to figment, which reports it as before.
+//!
+//! The same walk finds the line of any key, so that an error about a value in the file
+//! points at the line to edit.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -70,26 +73,45 @@ pub(super) struct Duplicate {
 /// The first key written twice in one mapping of `text`, if any. `None` too for text that
 /// is not YAML at all (figment reports that).
 pub(super) fn first_duplicate(text: &str) -> Option<Duplicate> {
+    let (key, line) = walk(text, None)?;
+    Some(Duplicate { key, line })
+}
+
+/// The 1-based line where the key at the dotted `path` is written in `text`, so that an
+/// error about its value can point at it; `None` if it is not written there (or a key
+/// written twice comes first).
+pub(super) fn line_of(text: &str, path: &str) -> Option<usize> {
+    let (found, line) = walk(text, Some(path))?;
+    (found == path).then_some(line)
+}
+
+/// Walks the keys of `text` until the first key written twice or the key at `target`:
+/// that key's dotted path and line.
+fn walk(text: &str, target: Option<&str>) -> Option<(String, usize)> {
     let found = RefCell::new(None);
     let deserializer = serde_norway::Deserializer::from_str(text);
     // Several documents: figment reads one; so does this check.
     let error = Keys {
         path: "",
+        target,
         found: &found,
     }
     .deserialize(deserializer)
     .err()?;
     let key = found.into_inner()?;
     let line = error.location().map_or(0, |l| l.line());
-    Some(Duplicate { key, line })
+    Some((key, line))
 }
 
 /// A node of the document, walked for its keys only. `found` receives the dotted path of the
-/// first duplicate, whose error (raised while reading that key) carries its line.
+/// first duplicate (or of `target`), whose error (raised while reading that key) carries
+/// its line.
 #[derive(Clone, Copy)]
 struct Keys<'a> {
     /// Where this node is, dotted; empty at the top.
     path: &'a str,
+    /// A key whose line is wanted, dotted.
+    target: Option<&'a str>,
     found: &'a RefCell<Option<String>>,
 }
 
@@ -121,6 +143,7 @@ impl<'de> Visitor<'de> for Keys<'_> {
             };
             map.next_value_seed(Keys {
                 path: &path,
+                target: self.target,
                 found: self.found,
             })?;
         }
@@ -133,6 +156,7 @@ impl<'de> Visitor<'de> for Keys<'_> {
             let path = format!("{}[{i}]", self.path);
             let item = Keys {
                 path: &path,
+                target: self.target,
                 found: self.found,
             };
             if seq.next_element_seed(item)?.is_none() {
@@ -236,15 +260,19 @@ impl<'de> Visitor<'de> for Key<'_, '_> {
 
 impl Key<'_, '_> {
     fn name<E: de::Error>(self, name: String) -> Result<Option<String>, E> {
-        if self.seen.insert(name.clone()) {
-            return Ok(Some(name));
-        }
         let path = if self.parent.path.is_empty() {
-            name
+            name.clone()
         } else {
             format!("{}.{name}", self.parent.path)
         };
-        *self.parent.found.borrow_mut() = Some(path);
-        Err(E::custom("a key written twice"))
+        if !self.seen.insert(name.clone()) {
+            *self.parent.found.borrow_mut() = Some(path);
+            return Err(E::custom("a key written twice"));
+        }
+        if self.parent.target == Some(path.as_str()) {
+            *self.parent.found.borrow_mut() = Some(path);
+            return Err(E::custom("the key looked for"));
+        }
+        Ok(Some(name))
     }
 }

@@ -7,11 +7,11 @@ use std::process::{Command, Output, Stdio};
 
 use payworker::gateway::{GatewayKey, crypto};
 
-const KEY: &str = "0123456789abcdef0123456789abcdef";
+pub(crate) const KEY: &str = "0123456789abcdef0123456789abcdef";
 
 /// Runs `payworker ARGS` in a clean environment (no inherited PAYWORKER_* variables), from a
 /// temporary directory so no `worker.yaml` is picked up by accident.
-fn payworker(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+pub(crate) fn payworker(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_payworker"));
     cmd.args(args)
@@ -32,7 +32,7 @@ fn payworker(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn config_file() -> tempfile::NamedTempFile {
+pub(crate) fn config_file() -> tempfile::NamedTempFile {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     let yaml = include_str!("../../worker.yaml");
     file.write_all(yaml.as_bytes()).unwrap();

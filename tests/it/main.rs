@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real HTTP on loopback, real Redis where a test needs it.
 
 mod cli;
+mod cli_options;
 mod contract;
 mod docs;
 mod harness;

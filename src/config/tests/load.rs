@@ -230,7 +230,16 @@ fn unknown_keys_are_rejected() {
     let error = from_yaml(&format!("{ACCOUNT_YAML}  htp: {{}}\n")).unwrap_err();
     assert!(error.to_string().contains("htp"), "{error}");
     let error = load(None, &[("PAYWORKER_GATEWAY__HTP__X", "1")]).unwrap_err();
-    assert!(error.to_string().contains("htp"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("gateway.htp: unknown field: found `htp`"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().ends_with("(from PAYWORKER_GATEWAY__HTP)"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -363,4 +372,40 @@ fn a_key_file_others_can_read_is_a_warning_or_with_the_flag_an_error() {
 #[test]
 fn an_inline_key_has_no_file_to_warn_about() {
     assert!(valid().warnings().is_empty());
+}
+
+#[test]
+fn a_broken_rule_names_the_line_or_the_variable_its_value_came_from() {
+    // ACCOUNT_YAML starts with an empty line: `gateway:` is line 2, `key:` line 8.
+    let yaml = format!("{ACCOUNT_YAML}queues:\n  create_payment:\n    partitions: 0\n");
+    let config = file(&yaml);
+    let path = config.path().display().to_string();
+    assert_eq!(
+        problems(load(
+            Some(config.path()),
+            &[("PAYWORKER_GATEWAY__HTTP__REQUEST_TIMEOUT", "0s")]
+        )),
+        [
+            "gateway.http.request_timeout: must be greater than 0 (from \
+             PAYWORKER_GATEWAY__HTTP__REQUEST_TIMEOUT)"
+                .to_owned(),
+            format!("queues.create_payment.partitions: must be between 1 and 1024 (in {path}:11)"),
+        ]
+    );
+}
+
+#[test]
+fn a_key_the_file_leaves_out_is_missing_not_blamed_on_the_environment() {
+    let yaml = ACCOUNT_YAML.replace("      site: https://shop.example.com\n", "");
+    let config = file(&yaml);
+    let path = config.path().display().to_string();
+    let error = load(Some(config.path()), &[("PAYWORKER_REDIS__KEY_PREFIX", "p")]).unwrap_err();
+    assert!(matches!(error, ConfigError::Load(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "invalid configuration:\n  gateway.accounts.main.site: missing: set it in {path} \
+             or as PAYWORKER_GATEWAY__ACCOUNTS__MAIN__SITE"
+        )
+    );
 }

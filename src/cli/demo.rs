@@ -23,9 +23,9 @@ use crate::queue::QueueKeys;
 use crate::sandbox::{self, SandboxAccount, SandboxSettings};
 
 /// Events the sample jobs end in: two sessions, a charge, a decline, a 3-D Secure
-/// challenge, a duplicate, then the hosted checkout paid and the challenge passed (both
-/// reported by notifications through the ingress).
-const EVENTS: usize = 8;
+/// challenge, a duplicate, the invalid job's rejection, then the hosted checkout paid and
+/// the challenge passed (both reported by notifications through the ingress).
+const EVENTS: usize = 9;
 
 /// Arguments of `demo`.
 #[derive(Debug, Args)]

@@ -130,9 +130,13 @@ pub async fn follow(
                 let text: String = entry.get("event").unwrap_or_default();
                 let e: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
                 events += 1;
+                // The reason when there is one, else the first field that is text.
                 let detail = e["data"]
                     .as_object()
-                    .and_then(|d| d.iter().next())
+                    .and_then(|d| {
+                        d.get_key_value("reason")
+                            .or_else(|| d.iter().find(|(_, v)| v.is_string()))
+                    })
                     .map(|(k, v)| {
                         let v = v.as_str().unwrap_or_default();
                         let v = if k == "client_secret" {

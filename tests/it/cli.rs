@@ -132,7 +132,8 @@ fn demo_runs_every_method_through_the_queue_and_settles_payments_from_notificati
         "dead letter     invalid amount: must be of type",
         "payment.succeeded           D-1",
         "payment.succeeded           D-5",
-        "8 events, 4 notifications verified and stored by the ingress, 1 dead letter(s).",
+        "payment.rejected            D-6  rejected         v0 reason=amount: must be of type",
+        "9 events, 4 notifications verified and stored by the ingress, 1 dead letter(s).",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }

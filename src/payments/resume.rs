@@ -161,3 +161,37 @@ enum Step {
     /// The record moved since it was read: read it again and decide again.
     Moved,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(amount: &str, currency: &str) -> CreatePayment {
+        serde_json::from_value(json!({
+            "version": 1, "method": "host", "order_no": "ORD-1", "amount": amount,
+            "currency": currency, "return_url": "https://shop.example.com/done",
+        }))
+        .unwrap()
+    }
+
+    fn record() -> Record {
+        let mut rec = Record::default();
+        for (field, value) in [("amount", "20.9"), ("currency", "EUR"), ("method", "host")] {
+            rec.set(field, value.to_owned());
+        }
+        rec
+    }
+
+    #[test]
+    fn a_duplicate_conflicts_in_each_field_it_changes_and_amounts_compare_by_value() {
+        assert!(conflicts(&record(), &job("20.90", "EUR"), "host").is_empty());
+        assert_eq!(
+            conflicts(&record(), &job("20.91", "EUR"), "host"),
+            ["amount"]
+        );
+        assert_eq!(
+            conflicts(&record(), &job("20.9", "USD"), "s2s"),
+            ["currency", "method"]
+        );
+    }
+}

@@ -330,3 +330,39 @@ async fn a_duplicate_with_another_amount_or_currency_says_so_and_carries_its_own
     assert_eq!(app.sandbox.order(ACCOUNT_ID, "DUPC").unwrap().requests, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_duplicate_racing_its_original_reports_the_payment_still_pending() {
+    let app = App::spawn().await;
+    // The original's request hangs at the gateway: its payment stays `pending`, version 1.
+    app.sandbox
+        .add_fault(FaultRule::times(Fault::Hang, 1).for_order("DUPR"));
+    app.enqueue(&job("host", "DUPR")).await;
+    eventually(Duration::from_secs(5), || async {
+        app.sandbox.order(ACCOUNT_ID, "DUPR").map(drop)
+    })
+    .await;
+    app.enqueue(&job("host", "DUPR")).await;
+    let notice = duplicates(&app, "DUPR", 1).await.pop().unwrap();
+    let problems =
+        payworker::jobs::schema::problems(payworker::jobs::schema::Contract::ResultEvent, &notice);
+    assert!(problems.is_empty(), "{notice}: {problems:?}");
+    assert_eq!(
+        (
+            &notice["status"],
+            &notice["previous_status"],
+            &notice["version"],
+            &notice["payment_id"],
+            &notice["data"]["conflict"],
+        ),
+        (
+            &serde_json::json!("pending"),
+            &serde_json::json!("pending"),
+            &serde_json::json!(1),
+            &serde_json::Value::Null,
+            &serde_json::json!([]),
+        ),
+        "{notice}"
+    );
+    app.stop().await;
+}

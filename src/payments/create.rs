@@ -85,7 +85,7 @@ pub(super) fn retry(e: impl std::fmt::Display) -> JobError {
     JobError::retry(format!("Redis: {e}"))
 }
 
-fn endpoint(method: Method) -> Endpoint {
+pub(super) fn endpoint(method: Method) -> Endpoint {
     match method {
         Method::Host => Endpoint::Host,
         Method::Element => Endpoint::Element,

@@ -11,7 +11,8 @@ use super::create::{CreatePayments, Run, retry};
 use super::events::{self, Change};
 use super::outcome::{Transition, unserializable};
 use super::record::{self, Record};
-use crate::jobs::Method;
+use crate::domain::Amount;
+use crate::jobs::{CreatePayment, Method};
 use crate::queue::{JobError, RedisConn};
 
 /// How many times a run re-reads a record that moved under it before it backs off.
@@ -47,12 +48,37 @@ impl CreatePayments {
         let (job, meta) = (run.job, run.meta);
         let streams = self.streams(rec);
         if rec.get("owner") != meta.origin_id {
-            // Another job created this order: never a second request. Say so, and ack.
+            // Another job created this order: never a second request. Say so, and ack. The
+            // event's own fields stay the payment's; what this job asked for, and where it
+            // differs, goes in `data`, so a changed order does not pass for a retry.
+            let method = super::create::endpoint(job.method).as_str();
+            let conflict = conflicts(rec, job, method);
+            let mut reason = format!(
+                "order {} already exists (job {})",
+                job.order_no,
+                rec.get("owner")
+            );
+            if !conflict.is_empty() {
+                reason.push_str(&format!("; this job differs in {}", conflict.join(", ")));
+                tracing::warn!(
+                    order_no = %job.order_no,
+                    conflict = ?conflict,
+                    "a second job for an order differs from its payment; nothing sent"
+                );
+            }
             let change = Change {
                 kind: "payment.duplicate_ignored",
                 previous_status: Some(rec.get("status")),
                 version: rec.version(),
-                data: json!({ "reason": format!("order {} already exists (job {})", job.order_no, rec.get("owner")) }),
+                data: json!({
+                    "reason": reason,
+                    "conflict": conflict,
+                    "duplicate": {
+                        "amount": job.amount.to_string(),
+                        "currency": job.currency.to_string(),
+                        "method": method,
+                    },
+                }),
                 trace: run.trace.clone(),
                 id_seed: Some(format!("payment.duplicate_ignored/{}", meta.origin_id)),
             };
@@ -115,8 +141,57 @@ impl CreatePayments {
     }
 }
 
+/// The fields in which a duplicate `job` (its method named `method`) asks for another
+/// payment than the record's. The account cannot differ: it is part of the record's key.
+/// Amounts compare by value (`20.9` is `20.90`).
+fn conflicts(rec: &Record, job: &CreatePayment, method: &str) -> Vec<&'static str> {
+    let amount = Amount::parse(rec.get("amount")).ok();
+    [
+        ("amount", amount != Some(job.amount)),
+        ("currency", rec.get("currency") != job.currency.to_string()),
+        ("method", rec.get("method") != method),
+    ]
+    .into_iter()
+    .filter_map(|(field, differs)| differs.then_some(field))
+    .collect()
+}
+
 enum Step {
     Done(Resume),
     /// The record moved since it was read: read it again and decide again.
     Moved,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(amount: &str, currency: &str) -> CreatePayment {
+        serde_json::from_value(json!({
+            "version": 1, "method": "host", "order_no": "ORD-1", "amount": amount,
+            "currency": currency, "return_url": "https://shop.example.com/done",
+        }))
+        .unwrap()
+    }
+
+    fn record() -> Record {
+        let mut rec = Record::default();
+        for (field, value) in [("amount", "20.9"), ("currency", "EUR"), ("method", "host")] {
+            rec.set(field, value.to_owned());
+        }
+        rec
+    }
+
+    #[test]
+    fn a_duplicate_conflicts_in_each_field_it_changes_and_amounts_compare_by_value() {
+        assert!(conflicts(&record(), &job("20.90", "EUR"), "host").is_empty());
+        assert_eq!(
+            conflicts(&record(), &job("20.91", "EUR"), "host"),
+            ["amount"]
+        );
+        assert_eq!(
+            conflicts(&record(), &job("20.9", "USD"), "s2s"),
+            ["currency", "method"]
+        );
+    }
 }

@@ -263,3 +263,106 @@ async fn a_plaintext_card_is_refused_and_appears_nowhere_in_redis() {
     assert_eq!(app.sandbox.stats().requests_total, 0);
     app.stop().await;
 }
+
+/// Every `payment.duplicate_ignored` of `order_no` so far, once there are `n`.
+async fn duplicates(app: &App, order_no: &str, n: usize) -> Vec<serde_json::Value> {
+    eventually(Duration::from_secs(10), || async {
+        let found: Vec<_> = app
+            .events()
+            .await
+            .into_iter()
+            .filter(|e| e["order_no"] == order_no && e["type"] == "payment.duplicate_ignored")
+            .collect();
+        (found.len() >= n).then_some(found)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_duplicate_with_another_amount_or_currency_says_so_and_carries_its_own_values() {
+    let app = App::spawn().await;
+    app.enqueue(&job("host", "DUPC")).await;
+    let first = app.event("DUPC", "payment.created").await;
+    let mut seen = 0;
+    // An identical copy, then copies that differ from the payment in one field each.
+    let mut other_amount = job("host", "DUPC");
+    other_amount["amount"] = "21.99".into();
+    let mut other_currency = job("host", "DUPC");
+    other_currency["currency"] = "USD".into();
+    let other_method = job("element", "DUPC");
+    for (copy, conflict) in [
+        (job("host", "DUPC"), serde_json::json!([])),
+        (other_amount, serde_json::json!(["amount"])),
+        (other_currency, serde_json::json!(["currency"])),
+        (other_method, serde_json::json!(["method"])),
+    ] {
+        app.enqueue(&copy).await;
+        seen += 1;
+        let notice = duplicates(&app, "DUPC", seen).await.pop().unwrap();
+        let problems = payworker::jobs::schema::problems(
+            payworker::jobs::schema::Contract::ResultEvent,
+            &notice,
+        );
+        assert!(problems.is_empty(), "{notice}: {problems:?}");
+        assert_eq!(notice["data"]["conflict"], conflict, "{notice}");
+        assert_eq!(
+            notice["data"]["duplicate"],
+            serde_json::json!({
+                "amount": copy["amount"],
+                "currency": copy["currency"],
+                "method": copy["method"],
+            }),
+            "{notice}"
+        );
+        // The event's own fields stay the payment's: nothing about it changed.
+        for field in [
+            "amount",
+            "currency",
+            "method",
+            "payment_id",
+            "status",
+            "version",
+        ] {
+            assert_eq!(notice[field], first[field], "{field} in {notice}");
+        }
+        assert_eq!(notice["previous_status"], "created", "{notice}");
+    }
+    assert_eq!(app.sandbox.order(ACCOUNT_ID, "DUPC").unwrap().requests, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_racing_its_original_reports_the_payment_still_pending() {
+    let app = App::spawn().await;
+    // The original's request hangs at the gateway: its payment stays `pending`, version 1.
+    app.sandbox
+        .add_fault(FaultRule::times(Fault::Hang, 1).for_order("DUPR"));
+    app.enqueue(&job("host", "DUPR")).await;
+    eventually(Duration::from_secs(5), || async {
+        app.sandbox.order(ACCOUNT_ID, "DUPR").map(drop)
+    })
+    .await;
+    app.enqueue(&job("host", "DUPR")).await;
+    let notice = duplicates(&app, "DUPR", 1).await.pop().unwrap();
+    let problems =
+        payworker::jobs::schema::problems(payworker::jobs::schema::Contract::ResultEvent, &notice);
+    assert!(problems.is_empty(), "{notice}: {problems:?}");
+    assert_eq!(
+        (
+            &notice["status"],
+            &notice["previous_status"],
+            &notice["version"],
+            &notice["payment_id"],
+            &notice["data"]["conflict"],
+        ),
+        (
+            &serde_json::json!("pending"),
+            &serde_json::json!("pending"),
+            &serde_json::json!(1),
+            &serde_json::Value::Null,
+            &serde_json::json!([]),
+        ),
+        "{notice}"
+    );
+    app.stop().await;
+}

@@ -7,6 +7,7 @@
 //! so that a job about to be dead-lettered can first tell its domain (the dead-letter hook),
 //! and the flusher only writes.
 
+use super::reason::DeadReason;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -163,10 +164,10 @@ async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> Write {
                         envelope: serde_json::to_string(&envelope).expect("envelope serializes"),
                     };
                 }
-                Err(why) => ("exhausted", why, reason),
+                Err(why) => (DeadReason::Exhausted.as_str(), why, reason),
             }
         }
-        Ended::GiveUp(reason) => ("gave_up", reason.clone(), reason),
+        Ended::GiveUp(reason) => (DeadReason::GaveUp.as_str(), reason.clone(), reason),
     };
     if let Some(hook) = &shared.on_dead
         && still_owned(shared, &meta).await

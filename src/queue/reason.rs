@@ -27,13 +27,14 @@ pub enum DeadReason {
     /// A retryable failure outlasted `max_attempts` or the retry budget: check the
     /// gateway, then re-drive it.
     Exhausted,
-    /// The handler gave up for good, or panicked: do what the detail says.
+    /// The handler gave up for good, or panicked (for a ProcessNotification, also one that
+    /// does not verify: not pushed by the ingress): do what the detail says.
     GaveUp,
     /// A notification for an order with no payment waited past its adoption window:
-    /// re-drive it once the order exists, else report it to the gateway.
+    /// create the order and re-drive the letter, or reconcile it by hand.
     OrphanExpired,
-    /// The ingress took a notification whose signature is good but whose fields do not
-    /// make sense: report it to the gateway; nothing was applied.
+    /// The ingress took a notification whose signature verifies but whose body is not a
+    /// notification (kept: the gateway would only resend it): report it to the gateway.
     MalformedNotification,
 }
 
@@ -79,3 +80,7 @@ impl std::fmt::Display for DeadReason {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+#[path = "reason_tests.rs"]
+mod tests;

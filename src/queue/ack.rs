@@ -110,7 +110,7 @@ enum Ended {
         after: Option<Duration>,
         reason: String,
     },
-    GiveUp(String),
+    GiveUp(DeadReason, String),
 }
 
 /// Maps a run's error onto retry or give-up.
@@ -121,11 +121,15 @@ fn classify(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Ended {
                 after: *after,
                 reason: reason.clone(),
             },
-            JobError::GiveUp(reason) => Ended::GiveUp(reason.clone()),
+            JobError::GiveUp(reason) => Ended::GiveUp(DeadReason::GaveUp, reason.clone()),
+            JobError::Refuse { reason, detail } => Ended::GiveUp(*reason, detail.clone()),
         };
     }
     if let Some(abort) = find::<AbortError>(error) {
-        return Ended::GiveUp(format!("handler panicked or aborted: {abort}"));
+        return Ended::GiveUp(
+            DeadReason::GaveUp,
+            format!("handler panicked or aborted: {abort}"),
+        );
     }
     if find::<tower::timeout::error::Elapsed>(error).is_some() {
         return Ended::Retry {
@@ -167,7 +171,7 @@ async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> Write {
                 Err(why) => (DeadReason::Exhausted.as_str(), why, reason),
             }
         }
-        Ended::GiveUp(reason) => (DeadReason::GaveUp.as_str(), reason.clone(), reason),
+        Ended::GiveUp(code, reason) => (code.as_str(), reason.clone(), reason),
     };
     if let Some(hook) = &shared.on_dead
         && still_owned(shared, &meta).await

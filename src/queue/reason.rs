@@ -27,12 +27,15 @@ pub enum DeadReason {
     /// A retryable failure outlasted `max_attempts` or the retry budget: check the
     /// gateway, then re-drive it.
     Exhausted,
-    /// The handler gave up for good, or panicked (for a ProcessNotification, also one that
-    /// does not verify: not pushed by the ingress): do what the detail says.
+    /// The handler gave up for good, or panicked: do what the detail says.
     GaveUp,
     /// A notification for an order with no payment waited past its adoption window:
     /// create the order and re-drive the letter, or reconcile it by hand.
     OrphanExpired,
+    /// A ProcessNotification job whose notification does not verify for its account (not
+    /// pushed by the ingress, altered, or signed with another key); nothing was applied:
+    /// find who writes to the queue besides the ingress.
+    Forged,
     /// The ingress took a notification whose signature verifies but whose body is not a
     /// notification (kept: the gateway would only resend it): report it to the gateway.
     MalformedNotification,
@@ -40,7 +43,7 @@ pub enum DeadReason {
 
 impl DeadReason {
     /// Every code, in the order the documents list them.
-    pub const ALL: [DeadReason; 10] = [
+    pub const ALL: [DeadReason; 11] = [
         DeadReason::NoJobField,
         DeadReason::Oversize,
         DeadReason::NotUtf8,
@@ -49,6 +52,7 @@ impl DeadReason {
         DeadReason::Poison,
         DeadReason::Exhausted,
         DeadReason::GaveUp,
+        DeadReason::Forged,
         DeadReason::OrphanExpired,
         DeadReason::MalformedNotification,
     ];
@@ -64,6 +68,7 @@ impl DeadReason {
             DeadReason::Poison => "poison",
             DeadReason::Exhausted => "exhausted",
             DeadReason::GaveUp => "gave_up",
+            DeadReason::Forged => "forged",
             DeadReason::OrphanExpired => "orphan_expired",
             DeadReason::MalformedNotification => "malformed_notification",
         }

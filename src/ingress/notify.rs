@@ -14,6 +14,7 @@
 //! Nothing is parsed before the signature verifies, and nothing of the request is echoed.
 //! Every refusal is one [`NotifyError`], which is counted and logged once, and answers itself.
 
+use crate::queue::DeadReason;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -258,7 +259,7 @@ async fn store(
             let keys = store.queue.keys_for(&fingerprint);
             let letter = DeadLetter {
                 job: Some(job.clone()),
-                reason: "malformed_notification".into(),
+                reason: DeadReason::MalformedNotification.as_str().into(),
                 detail: format!(
                     "the signature verifies but the body is not a notification ({problem}); \
                      the gateway would only resend the same bytes, so it was accepted and kept here"

@@ -1,5 +1,6 @@
 //! `CreatePayment`: a merchant's request to create one payment, as producers write it.
 
+use crate::queue::DeadReason;
 use serde::Deserialize;
 
 use super::card_data;
@@ -136,7 +137,7 @@ impl Job for CreatePayment {
     fn decode(text: &str) -> Result<Self, (&'static str, String)> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
             (
-                "not_json",
+                DeadReason::NotJson.as_str(),
                 format!("payload is not JSON: {}", redact::serde_error(&e)),
             )
         })?;
@@ -160,11 +161,11 @@ impl Job for CreatePayment {
             );
         }
         if !problems.is_empty() {
-            return Err(("invalid", problems.join("; ")));
+            return Err((DeadReason::Invalid.as_str(), problems.join("; ")));
         }
         job.map_err(|e| {
             (
-                "invalid",
+                DeadReason::Invalid.as_str(),
                 format!(
                     "payload does not match the job schema: {}",
                     redact::serde_error(&e)

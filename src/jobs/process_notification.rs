@@ -1,5 +1,6 @@
 //! `ProcessNotification`: a gateway notification exactly as received, to verify and apply.
 
+use crate::queue::DeadReason;
 use serde::{Deserialize, Serialize};
 
 use super::create_payment::Trace;
@@ -60,17 +61,17 @@ impl Job for ProcessNotification {
     fn decode(text: &str) -> Result<Self, (&'static str, String)> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
             (
-                "not_json",
+                DeadReason::NotJson.as_str(),
                 format!("payload is not JSON: {}", redact::serde_error(&e)),
             )
         })?;
         let problems = schema::problems(Contract::ProcessNotification, &value);
         if !problems.is_empty() {
-            return Err(("invalid", problems.join("; ")));
+            return Err((DeadReason::Invalid.as_str(), problems.join("; ")));
         }
         serde_json::from_value(value).map_err(|e| {
             (
-                "invalid",
+                DeadReason::Invalid.as_str(),
                 format!(
                     "payload does not match the job schema: {}",
                     redact::serde_error(&e)

@@ -12,6 +12,7 @@
 //!   first) re-reads the record and decides again, so no update is lost and versions only
 //!   grow by one per event.
 
+use crate::queue::DeadReason;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -53,11 +54,12 @@ impl ProcessNotifications {
             UnixTime::now(),
             None,
         )
-        .map_err(|e| {
-            JobError::GiveUp(format!(
+        .map_err(|e| JobError::Refuse {
+            reason: DeadReason::Forged,
+            detail: format!(
                 "the notification does not verify for account {:?} ({e}); nothing was applied",
                 account.name
-            ))
+            ),
         })?;
         let notification: Notification = serde_json::from_str(&job.body).map_err(|e| {
             JobError::GiveUp(format!(

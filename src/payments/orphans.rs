@@ -10,6 +10,7 @@
 //! dead-lettered (reason `orphan_expired`, re-drivable once the order exists) and logged as an
 //! error: never dropped in silence.
 
+use crate::queue::DeadReason;
 use std::time::Duration;
 
 use redis::RedisResult;
@@ -216,7 +217,7 @@ impl OrphanQueue {
             let keys = self.keys_for(fingerprint);
             let letter = DeadLetter {
                 job: Some(job.clone()),
-                reason: "orphan_expired".into(),
+                reason: DeadReason::OrphanExpired.as_str().into(),
                 detail: format!(
                     "no payment for order {order_no} of account {account} appeared within \
                      {waited}; if the order exists elsewhere, reconcile it by hand, or create \

@@ -28,11 +28,12 @@ use super::create::CreatePayments;
 use super::events::{self, Change};
 use super::record::{self, Record};
 use crate::queue::redact;
-use crate::queue::{DeadNotice, Refused};
+use crate::queue::{DeadNotice, DeadReason, Refused};
 
 /// The dead-letter reasons of a job that ran which are answered with `payment.rejected`
 /// when the job never claimed its order.
-pub const ANSWERED_AFTER_A_RUN: [&str; 2] = ["gave_up", "exhausted"];
+pub const ANSWERED_AFTER_A_RUN: [&str; 2] =
+    [DeadReason::GaveUp.as_str(), DeadReason::Exhausted.as_str()];
 
 /// Whom a refused job's rejection is for, read leniently from its (redacted) payload: only
 /// fields that are well-formed for the event are kept; the rest is absent.
@@ -146,7 +147,7 @@ impl CreatePayments {
     /// The `create_payment` queue's refusal hook: an `invalid` job with a readable
     /// `order_no` is answered with `payment.rejected` (see the module doc).
     pub async fn on_refused(&self, notice: Refused) {
-        if notice.reason != "invalid" {
+        if notice.reason != DeadReason::Invalid.as_str() {
             return;
         }
         let Some(job) = &notice.job else { return };

@@ -7,6 +7,7 @@
 //! so that a job about to be dead-lettered can first tell its domain (the dead-letter hook),
 //! and the flusher only writes.
 
+use super::reason::DeadReason;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -109,7 +110,7 @@ enum Ended {
         after: Option<Duration>,
         reason: String,
     },
-    GiveUp(String),
+    GiveUp(DeadReason, String),
 }
 
 /// Maps a run's error onto retry or give-up.
@@ -120,11 +121,15 @@ fn classify(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Ended {
                 after: *after,
                 reason: reason.clone(),
             },
-            JobError::GiveUp(reason) => Ended::GiveUp(reason.clone()),
+            JobError::GiveUp(reason) => Ended::GiveUp(DeadReason::GaveUp, reason.clone()),
+            JobError::Refuse { reason, detail } => Ended::GiveUp(*reason, detail.clone()),
         };
     }
     if let Some(abort) = find::<AbortError>(error) {
-        return Ended::GiveUp(format!("handler panicked or aborted: {abort}"));
+        return Ended::GiveUp(
+            DeadReason::GaveUp,
+            format!("handler panicked or aborted: {abort}"),
+        );
     }
     if find::<tower::timeout::error::Elapsed>(error).is_some() {
         return Ended::Retry {
@@ -163,10 +168,10 @@ async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> Write {
                         envelope: serde_json::to_string(&envelope).expect("envelope serializes"),
                     };
                 }
-                Err(why) => ("exhausted", why, reason),
+                Err(why) => (DeadReason::Exhausted.as_str(), why, reason),
             }
         }
-        Ended::GiveUp(reason) => ("gave_up", reason.clone(), reason),
+        Ended::GiveUp(code, reason) => (code.as_str(), reason.clone(), reason),
     };
     if let Some(hook) = &shared.on_dead
         && still_owned(shared, &meta).await

@@ -24,7 +24,7 @@ pub const REDACTED_FIELD: &str = "redacted";
 pub struct DeadLetter {
     /// The payload, already redacted.
     pub job: Option<String>,
-    /// Short reason code, e.g. `invalid`, `gave_up`, `poison`.
+    /// Short reason code: one of [`super::DeadReason`]'s, e.g. `invalid`, `gave_up`, `poison`.
     pub reason: String,
     /// What happened and how to fix it.
     pub detail: String,

@@ -5,6 +5,7 @@
 //! stream with one field, `retry`, holding [`RetryEnvelope`]: the original payload, the
 //! attempts so far and the error history.
 
+use super::reason::DeadReason;
 use serde::{Deserialize, Serialize};
 
 use super::job::{Invalid, Job, Validator};
@@ -99,7 +100,7 @@ pub fn decode<J: Job>(
     };
     let Some((name, value)) = fields.first() else {
         return Err(undecodable(
-            "no_job_field",
+            DeadReason::NoJobField.as_str(),
             "entry has no fields; write `XADD <stream> * job '<json>'`".into(),
             None,
         ));
@@ -107,14 +108,14 @@ pub fn decode<J: Job>(
     if fields.len() > 1 || (name != JOB_FIELD && name != RETRY_FIELD) {
         let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
         return Err(undecodable(
-            "no_job_field",
+            DeadReason::NoJobField.as_str(),
             format!("entry must have exactly one field named `job`, found {names:?}"),
             None,
         ));
     }
     if value.len() > max_payload {
         return Err(undecodable(
-            "oversize",
+            DeadReason::Oversize.as_str(),
             format!(
                 "payload is {} bytes; the limit is {max_payload}",
                 value.len()
@@ -124,7 +125,7 @@ pub fn decode<J: Job>(
     }
     let Ok(text) = std::str::from_utf8(value) else {
         return Err(undecodable(
-            "not_utf8",
+            DeadReason::NotUtf8.as_str(),
             "payload is not UTF-8 text".into(),
             None,
         ));
@@ -132,7 +133,7 @@ pub fn decode<J: Job>(
     if name == RETRY_FIELD {
         let envelope: RetryEnvelope = serde_json::from_str(text).map_err(|e| {
             undecodable(
-                "invalid",
+                DeadReason::Invalid.as_str(),
                 format!(
                     "retry envelope does not parse: {}",
                     super::redact::serde_error(&e)
@@ -181,7 +182,7 @@ pub(crate) fn validated<J: Job>(
     match validate(&decoded.job) {
         Ok(()) => Ok(decoded),
         Err(Invalid(detail)) => Err(Undecodable {
-            reason: "invalid",
+            reason: DeadReason::Invalid.as_str(),
             detail,
             raw: Some(J::redact(&decoded.raw)),
             attempts_before: decoded.attempts_before,
@@ -201,16 +202,17 @@ pub fn parse_serde<J: Job>(text: &str) -> Result<J, (&'static str, String)> {
     let job: J = serde_json::from_str(text).map_err(|e| {
         let message = super::redact::serde_error(&e);
         match e.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                ("not_json", format!("payload is not JSON: {message}"))
-            }
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => (
+                DeadReason::NotJson.as_str(),
+                format!("payload is not JSON: {message}"),
+            ),
             _ => (
-                "invalid",
+                DeadReason::Invalid.as_str(),
                 format!("payload does not match the job schema: {message}"),
             ),
         }
     })?;
-    job.check().map_err(|e| ("invalid", e))?;
+    job.check().map_err(|e| (DeadReason::Invalid.as_str(), e))?;
     Ok(job)
 }
 

@@ -7,6 +7,7 @@
 //! creates the group again, from the start of the stream, so whatever is still there is
 //! delivered again (at least once) and new jobs flow.
 
+use super::reason::DeadReason;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
@@ -225,15 +226,22 @@ async fn into_tasks<J: Job>(
                 if let Some(hook) = &shared.on_dead {
                     let notice = DeadNotice {
                         meta: meta.clone(),
-                        reason: "poison",
+                        reason: DeadReason::Poison.as_str(),
                         detail: detail.clone(),
                     };
                     hook(notice).await;
                 }
                 let attempts = meta.attempts_before;
                 let errors = meta.errors.clone();
-                let fields =
-                    super::ack::letter(shared, meta, attempts, now_ms(), "poison", detail, errors);
+                let fields = super::ack::letter(
+                    shared,
+                    meta,
+                    attempts,
+                    now_ms(),
+                    DeadReason::Poison.as_str(),
+                    detail,
+                    errors,
+                );
                 dead(shared, partition, id, fields).await;
             }
             Err(Undecodable {

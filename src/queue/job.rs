@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use super::reason::DeadReason;
+
 /// A job a queue carries.
 pub trait Job: DeserializeOwned + Send + Sync + 'static {
     /// Turns a payload into a job, or says why it is not one: `("not_json" | "invalid",
@@ -43,9 +45,18 @@ pub enum JobError {
         /// Why, for the error history.
         reason: String,
     },
-    /// Stop: the job goes to the dead-letter queue with this reason.
+    /// Stop: the job goes to the dead-letter queue as `gave_up`, with this detail.
     #[error("give up: {0}")]
     GiveUp(String),
+    /// Stop, for a cause the operator handles differently from `gave_up`: the job goes to
+    /// the dead-letter queue with this reason code and detail.
+    #[error("{reason}: {detail}")]
+    Refuse {
+        /// The dead letter's reason code.
+        reason: DeadReason,
+        /// What a person reading the dead letter should know.
+        detail: String,
+    },
 }
 
 impl JobError {

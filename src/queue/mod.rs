@@ -14,7 +14,7 @@
 //! - `backend`: the apalis `Backend`; `fetch`: reads and reclaims; `ack`: the ack layer.
 //! - `flusher`: batched outcome writes; `upkeep`: leases, promotion, and the retention
 //!   loop over `retention` (what a partition keeps, and for how long).
-//! - `dlq`: dead letters; `conn`: single-server or Cluster connections (TLS, failover).
+//! - `dlq`: dead letters, and `reason` their one list of reason codes; `conn`: single-server or Cluster connections (TLS, failover).
 //! - `durability`: the persistence check at start, and waiting for replicas (`WAIT`).
 //! - `worker`: running a queue (the composition root for one queue).
 
@@ -28,6 +28,7 @@ mod fetch;
 mod flusher;
 pub mod job;
 pub mod keys;
+pub mod reason;
 pub mod redact;
 mod reply;
 pub mod retention;
@@ -40,6 +41,7 @@ pub use backend::{BackendError, StreamsBackend};
 pub use conn::{RedisConn, RedisTarget};
 pub use job::{Invalid, Job, JobError, Validator};
 pub use keys::{GROUP, QueueKeys};
+pub use reason::DeadReason;
 pub use retry::RetryPolicy;
 pub use runtime::{
     DeadHook, DeadNotice, JobMeta, Lease, QueueConfig, Refused, RefusedHook, now_ms,

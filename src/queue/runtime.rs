@@ -153,7 +153,7 @@ impl Lease {
 pub struct DeadNotice {
     /// The job's entry and payload.
     pub meta: JobMeta,
-    /// The dead letter's reason code: `exhausted`, `gave_up` or `poison`.
+    /// The dead letter's reason code: `exhausted`, `gave_up`, `forged` or `poison` (see [`super::DeadReason`]).
     pub reason: &'static str,
     /// What happened, as the dead letter says it.
     pub detail: String,

@@ -93,6 +93,7 @@ async fn a_forged_job_is_dead_lettered_and_changes_nothing() {
     })
     .await;
     for letter in &letters {
+        assert_eq!(letter["reason"], "forged", "{letter:?}");
         assert!(letter["detail"].contains("does not verify"), "{letter:?}");
         assert!(
             letter["detail"].contains("nothing was applied"),

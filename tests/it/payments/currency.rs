@@ -3,7 +3,9 @@
 //! what reaches it. A code outside ISO 4217, a typo of one, more decimals than the
 //! currency's minor unit and a zero amount are each dead-lettered as `invalid`, with a
 //! detail that says what to fix, before any write and without a request to the gateway;
-//! the good jobs among them (JPY without decimals, KWD with three) are created.
+//! the good jobs among them (JPY without decimals, KWD with three) are created. Every one
+//! of them is answered on the results stream: `payment.rejected` naming the reason, or
+//! `payment.created`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -176,6 +178,41 @@ async fn unknown_currencies_extra_decimals_and_zero_amounts_are_invalid_and_neve
         if !ok {
             wrong.push(format!(
                 "{order_no} ({currency} {amount:?}): want {want:?}, got {got}"
+            ));
+        }
+    }
+    // Every job got an answer on the results stream: the refused ones `payment.rejected`
+    // naming their dead letter's reason, the good ones `payment.created`.
+    let results = format!("{prefix}:{{results}}");
+    let answers = eventually(Duration::from_secs(10), || {
+        let (mut conn, results) = (c.clone(), results.clone());
+        async move {
+            let entries: Vec<(String, std::collections::HashMap<String, String>)> =
+                conn.xrange_all(&results).await.unwrap();
+            let answers: std::collections::BTreeMap<String, (String, String)> = entries
+                .into_iter()
+                .map(|(_, fields)| {
+                    let e: serde_json::Value = serde_json::from_str(&fields["event"]).unwrap();
+                    let reason = e["data"]["dead_letter"]["reason"].as_str().unwrap_or("");
+                    (
+                        e["order_no"].as_str().unwrap().to_owned(),
+                        (e["type"].as_str().unwrap().to_owned(), reason.to_owned()),
+                    )
+                })
+                .collect();
+            (answers.len() == CASES.len()).then_some(answers)
+        }
+    })
+    .await;
+    for (order_no, _, _, want) in CASES {
+        let expected = match want {
+            Ok(_) => ("payment.created".to_owned(), String::new()),
+            Err(_) => ("payment.rejected".to_owned(), "invalid".to_owned()),
+        };
+        if answers.get(*order_no) != Some(&expected) {
+            wrong.push(format!(
+                "{order_no}: want the event {expected:?}, got {:?}",
+                answers.get(*order_no)
             ));
         }
     }

@@ -106,7 +106,7 @@ pub fn is_card_field(name: &str) -> bool {
     CARD_FIELDS.contains(&n.as_str()) || CARD_FIELD_PARTS.iter().any(|p| n.contains(p))
 }
 
-/// Fields that hold ids the gateway issues (16 digits, a tenth of which pass the Luhn
+/// Fields that hold ids the gateway assigns (16 digits, a tenth of which pass the Luhn
 /// check): their string values are not taken for card numbers.
 pub const GATEWAY_ID_FIELDS: [&str; 1] = ["payment_id"];
 

@@ -5,9 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use payworker::domain::{Amount, CardDetails, Currency, OrderNo};
-use payworker::gateway::wire::{OrderFields, S2sRequest};
-use payworker::gateway::{
+use payworker_gateway::domain::{Amount, CardDetails, Currency, OrderNo};
+use payworker_gateway::wire::{OrderFields, S2sRequest};
+use payworker_gateway::{
     Credentials, GatewayKey, Oncestr, SignedRequest, UnixTime, crypto, signing,
 };
 

@@ -10,13 +10,13 @@ scripts/ensure-producers.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 echo "== tests"
-cargo test --locked --doc
+cargo test --locked --workspace --doc
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --profile ci --lib --bins --tests
+  cargo nextest run --locked --workspace --profile ci --lib --bins --tests
 else
-  cargo test --locked --lib --bins --tests
+  cargo test --locked --workspace --lib --bins --tests
 fi

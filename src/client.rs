@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::gateway::{Exchange, Outcome, SignedRequest, UnixTime, classify};
+use payworker_gateway::{Exchange, Outcome, SignedRequest, UnixTime, classify};
 
 /// Timeouts and pool limits.
 #[derive(Debug, Clone)]

@@ -1,31 +1,33 @@
-//! payworker: a declarative, Redis-backed job-queue payment worker for one gateway.
+//! payworker, the application: a declarative, Redis-backed job-queue payment worker for one
+//! gateway, built from the workspace's crates (dependencies point inward, and the crate graph
+//! enforces it):
 //!
-//! Architecture (dependencies point inward: adapters use the core, never the reverse):
+//! - `payworker_gateway`: the gateway protocol, pure (money, card data, signing, wire bodies,
+//!   notifications, outcome classification);
+//! - `payworker_queue`: apalis 1.0 on the project's own Redis Streams backend, generic over
+//!   the job;
+//! - `payworker_sandbox`: the stand-in gateway (the demo and the tests run against it).
+//!
+//! This crate holds what makes them a payment worker:
 //!
 //! ```text
-//! domain/     pure  money, currency, order numbers, payment status, card data
-//! gateway/    pure  the gateway protocol: signing, card crypto, wire bodies, limits,
-//!                   responses, notifications, outcome classification and retry decision
 //! config/     typed config tree: defaults -> worker.yaml -> PAYWORKER_* env
 //! jobs/       the job types of the published contract (validated against jobs/*.schema.json)
-//! queue/      adapter: apalis 1.0 workers on the project's own Redis Streams backend
-//! payments/   the CreatePayment handler, payment records, result events
-//! startup     the composition root: the worker built from settings
+//! payments/   the payment store (records, transitions, result events) and the two handlers:
+//!             CreatePayment and ProcessNotification
+//! ingress/    the webhook ingress: verifies the gateway's notifications and enqueues them
 //! client      adapter: reqwest, sends a SignedRequest, reports an Exchange
-//! sandbox/    adapter: an HTTP stand-in for the gateway, faults and notifications included
+//! startup     the composition root: the worker and the ingress built from settings
 //! telemetry   tracing set-up
-//! cli         the one binary's subcommands
+//! cli/        the production binary's subcommands
 //! ```
 
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
-pub mod domain;
-pub mod gateway;
 pub mod ingress;
 pub mod jobs;
 pub mod payments;
-pub mod queue;
-pub mod sandbox;
 pub mod startup;
 pub mod telemetry;

@@ -11,8 +11,8 @@ use crate::client::{ClientOptions, GatewayClient};
 use crate::config::{ResultsSettings, Settings};
 use crate::jobs::{CreatePayment, KeyRules, ProcessNotification, queues};
 use crate::payments::{CreatePayments, OrphanQueue, PaymentAccount, ProcessNotifications};
-use crate::queue;
-use crate::queue::durability::{self, DurabilityReport, ReplicaWaiter};
+use payworker_queue as queue;
+use payworker_queue::durability::{self, DurabilityReport, ReplicaWaiter};
 
 /// The `CreatePayment` handler for these settings: every configured account (the default
 /// one first), the gateway client, results streams and a Redis connection.

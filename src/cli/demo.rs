@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::demo_parts;
 use crate::config::{AccountSettings, Settings};
-use crate::gateway::{GatewayKey, crypto};
 use crate::ingress::Ingress;
-use crate::queue::QueueKeys;
-use crate::sandbox::{self, SandboxAccount, SandboxSettings};
+use payworker_gateway::{GatewayKey, crypto};
+use payworker_queue::QueueKeys;
+use payworker_sandbox::{self as sandbox, SandboxAccount, SandboxSettings};
 
 /// Events the sample jobs end in: two sessions, a charge, a decline, a 3-D Secure
 /// challenge, a duplicate, the invalid job's rejection, then the hosted checkout paid and
@@ -150,7 +150,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let outcome = demo_parts::follow(&settings, EVENTS, args.wait, &ingress.ingress.metrics).await;
     worker_cancel.cancel();
     let stopped = worker.await;
-    let letters = crate::queue::dlq::list(
+    let letters = payworker_queue::dlq::list(
         &mut conn,
         &QueueKeys::new(&settings.redis.key_prefix, "create_payment", 0),
         10,

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::{ConfigArg, QueueName};
 use crate::config::Settings;
-use crate::queue::{QueueKeys, dlq};
+use payworker_queue::{QueueKeys, dlq};
 
 /// Arguments of `dlq`. The options are global to the actions, so that `dlq stats --queue X`
 /// works as well as `dlq --queue X stats`.
@@ -63,7 +63,7 @@ pub async fn run(settings: &Settings, args: DlqArgs) -> anyhow::Result<()> {
                     println!("{}/{id}", k.partition);
                     for (name, value) in fields {
                         // Letters written by older versions may hold what redaction removes now.
-                        let value = crate::queue::redact::letter_field(&name, &value);
+                        let value = payworker_queue::redact::letter_field(&name, &value);
                         println!("  {name}: {value}");
                     }
                 }

@@ -5,9 +5,6 @@
 //! through the same composition roots the tests use.
 
 mod args;
-mod bench;
-mod bench_ingress;
-mod bench_payments;
 mod demo;
 mod demo_parts;
 mod dlq;
@@ -29,7 +26,7 @@ use crate::config::{ConfigError, Settings};
 #[command(version, about)]
 pub struct Cli {
     /// Config file (default: $PAYWORKER_CONFIG, else ./worker.yaml when present), for the
-    /// commands that read one (all but `demo` and `bench-*`); it may also follow the
+    /// commands that read one (all but `demo`); it may also follow the
     /// subcommand.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -70,12 +67,6 @@ pub enum Command {
   payworker check-config --config /etc/payworker/worker.yaml
   PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY_FILE=/run/secrets/main.key payworker check-config")]
     CheckConfig(ConfigArg),
-    /// Measure payments end to end (job, worker, signed HTTP to the sandbox, record, event).
-    BenchPayments(bench_payments::BenchPaymentsArgs),
-    /// Measure the webhook ingress: signed notifications verified and enqueued per second.
-    BenchIngress(bench_ingress::BenchIngressArgs),
-    /// Measure the job queue with no-op jobs on a real Redis (jobs/s, Redis CPU per job).
-    BenchQueue(bench::BenchArgs),
     /// Encrypt a card (JSON on stdin) with an account's key, as an S2S job carries it.
     EncryptCard(Configured<tools::EncryptCardArgs>),
 }
@@ -108,10 +99,7 @@ impl Command {
     /// read the configuration.
     fn config(&self) -> Option<&ConfigArg> {
         match self {
-            Self::Demo(_)
-            | Self::BenchPayments(_)
-            | Self::BenchIngress(_)
-            | Self::BenchQueue(_) => None,
+            Self::Demo(_) => None,
             Self::Worker(config) | Self::Ingress(config) | Self::CheckConfig(config) => {
                 Some(config)
             }
@@ -134,9 +122,6 @@ impl Command {
             Self::Payment(_) => "payment",
             Self::Dlq(_) => "dlq",
             Self::CheckConfig(_) => "check-config",
-            Self::BenchPayments(_) => "bench-payments",
-            Self::BenchIngress(_) => "bench-ingress",
-            Self::BenchQueue(_) => "bench-queue",
             Self::EncryptCard(_) => "encrypt-card",
         }
     }
@@ -174,27 +159,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load()?;
             let _telemetry = crate::telemetry::init(&settings.telemetry);
             sandbox::run(&settings, c.args).await
-        }
-        Command::BenchPayments(args) => {
-            let _telemetry = crate::telemetry::init(&crate::config::TelemetrySettings {
-                log_level: "error".into(),
-                ..Default::default()
-            });
-            bench_payments::run(args).await
-        }
-        Command::BenchIngress(args) => {
-            let _telemetry = crate::telemetry::init(&crate::config::TelemetrySettings {
-                log_level: "error".into(),
-                ..Default::default()
-            });
-            bench_ingress::run(args).await
-        }
-        Command::BenchQueue(args) => {
-            let _telemetry = crate::telemetry::init(&crate::config::TelemetrySettings {
-                log_level: "warn".into(),
-                ..Default::default()
-            });
-            bench::run(args).await
         }
         Command::Worker(_) => {
             let settings = load()?;

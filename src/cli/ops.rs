@@ -12,7 +12,7 @@ use super::QueueName;
 use crate::config::Settings;
 use crate::payments::record;
 use crate::payments::resolve::{Decision, Resolution};
-use crate::queue::QueueKeys;
+use payworker_queue::QueueKeys;
 
 /// Arguments of `enqueue`.
 #[derive(Debug, Args)]

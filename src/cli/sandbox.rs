@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::Settings;
-use crate::sandbox::{self, SandboxAccount, SandboxSettings};
+use payworker_sandbox::{self as sandbox, SandboxAccount, SandboxSettings};
 
 /// Arguments of `sandbox`.
 #[derive(Debug, Args)]

@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::Settings;
-use crate::domain::CardDetails;
-use crate::gateway::crypto;
+use payworker_gateway::crypto;
+use payworker_gateway::domain::CardDetails;
 
 /// `payworker check-config`: validation already ran while loading; print what is in force.
 pub fn check_config(settings: &Settings) -> anyhow::Result<()> {

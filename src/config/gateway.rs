@@ -260,11 +260,13 @@ impl<'de> de::Visitor<'de> for KeyVisitor {
 
 impl AccountSettings {
     /// The account as the gateway protocol sees it: id, site and validated key.
-    pub fn credentials(&self) -> Result<crate::gateway::Credentials, crate::gateway::KeyError> {
-        Ok(crate::gateway::Credentials {
+    pub fn credentials(
+        &self,
+    ) -> Result<payworker_gateway::Credentials, payworker_gateway::KeyError> {
+        Ok(payworker_gateway::Credentials {
             account_id: self.account_id.clone(),
             site: self.site.clone(),
-            key: crate::gateway::GatewayKey::new(self.key().clone())?,
+            key: payworker_gateway::GatewayKey::new(self.key().clone())?,
         })
     }
 }

@@ -24,7 +24,7 @@ use zeroize::Zeroize;
 use super::origin;
 use super::yaml::YamlFile;
 use super::{ConfigError, Settings};
-use crate::queue::conn::{ClientIdentity, RedisAccess};
+use payworker_queue::conn::{ClientIdentity, RedisAccess};
 
 /// Prefix of the environment variables that override the file; `__` separates levels, as in
 /// `PAYWORKER_GATEWAY__HTTP__REQUEST_TIMEOUT=10s`.

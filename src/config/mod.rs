@@ -35,7 +35,7 @@ pub use error::{ConfigError, ConfigProblem};
 pub use gateway::{AccountSettings, GatewaySettings, HttpSettings, PathSettings};
 pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};
 pub use redact::REDACTED;
-pub(crate) use redact::redact_url;
+
 pub use sections::{
     IngressSettings, Jitter, LogFormat, PaymentsSettings, QueueSettings, QueuesSettings,
     ResultsSettings, RetrySettings, TelemetrySettings,

@@ -4,19 +4,14 @@
 //! the same derive seeds figment's defaults (which hold no secret) and renders the effective
 //! configuration for an operator without a way to leak a key through it.
 
-use std::borrow::Cow;
-
 use secrecy::SecretString;
 use serde::Serializer;
-use url::Url;
 
 use super::Settings;
+pub(crate) use payworker_queue::conn::redact_url;
 
 /// What a secret's value is shown as.
 pub const REDACTED: &str = "[REDACTED]";
-
-/// What a URL's password is replaced with (brackets would be percent-encoded inside a URL).
-const REDACTED_PASSWORD: &str = "REDACTED";
 
 impl Settings {
     /// The effective configuration as YAML, every secret shown as `"[REDACTED]"` and any
@@ -41,21 +36,4 @@ pub(crate) fn secret<S: Serializer>(
 /// Serializes a URL string with its password, if any, redacted.
 pub(crate) fn url_password<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&redact_url(url))
-}
-
-/// `url` with its password replaced. A string that does not parse as a URL is returned whole
-/// unless it contains `@`, where a password might hide; then it is hidden entirely.
-pub(crate) fn redact_url(url: &str) -> Cow<'_, str> {
-    match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            if parsed.set_password(Some(REDACTED_PASSWORD)).is_ok() {
-                Cow::Owned(parsed.into())
-            } else {
-                Cow::Borrowed(REDACTED)
-            }
-        }
-        Ok(_) => Cow::Borrowed(url),
-        Err(_) if url.contains('@') => Cow::Borrowed(REDACTED),
-        Err(_) => Cow::Borrowed(url),
-    }
 }

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::jobs::{NamespaceError, ReplyNamespace};
+use payworker_queue::RetryPolicy;
+pub use payworker_queue::retry::Jitter;
 
 /// The job queues the worker consumes.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -113,6 +115,19 @@ pub struct RetrySettings {
     pub jitter: Jitter,
 }
 
+impl RetrySettings {
+    /// The queue's retry policy for a queue allowing `max_attempts` attempts.
+    pub fn policy(&self, max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            base_delay: self.base_delay,
+            max_delay: self.max_delay,
+            total_budget: self.total_budget,
+            jitter: self.jitter,
+        }
+    }
+}
+
 impl Default for RetrySettings {
     fn default() -> Self {
         Self {
@@ -122,19 +137,6 @@ impl Default for RetrySettings {
             jitter: Jitter::Full,
         }
     }
-}
-
-/// Randomness added to a retry delay, so that failed jobs do not retry in lockstep.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Jitter {
-    /// A delay drawn uniformly between zero and the computed delay.
-    #[default]
-    Full,
-    /// Half the computed delay plus a random share of the other half.
-    Equal,
-    /// The computed delay exactly.
-    None,
 }
 
 /// The HTTP server that receives the gateway's notifications.
@@ -301,8 +303,8 @@ impl QueueSettings {
         prefix: &str,
         name: &str,
         default_retry: &RetrySettings,
-    ) -> crate::queue::QueueConfig {
-        crate::queue::QueueConfig {
+    ) -> payworker_queue::QueueConfig {
+        payworker_queue::QueueConfig {
             prefix: prefix.to_owned(),
             name: name.to_owned(),
             partitions: self.partitions,
@@ -317,10 +319,11 @@ impl QueueSettings {
             dlq_max_len: self.dlq_max_len,
             dlq_max_age: self.dlq_max_age,
             consumer_stale_after: self.consumer_stale_after,
-            retry: crate::queue::RetryPolicy::from_settings(
-                self.max_attempts,
-                self.retry.as_ref().unwrap_or(default_retry),
-            ),
+            retry: self
+                .retry
+                .as_ref()
+                .unwrap_or(default_retry)
+                .policy(self.max_attempts),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::queue::conn::RedisAccess;
+use payworker_queue::conn::RedisAccess;
 
 use super::{
     AccountSettings, ConfigError, ConfigProblem, GatewaySettings, IngressSettings,
@@ -160,11 +160,11 @@ impl fmt::Debug for RedisSettings {
 impl RedisSettings {
     /// Where the queues live: the Cluster when seed nodes are given, else the one server;
     /// with the password and TLS files read at loading, if any were configured.
-    pub fn target(&self) -> crate::queue::RedisTarget {
+    pub fn target(&self) -> payworker_queue::RedisTarget {
         let plain = if self.cluster_nodes.is_empty() {
-            crate::queue::RedisTarget::Single(self.url.clone())
+            payworker_queue::RedisTarget::Single(self.url.clone())
         } else {
-            crate::queue::RedisTarget::Cluster(self.cluster_nodes.clone())
+            payworker_queue::RedisTarget::Cluster(self.cluster_nodes.clone())
         };
         match &self.resolved {
             Some(access) if !access.is_empty() => plain.with_access(access.clone()),
@@ -173,9 +173,9 @@ impl RedisSettings {
     }
 
     /// How many replicas must acknowledge a write, and for how long to wait
-    /// (`wait_replicas`, `wait_timeout`), for [`crate::queue::durability::ReplicaWaiter`].
-    pub fn replica_wait(&self) -> crate::queue::durability::ReplicaWait {
-        crate::queue::durability::ReplicaWait {
+    /// (`wait_replicas`, `wait_timeout`), for [`payworker_queue::durability::ReplicaWaiter`].
+    pub fn replica_wait(&self) -> payworker_queue::durability::ReplicaWait {
+        payworker_queue::durability::ReplicaWait {
             replicas: self.wait_replicas,
             timeout: self.wait_timeout,
         }

@@ -16,7 +16,7 @@
 //! reads 5 sets. Nonces are kept for minutes and cost little memory, so one bucket spans the
 //! whole cache (11 minutes by default) and a lookup reads 3.
 //!
-//! The clock is the ingress's own (`now_ms`), because a Lua step must name every key it
+//! The clock is the application's (`crate::clock::now_ms`), because a Lua step must name every key it
 //! touches before it runs. Clocks of several ingresses that differ by less than a width
 //! change nothing at a bucket's start (the next bucket is read); at the far end a member
 //! written by an ingress whose clock ran behind may be forgotten that much earlier than

@@ -45,9 +45,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::gateway::GatewayKey;
 use crate::jobs::queues;
 use crate::payments::OrphanQueue;
+use payworker_gateway::GatewayKey;
 
 /// One account's notification route.
 pub struct RouteAccount {
@@ -117,7 +117,7 @@ impl Ingress {
                 dedupe_for: ingress.dedupe_for,
                 nonce_for,
                 timeout: ingress.redis_timeout,
-                replicas: crate::queue::durability::ReplicaWaiter::new(
+                replicas: payworker_queue::durability::ReplicaWaiter::new(
                     settings.redis.replica_wait(),
                 ),
             },

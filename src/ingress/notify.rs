@@ -14,7 +14,7 @@
 //! Nothing is parsed before the signature verifies, and nothing of the request is echoed.
 //! Every refusal is one [`NotifyError`], which is counted and logged once, and answers itself.
 
-use crate::queue::DeadReason;
+use payworker_queue::DeadReason;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,11 +28,11 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use super::Ingress;
 use super::metrics::{Accepted, Metrics, Refusal};
 use super::store::{StoreError, Stored, Target};
-use crate::gateway::notification::{self, Notification, NotificationError, raw_fingerprint};
-use crate::gateway::{SignedHeaders, UnixTime};
+use crate::clock::now_ms;
 use crate::jobs::{NotificationHeaders, ProcessNotification, queues};
-use crate::queue::dlq::DeadLetter;
-use crate::queue::now_ms;
+use payworker_gateway::SignedHeaders;
+use payworker_gateway::notification::{self, Notification, NotificationError, raw_fingerprint};
+use payworker_queue::dlq::DeadLetter;
 
 /// Why a notification is not answered 200. The text (`Display`) is the whole answer body:
 /// short, fixed, and quoting nothing of the request.
@@ -211,14 +211,20 @@ async fn receive(
         _ => return Err(NotifyError::MissingHeaders),
     };
     let (id, key) = (&expected.account_id, &expected.key);
-    notification::verify(id, key, &signed, &body, UnixTime::now(), ingress.window).map_err(
-        |error| match error {
-            NotificationError::Header(_) => NotifyError::MalformedHeader,
-            NotificationError::WrongAccount => NotifyError::WrongAccount,
-            NotificationError::Stale { .. } => NotifyError::Stale,
-            NotificationError::Signature(_) => NotifyError::Signature,
-        },
-    )?;
+    notification::verify(
+        id,
+        key,
+        &signed,
+        &body,
+        crate::clock::unix_time(),
+        ingress.window,
+    )
+    .map_err(|error| match error {
+        NotificationError::Header(_) => NotifyError::MalformedHeader,
+        NotificationError::WrongAccount => NotifyError::WrongAccount,
+        NotificationError::Stale { .. } => NotifyError::Stale,
+        NotificationError::Signature(_) => NotifyError::Signature,
+    })?;
     store(ingress, account, signed, &body).await
 }
 
@@ -247,7 +253,7 @@ async fn store(
             signature: signed.signature,
         },
         body: String::from_utf8_lossy(body).into_owned(),
-        received_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        received_at: crate::clock::now_rfc3339(),
         source: Some("ingress".to_owned()),
         trace: None,
     };

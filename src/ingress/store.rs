@@ -31,9 +31,10 @@ use redis::Script;
 use sha2::{Digest as _, Sha256};
 
 use super::buckets::Buckets;
+use crate::clock::now_ms;
 use crate::payments::OrphanQueue;
-use crate::queue::durability::{ReplicaWaiter, WaitError};
-use crate::queue::{QueueKeys, RedisConn, now_ms};
+use payworker_queue::durability::{ReplicaWaiter, WaitError};
+use payworker_queue::{QueueKeys, RedisConn};
 
 /// KEYS: target stream, the previous version's fingerprint key and nonce key, then ARGV[1]
 /// fingerprint buckets, then ARGV[2] nonce buckets (none when the replay cache is off);

@@ -2,7 +2,7 @@
 //! else is refused at decode time, before it can reach the payment record, its Redis key
 //! (which holds `order_no`), the result events or the gateway.
 //!
-//! The rule is the one redaction applies (`crate::queue::redact`): a card number (13 to 19
+//! The rule is the one redaction applies (`payworker_queue::redact`): a card number (13 to 19
 //! digits, single spaces or dashes between them, passing the Luhn check) in any string,
 //! integer or field name; a field named like card data at any depth; a `card` that is not
 //! in the encrypted form. One rule for both means a job that is accepted is never altered
@@ -11,7 +11,7 @@
 use serde_json::Value;
 
 use super::schema::ENCRYPT_THE_CARD;
-use crate::queue::redact::{self, FindingKind};
+use payworker_queue::redact::{self, FindingKind};
 
 /// Every place `instance` (parsed from `text`) carries card data outside an encrypted
 /// `card`, each as `path: why`, naming the field and never its value.
@@ -37,8 +37,8 @@ pub(super) fn problems(text: &str, instance: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use crate::jobs::CreatePayment;
-    use crate::queue::Job;
-    use crate::queue::redact::redact_payload;
+    use payworker_queue::Job;
+    use payworker_queue::redact::redact_payload;
 
     /// Accepted and redacted by one rule: every valid job is accepted and stays byte for
     /// byte in a dead letter, so its letter can be re-driven.

@@ -5,7 +5,7 @@
 //! payment's record key `<prefix>:payment:{<account>:<order_no>}` and its orphans key; a
 //! `ProcessNotification`'s `account` picks the record it changes. The JSON Schemas fix what
 //! they can (the characters: `order_no` carries no hash-tag brace, see
-//! [`crate::domain::OrderNo`]); the rest needs the worker's configuration, so it is checked
+//! [`payworker_gateway::domain::OrderNo`]); the rest needs the worker's configuration, so it is checked
 //! here, by the queue's validator, after decoding and before the handler claims anything:
 //!
 //! - `reply_to` lies inside the reply namespace ([`ReplyNamespace`]) and is no results stream;
@@ -16,7 +16,7 @@
 
 use super::reply_to::{ReplyNamespace, ReplyToError};
 use super::{CreatePayment, ProcessNotification};
-use crate::queue::Invalid;
+use payworker_queue::Invalid;
 
 /// The rules, with what the worker is configured with.
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ fn done(problems: Vec<String>) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::Job;
+    use payworker_queue::Job;
 
     fn rules() -> KeyRules {
         KeyRules::new(

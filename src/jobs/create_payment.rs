@@ -1,13 +1,13 @@
 //! `CreatePayment`: a merchant's request to create one payment, as producers write it.
 
-use crate::queue::DeadReason;
+use payworker_queue::DeadReason;
 use serde::Deserialize;
 
 use super::card_data;
 use super::schema::{self, Contract};
-use crate::domain::{Amount, Currency, OrderNo};
-use crate::gateway::wire::{OrderFields, Product, WireAmount, product_string};
-use crate::queue::{Job, redact};
+use payworker_gateway::domain::{Amount, Currency, OrderNo};
+use payworker_gateway::wire::{OrderFields, Product, WireAmount, product_string};
+use payworker_queue::{Job, redact};
 
 /// How the payment is created at the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -1,12 +1,12 @@
 //! `ProcessNotification`: a gateway notification exactly as received, to verify and apply.
 
-use crate::queue::DeadReason;
+use payworker_queue::DeadReason;
 use serde::{Deserialize, Serialize};
 
 use super::create_payment::Trace;
 use super::schema::{self, Contract};
-use crate::gateway::SignedHeaders;
-use crate::queue::{Job, redact};
+use payworker_gateway::SignedHeaders;
+use payworker_queue::{Job, redact};
 
 /// The four signed headers, named as the gateway sends them.
 #[derive(Debug, Clone, Deserialize, Serialize)]

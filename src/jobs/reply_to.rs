@@ -213,7 +213,7 @@ impl ReplyNamespace {
 mod tests {
     use super::*;
     use crate::payments::{orphans, record, unknown_key};
-    use crate::queue::QueueKeys;
+    use payworker_queue::QueueKeys;
 
     fn default_ns() -> ReplyNamespace {
         ReplyNamespace::new(&ReplyNamespace::default_for("payworker"), "payworker").unwrap()

@@ -61,7 +61,10 @@ pub fn problems(contract: Contract, instance: &Value) -> Vec<String> {
             };
             let rule = c.schema.pointer(e.schema_path().as_str());
             // Field names come from the instance too: a card number used as one is masked.
-            crate::queue::redact::mask_text(&format!("{path}: {}", describe(e.kind(), rule, &path)))
+            payworker_queue::redact::mask_text(&format!(
+                "{path}: {}",
+                describe(e.kind(), rule, &path)
+            ))
         })
         .collect();
     out.dedup();

@@ -27,7 +27,7 @@ use redis::{RedisResult, Script};
 
 use super::events;
 use super::record::{self, Record};
-use crate::queue::RedisConn;
+use payworker_queue::RedisConn;
 
 /// KEYS: the record, its pending event key, the review set, the results streams (ARGV[6]
 /// of them), then the job's reply streams. ARGV: the expected version, the event, its id,

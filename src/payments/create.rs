@@ -20,14 +20,12 @@ use super::orphans::{self, OrphanQueue};
 use super::outcome::Transition;
 use super::record::{self, Record};
 use crate::client::GatewayClient;
-use crate::gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
-use crate::gateway::wire::{OrderFields, S2sRequest};
-use crate::gateway::{
-    Credentials, Decision, Endpoint, Oncestr, SignedRequest, UnixTime, decide, limits,
-};
 use crate::jobs::{CreatePayment, Method};
-use crate::queue::durability::ReplicaWaiter;
-use crate::queue::{JobError, JobMeta, RedisConn};
+use payworker_gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
+use payworker_gateway::wire::{OrderFields, S2sRequest};
+use payworker_gateway::{Credentials, Decision, Endpoint, Oncestr, SignedRequest, decide, limits};
+use payworker_queue::durability::ReplicaWaiter;
+use payworker_queue::{JobError, JobMeta, RedisConn};
 
 /// One configured merchant account, ready to sign.
 #[derive(Debug, Clone)]
@@ -260,8 +258,13 @@ impl CreatePayments {
         let body =
             body.map_err(|e| JobError::GiveUp(format!("cannot serialize the request: {e}")))?;
         let nonce = Oncestr::random(&mut rand::rng());
-        let request =
-            SignedRequest::from_bytes(&account.creds, path, body.into(), &nonce, UnixTime::now());
+        let request = SignedRequest::from_bytes(
+            &account.creds,
+            path,
+            body.into(),
+            &nonce,
+            crate::clock::unix_time(),
+        );
         match job.method {
             Method::Host => {
                 let decision = self

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::commit::Streams;
 use super::record::Record;
-use crate::queue::RedisConn;
+use payworker_queue::RedisConn;
 
 /// A stable event id: the same payment, version and kind always give the same id.
 pub fn event_id(account: &str, order_no: &str, version: u64, kind: &str) -> String {
@@ -92,7 +92,7 @@ pub fn build(
         method: Some(get("method")).filter(|v| !v.is_empty()),
         data: &change.data,
         metadata: serde_json::from_str(get("metadata")).ok(),
-        occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        occurred_at: crate::clock::now_rfc3339(),
         trace: change.trace.as_ref(),
     };
     let id = event.event_id.clone();

@@ -12,7 +12,7 @@
 //!   first) re-reads the record and decides again, so no update is lost and versions only
 //!   grow by one per event.
 
-use crate::queue::DeadReason;
+use payworker_queue::DeadReason;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -22,11 +22,10 @@ use super::orphans::OrphanQueue;
 use super::outcome::{Marks, Transition};
 use super::record::{self, Record};
 use super::rules::{self, Verdict};
-use crate::domain::OrderNo;
-use crate::gateway::UnixTime;
-use crate::gateway::notification::{EventType, Notification, verify};
 use crate::jobs::ProcessNotification;
-use crate::queue::{JobError, JobMeta, RedisConn};
+use payworker_gateway::domain::OrderNo;
+use payworker_gateway::notification::{EventType, Notification, verify};
+use payworker_queue::{JobError, JobMeta, RedisConn};
 
 /// How many lost compare-and-sets a job retries at once before it backs off.
 const MAX_RACES: usize = 64;
@@ -51,7 +50,7 @@ impl ProcessNotifications {
             key,
             &headers,
             job.body.as_bytes(),
-            UnixTime::now(),
+            crate::clock::unix_time(),
             None,
         )
         .map_err(|e| JobError::Refuse {

@@ -10,15 +10,16 @@
 //! dead-lettered (reason `orphan_expired`, re-drivable once the order exists) and logged as an
 //! error: never dropped in silence.
 
-use crate::queue::DeadReason;
+use payworker_queue::DeadReason;
 use std::time::Duration;
 
 use redis::RedisResult;
 
 use super::record;
+use crate::clock::now_ms;
 use crate::jobs::queues;
-use crate::queue::dlq::{self, DeadLetter};
-use crate::queue::{QueueKeys, RedisConn, now_ms};
+use payworker_queue::dlq::{self, DeadLetter};
+use payworker_queue::{QueueKeys, RedisConn};
 
 /// Where a notification queue's orphans go and come back.
 #[derive(Debug, Clone)]

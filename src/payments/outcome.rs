@@ -17,9 +17,9 @@ use super::commit::{self, Commit, Streams};
 use super::create::{CreatePayments, Run, retry};
 use super::events::{self, Change};
 use super::record::{self, Record};
-use crate::gateway::Decision;
 use crate::jobs::{CreatePayment, Method};
-use crate::queue::{DeadNotice, Job, JobError, RedisConn};
+use payworker_gateway::Decision;
+use payworker_queue::{DeadNotice, Job, JobError, RedisConn};
 
 /// `review_cause` of a payment whose job was dead-lettered before it could finish: a
 /// re-drive of the dead letter takes the payment up again.
@@ -244,7 +244,7 @@ impl CreatePayments {
             }
         });
         let review_at = (status == "unknown").then(|| {
-            crate::queue::now_ms()
+            crate::clock::now_ms()
                 + u64::try_from(self.unknown_review_after.as_millis()).unwrap_or(u64::MAX / 2)
         });
         commit::commit(
@@ -276,7 +276,7 @@ impl CreatePayments {
         let due: Vec<String> = redis::cmd("ZRANGE")
             .arg(&set)
             .arg("-inf")
-            .arg(crate::queue::now_ms())
+            .arg(crate::clock::now_ms())
             .arg("BYSCORE")
             .arg("LIMIT")
             .arg(0)

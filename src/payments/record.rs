@@ -35,7 +35,7 @@ use std::sync::LazyLock;
 
 use redis::{RedisResult, Script};
 
-use crate::queue::RedisConn;
+use payworker_queue::RedisConn;
 
 /// The key of a payment's record.
 pub fn key(prefix: &str, account: &str, order_no: &str) -> String {

@@ -27,8 +27,8 @@ use super::commit::Streams;
 use super::create::CreatePayments;
 use super::events::{self, Change};
 use super::record::{self, Record};
-use crate::queue::redact;
-use crate::queue::{DeadNotice, DeadReason, Refused};
+use payworker_queue::redact;
+use payworker_queue::{DeadNotice, DeadReason, Refused};
 
 /// The dead-letter reasons of a job that ran which are answered with `payment.rejected`
 /// when the job never claimed its order.

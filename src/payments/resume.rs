@@ -11,9 +11,9 @@ use super::create::{CreatePayments, Run, retry};
 use super::events::{self, Change};
 use super::outcome::{Transition, unserializable};
 use super::record::{self, Record};
-use crate::domain::Amount;
 use crate::jobs::{CreatePayment, Method};
-use crate::queue::{JobError, RedisConn};
+use payworker_gateway::domain::Amount;
+use payworker_queue::{JobError, RedisConn};
 
 /// How many times a run re-reads a record that moved under it before it backs off.
 const MAX_RACES: usize = 8;

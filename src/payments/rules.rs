@@ -32,8 +32,8 @@
 use serde_json::{Value, json};
 
 use super::record::Record;
-use crate::domain::{Amount, PaymentStatus};
-use crate::gateway::notification::{EventData, NotifiedStatus};
+use payworker_gateway::domain::{Amount, PaymentStatus};
+use payworker_gateway::notification::{EventData, NotifiedStatus};
 
 /// `review_cause` of a payment moved to review because it stayed `unknown` too long.
 pub const CAUSE_OVERDUE: &str = "unknown_overdue";

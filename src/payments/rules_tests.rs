@@ -1,5 +1,5 @@
 use super::*;
-use crate::gateway::notification::Notification;
+use payworker_gateway::notification::Notification;
 
 fn record(status: &str, payment_id: &str) -> Record {
     let mut r = Record::default();
@@ -113,7 +113,7 @@ fn mismatches_go_to_review_never_to_success() {
         );
     }
     let mut usd = data("charge", "success", "20.99");
-    usd.currency = crate::domain::Currency::parse("USD").expect("a currency");
+    usd.currency = payworker_gateway::domain::Currency::parse("USD").expect("a currency");
     assert_eq!(
         status_after(&charge(&record("unknown", ""), &usd)),
         Some(PaymentStatus::ReviewRequired)

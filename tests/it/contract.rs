@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use payworker::gateway::{GatewayKey, crypto};
+use payworker_gateway::{GatewayKey, crypto};
 use serde_json::Value;
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -393,7 +393,7 @@ async fn worker_processes(
 ) {
     use payworker::config::{QueueSettings, RetrySettings};
     use payworker::jobs::{CreatePayment, ProcessNotification};
-    use payworker::queue::{self, QueueKeys, RedisTarget};
+    use payworker_queue::{self as queue, QueueKeys, RedisTarget};
     use tokio_util::sync::CancellationToken;
 
     let prefix = stream.split(":{").next().expect("stream has a hash tag");

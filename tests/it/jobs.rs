@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use payworker::gateway::limits;
 use payworker::jobs::{CreatePayment, ProcessNotification};
-use payworker::queue::Job;
+use payworker_gateway::limits;
+use payworker_queue::Job;
 
 fn fixtures(dir: &str, kind: &str) -> Vec<(String, String)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

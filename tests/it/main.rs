@@ -3,6 +3,7 @@
 mod cli;
 mod cli_options;
 mod contract;
+mod dead_reasons;
 mod docs;
 mod harness;
 mod helpers;

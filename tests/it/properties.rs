@@ -1,6 +1,6 @@
 //! Property tests: encryption round-trips any text; a signature survives no one-byte change.
 
-use payworker::gateway::{GatewayKey, crypto, signing};
+use payworker_gateway::{GatewayKey, crypto, signing};
 use proptest::prelude::*;
 use rand::SeedableRng;
 

@@ -1,9 +1,9 @@
 //! The key and card data are unprintable: `Debug` of every value that holds them, and every
 //! error that could be raised around them, is checked for the key, the PAN and the CVC.
 
-use payworker::domain::{Amount, CardDetails, Currency, OrderNo};
-use payworker::gateway::wire::{OrderFields, S2sRequest};
-use payworker::gateway::{Credentials, GatewayKey, Oncestr, SignedRequest, UnixTime, crypto};
+use payworker_gateway::domain::{Amount, CardDetails, Currency, OrderNo};
+use payworker_gateway::wire::{OrderFields, S2sRequest};
+use payworker_gateway::{Credentials, GatewayKey, Oncestr, SignedRequest, UnixTime, crypto};
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
 const PAN: &str = "4000002500003155";
@@ -87,7 +87,7 @@ fn errors_never_echo_secrets() {
         ),
         format!(
             "{:?}",
-            payworker::gateway::signing::verify(&key, b"x", "n", "1", &signed.signed.signature)
+            payworker_gateway::signing::verify(&key, b"x", "n", "1", &signed.signed.signature)
                 .unwrap_err()
         ),
     ];

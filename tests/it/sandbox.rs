@@ -7,6 +7,7 @@ mod endpoints;
 mod faults;
 mod notifications;
 
+use payworker_sandbox as sandbox;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,13 +17,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use bytes::Bytes;
 use payworker::client::{ClientOptions, GatewayClient};
-use payworker::domain::{Amount, CardDetails, Currency, OrderNo};
-use payworker::gateway::notification;
-use payworker::gateway::wire::{OrderFields, S2sRequest};
-use payworker::gateway::{
+use payworker_gateway::domain::{Amount, CardDetails, Currency, OrderNo};
+use payworker_gateway::notification;
+use payworker_gateway::wire::{OrderFields, S2sRequest};
+use payworker_gateway::{
     Credentials, GatewayKey, Oncestr, Outcome, SignedHeaders, SignedRequest, UnixTime, crypto,
 };
-use payworker::sandbox::{
+use payworker_sandbox::{
     self, NotifySettings, OrderView, SandboxAccount, SandboxHandle, SandboxSettings, Stats,
 };
 use serde::Serialize;

@@ -21,9 +21,11 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use payworker::gateway::{GatewayKey, crypto};
-use payworker::queue::QueueKeys;
-use payworker::sandbox::{self, Fault, FaultRule, NotifySettings, SandboxAccount, SandboxSettings};
+use payworker_gateway::{GatewayKey, crypto};
+use payworker_queue::QueueKeys;
+use payworker_sandbox::{
+    self as sandbox, Fault, FaultRule, NotifySettings, SandboxAccount, SandboxSettings,
+};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 

@@ -30,15 +30,16 @@
 //!   cargo nextest run --profile long -E 'test(/^stress::/)' --no-capture
 //! ```
 
+use payworker_sandbox as sandbox;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use payworker::gateway::{GatewayKey, crypto};
 use payworker::payments::record;
-use payworker::queue::{GROUP, QueueKeys};
-use payworker::sandbox::{
+use payworker_gateway::{GatewayKey, crypto};
+use payworker_queue::{GROUP, QueueKeys};
+use payworker_sandbox::{
     self, Fault, FaultRule, NotifySettings, SandboxAccount, SandboxHandle, SandboxSettings,
 };
 use rand::rngs::StdRng;

@@ -1,8 +1,8 @@
 //! Known-answer tests from independent reference implementations (`tests/fixtures/gateway.json`,
 //! made with Python's hmac/hashlib and cryptography's AESGCM). Every case must pass.
 
-use payworker::gateway::notification::{self, NotificationError};
-use payworker::gateway::{
+use payworker_gateway::notification::{self, NotificationError};
+use payworker_gateway::{
     CryptoError, GatewayKey, KeyError, SignatureError, SignedHeaders, UnixTime, crypto, signing,
 };
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use payworker::payments::{orphans, record};
-use payworker::queue::QueueKeys;
-use payworker::sandbox::{Fault, FaultRule};
+use payworker_queue::QueueKeys;
+use payworker_sandbox::{Fault, FaultRule};
 use redis::AsyncCommands;
 
 use super::{Options, Product, charge, refund};
@@ -47,7 +47,7 @@ async fn a_refund_notification_never_reopens_a_charge_that_may_be_on_the_wire() 
     product.event("RF1", "refund.pending").await;
 
     // The job is delivered again (its worker died before the ack).
-    let again = payworker::queue::envelope::RetryEnvelope {
+    let again = payworker_queue::envelope::RetryEnvelope {
         job: crate::payments::s2s_job("RF1", "4242424242424242").to_string(),
         attempt: 1,
         origin_id: origin,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use payworker::queue::QueueKeys;
+use payworker_queue::QueueKeys;
 use redis::AsyncCommands;
 use serde_json::json;
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use payworker::config::{AccountSettings, Settings};
-use payworker::gateway::Oncestr;
 use payworker::ingress::{Ingress, Store, Stored, Target};
-use payworker::queue::QueueKeys;
+use payworker_gateway::Oncestr;
+use payworker_queue::QueueKeys;
 use redis::AsyncCommands;
 
 use crate::payments::{ACCOUNT_ID, KEY};
@@ -129,7 +129,7 @@ async fn the_keys_under_the_prefix_stay_few_however_many_notifications_are_store
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fingerprint_and_a_nonce_are_found_across_a_bucket_boundary() {
     use payworker::ingress::Buckets;
-    use payworker::queue::now_ms;
+    use payworker_queue::now_ms;
     // Fingerprints kept 12 s in buckets of 4 s; nonces kept 6 s in one bucket of 6 s.
     let prefix = unique_prefix("dedupe-boundary");
     let mut store = store_for(REDIS, &prefix, Duration::from_secs(12), WINDOW).await;

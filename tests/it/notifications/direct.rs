@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use payworker::gateway::SignedHeaders;
+use payworker_gateway::SignedHeaders;
 use serde_json::{Value, json};
 
 use super::{Options, Product, charge, sign};
@@ -76,14 +76,14 @@ async fn a_forged_job_is_dead_lettered_and_changes_nothing() {
     redis_cli_xadd(&product, &job(&tampered, &sign(&signed)));
     // Signed with a key that is not the account's.
     let other =
-        payworker::gateway::GatewayKey::from_text("ffffffffffffffffffffffffffffffff").unwrap();
-    let nonce = payworker::gateway::Oncestr::random(&mut rand::rng());
+        payworker_gateway::GatewayKey::from_text("ffffffffffffffffffffffffffffffff").unwrap();
+    let nonce = payworker_gateway::Oncestr::random(&mut rand::rng());
     let foreign = SignedHeaders::sign(
         crate::payments::ACCOUNT_ID,
         &other,
         signed.as_bytes(),
         &nonce,
-        payworker::gateway::UnixTime::now(),
+        payworker_gateway::UnixTime::now(),
     );
     redis_cli_xadd(&product, &job(&signed, &foreign));
 

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use payworker::config::{AccountSettings, IngressSettings, Settings};
-use payworker::gateway::{GatewayKey, Oncestr, SignedHeaders, UnixTime};
 use payworker::ingress::{Accepted, Ingress, IngressHandle};
-use payworker::queue::QueueKeys;
+use payworker_gateway::{GatewayKey, Oncestr, SignedHeaders, UnixTime};
+use payworker_queue::QueueKeys;
 use redis::AsyncCommands;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;

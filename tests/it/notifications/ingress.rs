@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use payworker::config::{AccountSettings, Settings};
-use payworker::gateway::{GatewayKey, Oncestr, SignedHeaders, UnixTime};
 use payworker::ingress::{Accepted, Ingress};
-use payworker::queue::QueueKeys;
+use payworker_gateway::{GatewayKey, Oncestr, SignedHeaders, UnixTime};
+use payworker_queue::QueueKeys;
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 

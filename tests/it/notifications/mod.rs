@@ -16,11 +16,13 @@ mod states;
 use std::time::Duration;
 
 use payworker::config::{AccountSettings, Settings};
-use payworker::gateway::{GatewayKey, Oncestr, SignedHeaders, UnixTime};
 use payworker::ingress::{Ingress, IngressHandle};
 use payworker::payments::record;
-use payworker::queue::{QueueKeys, RedisTarget};
-use payworker::sandbox::{self, NotifySettings, SandboxAccount, SandboxHandle, SandboxSettings};
+use payworker_gateway::{GatewayKey, Oncestr, SignedHeaders, UnixTime};
+use payworker_queue::{QueueKeys, RedisTarget};
+use payworker_sandbox::{
+    self as sandbox, NotifySettings, SandboxAccount, SandboxHandle, SandboxSettings,
+};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -154,7 +156,7 @@ impl Product {
         }
     }
 
-    pub async fn conn(&self) -> payworker::queue::RedisConn {
+    pub async fn conn(&self) -> payworker_queue::RedisConn {
         RedisTarget::Single(self.settings.redis.url.clone())
             .connect(Duration::from_secs(5))
             .await

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use payworker::sandbox::NotifySettings;
+use payworker_sandbox::NotifySettings;
 use serde_json::json;
 
 use super::{Options, Product};

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use payworker::gateway::{GatewayKey, Oncestr, SignedHeaders, UnixTime};
+use payworker_gateway::{GatewayKey, Oncestr, SignedHeaders, UnixTime};
 use redis::AsyncCommands;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use payworker::gateway::SignedHeaders;
+use payworker_gateway::SignedHeaders;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A request head for `path`, with `host` and these headers, ending with the blank line.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use payworker::sandbox::{Fault, FaultRule, NotifySettings};
+use payworker_sandbox::{Fault, FaultRule, NotifySettings};
 use serde_json::json;
 
 use super::{Options, Product, charge, refund, versions};

@@ -53,7 +53,7 @@ async fn key_type(key: &str) -> String {
 
 /// Pushes a raw payload onto the create_payment queue, as any producer could.
 async fn push_raw(product: &Product, payload: &str) {
-    let stream = payworker::queue::QueueKeys::new(&product.prefix, "create_payment", 0).stream;
+    let stream = payworker_queue::QueueKeys::new(&product.prefix, "create_payment", 0).stream;
     let _: String = ::redis::cmd("XADD")
         .arg(stream)
         .arg("*")

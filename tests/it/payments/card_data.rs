@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use payworker::gateway::{GatewayKey, crypto};
+use payworker_gateway::{GatewayKey, crypto};
 use redis::AsyncCommands;
 
 use super::KEY;

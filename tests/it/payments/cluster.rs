@@ -3,7 +3,7 @@
 //! record and append the events as separate steps (one script is for a single server).
 
 use payworker::payments::unknown_key;
-use payworker::sandbox::{Fault, FaultRule};
+use payworker_sandbox::{Fault, FaultRule};
 
 use super::*;
 use crate::support::RedisCluster;

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use payworker::sandbox::{Fault, FaultRule};
+use payworker_sandbox::{Fault, FaultRule};
 use serde_json::json;
 
 use super::{ACCOUNT_ID, job};

@@ -2,7 +2,7 @@
 //! dead-lettered after it claimed its order, a review that fails half-way. Each interleaving
 //! here charged a card twice, stranded a payment, or dropped it from review before.
 
-use payworker::sandbox::FaultRule;
+use payworker_sandbox::FaultRule;
 
 use super::*;
 use crate::support::RedisServer;
@@ -57,7 +57,7 @@ async fn two_live_copies_of_an_s2s_job_charge_the_card_once() {
     for (i, order) in orders.iter().enumerate() {
         let origin = format!("{}-0", 1_000 + i);
         pending_without_mark(&app, order, &origin).await;
-        let again = payworker::queue::envelope::RetryEnvelope {
+        let again = payworker_queue::envelope::RetryEnvelope {
             job: s2s_job(order, "4242424242424242").to_string(),
             attempt: 1,
             origin_id: origin,
@@ -160,11 +160,11 @@ async fn a_payment_whose_job_was_dead_lettered_goes_to_review_and_a_redrive_resu
         .connect(Duration::from_secs(5))
         .await
         .unwrap();
-    let (id, _) = payworker::queue::dlq::list(&mut conn, &app.keys, 1)
+    let (id, _) = payworker_queue::dlq::list(&mut conn, &app.keys, 1)
         .await
         .unwrap()
         .remove(0);
-    payworker::queue::dlq::redrive(&mut conn, &app.keys, &id)
+    payworker_queue::dlq::redrive(&mut conn, &app.keys, &id)
         .await
         .unwrap();
     let created = app.event("DL1", "payment.created").await;

@@ -17,12 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use payworker::client::{ClientOptions, GatewayClient};
-use payworker::gateway::{Credentials, GatewayKey, crypto};
 use payworker::jobs::CreatePayment;
 use payworker::payments::{CreatePayments, PaymentAccount, record};
-use payworker::queue::durability::{ReplicaWait, ReplicaWaiter};
-use payworker::queue::{self, QueueKeys, RedisTarget};
-use payworker::sandbox::{self, SandboxAccount, SandboxHandle, SandboxPaths, SandboxSettings};
+use payworker_gateway::{Credentials, GatewayKey, crypto};
+use payworker_queue::durability::{ReplicaWait, ReplicaWaiter};
+use payworker_queue::{self as queue, QueueKeys, RedisTarget};
+use payworker_sandbox::{
+    self as sandbox, SandboxAccount, SandboxHandle, SandboxPaths, SandboxSettings,
+};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
@@ -184,7 +186,7 @@ impl App {
     /// Delivers `job` again as the job of `origin_id` (what a crash before the ack looks
     /// like: a retry entry carrying the same origin).
     pub async fn redeliver(&self, job: &serde_json::Value, origin_id: String) {
-        let again = payworker::queue::envelope::RetryEnvelope {
+        let again = payworker_queue::envelope::RetryEnvelope {
             job: job.to_string(),
             attempt: 1,
             origin_id,

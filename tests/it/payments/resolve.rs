@@ -5,7 +5,7 @@
 
 use payworker::payments::resolve::{Decision, Resolution, ResolveError};
 use payworker::payments::unknown_key;
-use payworker::sandbox::FaultRule;
+use payworker_sandbox::FaultRule;
 
 use super::*;
 use crate::notifications::{Options, Product, charge};

@@ -3,7 +3,7 @@
 //! and one that waits for a person or a notification never; a record keeps no copy of
 //! its events (the streams hold them) and stays a compact hash.
 
-use payworker::sandbox::{Fault, FaultRule};
+use payworker_sandbox::{Fault, FaultRule};
 
 use super::*;
 

@@ -1,7 +1,7 @@
 //! Money is never doubled and bad input reaches no gateway: validation, duplicates,
 //! ambiguous S2S outcomes, safe Host retries, plaintext cards.
 
-use payworker::sandbox::{Fault, FaultRule};
+use payworker_sandbox::{Fault, FaultRule};
 
 use super::*;
 

@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use payworker::sandbox::{Fault, FaultRule};
+use payworker_sandbox::{Fault, FaultRule};
 use tokio::sync::mpsc;
 
 use super::*;
@@ -205,11 +205,11 @@ async fn a_run_resumed_past_its_lease_leaves_alone_the_payment_another_worker_is
 /// exhausted, but the job is B's now, which creates the payment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_last_attempt_does_not_dead_letter_the_payment_another_worker_is_creating() {
-    let last = payworker::queue::envelope::RetryEnvelope {
+    let last = payworker_queue::envelope::RetryEnvelope {
         job: job("host", "STALE-2").to_string(),
         attempt: config("p").retry.max_attempts - 1,
         origin_id: "1-0".into(),
-        first_failed_ms: payworker::queue::now_ms(),
+        first_failed_ms: payworker_queue::now_ms(),
         errors: vec![],
     };
     let (left, _) = stale_copy("STALE-2", ("retry", serde_json::to_string(&last).unwrap())).await;

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use payworker::queue::{self, QueueKeys, RedisTarget};
+use payworker_queue::{self as queue, QueueKeys, RedisTarget};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 

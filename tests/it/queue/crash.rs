@@ -1,6 +1,7 @@
 //! A worker killed with SIGKILL mid-job: another worker reclaims the job after the lease
 //! and runs it, once.
 
+use payworker_queue as queue;
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -23,7 +24,7 @@ async fn a_job_held_by_a_killed_worker_is_run_once_by_another_within_the_lease()
     .await;
 
     // A real worker process (the benchmark's worker mode) takes the job and works on it.
-    let mut child = worker_process(&prefix, &["--lease", "2s"]);
+    let mut child = worker_process(&prefix, 16, Duration::from_secs(2));
     eventually(Duration::from_secs(20), || async {
         (pending(&mut redis().await, &keys.stream).await == 1).then_some(())
     })

@@ -1,6 +1,7 @@
 //! Bad input never stops a worker: it is dead-lettered at once with a reason, and the
 //! other jobs flow. Card data never survives into a dead letter.
 
+use payworker_queue as queue;
 use std::time::Duration;
 
 use super::*;
@@ -189,7 +190,7 @@ async fn a_dead_letter_can_be_redriven() {
     let entries: redis::streams::StreamRangeReply =
         conn.xrange(&keys.stream, &new_id, &new_id).await.unwrap();
     let retry: String = redis::from_redis_value(entries.ids[0].map["retry"].clone()).unwrap();
-    let again: payworker::queue::envelope::RetryEnvelope = serde_json::from_str(&retry).unwrap();
+    let again: payworker_queue::envelope::RetryEnvelope = serde_json::from_str(&retry).unwrap();
     assert_eq!(again.job, r#"{"version":1,"n":7,"fail":100}"#);
     assert_eq!(again.attempt, 0);
     assert_eq!(again.errors.len(), 1, "the history is kept");
@@ -205,8 +206,8 @@ async fn a_dead_letter_can_be_redriven() {
 /// comes back as a retry entry (its attempts and history kept), while the others flow.
 #[tokio::test]
 async fn a_job_the_queues_validator_refuses_is_dead_lettered_invalid_and_never_runs() {
-    use payworker::queue::envelope::{ErrorRecord, RetryEnvelope};
-    use payworker::queue::{Invalid, Validator};
+    use payworker_queue::envelope::{ErrorRecord, RetryEnvelope};
+    use payworker_queue::{Invalid, Validator};
 
     let (_prefix, config, keys, mut conn) = setup("validated").await;
     enqueue(&mut conn, &keys.stream, (0..50).map(ping)).await;

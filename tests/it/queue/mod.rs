@@ -4,18 +4,20 @@ pub mod cluster;
 mod crash;
 mod dead_letters;
 mod delivery;
+mod fixture;
 mod ownership;
 mod recovery;
 mod retention;
 mod retries;
 mod shutdown;
 
+use payworker_queue as queue;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use payworker::config::Jitter;
-use payworker::queue::{
+use payworker_queue::{
     self, Job, JobError, JobMeta, QueueConfig, QueueKeys, RedisTarget, RetryPolicy,
 };
 use redis::AsyncCommands;
@@ -234,24 +236,16 @@ pub async fn dlq(
     reply.into_iter().map(|(_, m)| m).collect()
 }
 
-/// The real binary's worker (`bench-queue --mode worker`, which counts completions in
-/// `<prefix>:done:<n>`), as a separate process killed when the guard drops.
-pub fn worker_process(prefix: &str, extra: &[&str]) -> crate::helpers::ChildGuard {
-    let mut args = vec![
-        "bench-queue",
-        "--mode",
-        "worker",
-        "--redis",
-        REDIS,
-        "--prefix",
-        prefix,
-    ];
-    args.extend_from_slice(extra);
+/// A worker in a process of its own ([`fixture::counting_worker`]: each finished job
+/// increments `<prefix>:done:<n>`), killed when the guard drops. `concurrency` and `lease`
+/// are the queue's settings.
+pub fn worker_process(
+    prefix: &str,
+    concurrency: usize,
+    lease: Duration,
+) -> crate::helpers::ChildGuard {
     crate::helpers::ChildGuard(
-        std::process::Command::new(env!("CARGO_BIN_EXE_payworker"))
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+        fixture::command(prefix, concurrency, lease)
             .spawn()
             .unwrap(),
     )

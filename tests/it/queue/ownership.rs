@@ -2,6 +2,7 @@
 //! paused, and another worker took it over) writes no outcome for it and does not take it
 //! back; retries are keyed by the job's origin, so two copies schedule one retry.
 
+use payworker_queue as queue;
 use std::time::Duration;
 
 use super::*;

@@ -2,6 +2,7 @@
 //! (a deleted stream, a failover to a replica without it), and idle entries of a dead
 //! worker that sit behind a long run of entries live workers are busy with.
 
+use payworker_queue as queue;
 use std::time::Duration;
 
 use super::*;

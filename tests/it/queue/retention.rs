@@ -1,9 +1,10 @@
 //! Redis memory stays bounded: acked entries are trimmed, old dead letters expire, and
 //! consumers of processes that are gone are removed.
 
+use payworker_queue as queue;
 use std::time::Duration;
 
-use payworker::queue::retention;
+use payworker_queue::retention;
 
 use super::*;
 use crate::helpers::eventually;
@@ -63,7 +64,7 @@ async fn acked_entries_old_dead_letters_and_dead_consumers_are_cleaned_up() {
     cleanup(&mut conn, &prefix).await;
 }
 
-async fn conn_for_retention() -> payworker::queue::RedisConn {
+async fn conn_for_retention() -> payworker_queue::RedisConn {
     RedisTarget::Single(REDIS.into())
         .connect(Duration::from_secs(5))
         .await

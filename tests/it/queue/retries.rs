@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use payworker::queue::envelope::RetryEnvelope;
+use payworker_queue::envelope::RetryEnvelope;
 
 use super::*;
 use crate::helpers::eventually;
@@ -16,7 +16,7 @@ async fn twenty_thousand_retries_due_at_once_are_all_promoted_and_processed() {
     let keys = keys(&config);
     let mut conn = redis().await;
     // 20,000 retries, all due at the same past moment, as the worker itself writes them.
-    let due = payworker::queue::now_ms() - 1_000;
+    let due = payworker_queue::now_ms() - 1_000;
     for chunk in (0..20_000u64).collect::<Vec<_>>().chunks(1000) {
         let mut pipe = redis::pipe();
         for &n in chunk {

@@ -1,6 +1,7 @@
 //! Graceful shutdown under load: in-flight jobs finish and are acked, unstarted ones are
 //! handed back; a second worker finishes the rest. Nothing lost, nothing run twice.
 
+use payworker_queue as queue;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -84,8 +85,8 @@ async fn sigterm_to_a_worker_process_finishes_its_jobs_and_hands_back_the_rest()
     )
     .await;
 
-    // The real binary's worker (bench-queue worker mode counts completions in Redis).
-    let mut child = worker_process(&prefix, &["--concurrency", "16"]);
+    // A worker process of its own (it counts completions in Redis).
+    let mut child = worker_process(&prefix, 16, Duration::from_secs(30));
     let done_by_child = |conn: redis::aio::MultiplexedConnection| {
         let prefix = prefix.clone();
         async move {

@@ -3,8 +3,8 @@
 //! as unchecked rather than refused.
 
 use payworker::config::Settings;
-use payworker::queue::durability::{DurabilityError, DurabilityProblem};
 use payworker::startup::check_redis_durability;
+use payworker_queue::durability::{DurabilityError, DurabilityProblem};
 
 use crate::support::RedisServer;
 use crate::support::replication::admin;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use payworker::queue::{self, RedisTarget};
+use payworker_queue::{self as queue, RedisTarget};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 

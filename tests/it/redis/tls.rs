@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use payworker::config::Settings;
-use payworker::queue::{self, QueueKeys};
+use payworker_queue::{self as queue, QueueKeys};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::eventually;

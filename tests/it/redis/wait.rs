@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use payworker::queue::RedisTarget;
-use payworker::queue::durability::{ReplicaWait, ReplicaWaiter, WaitError};
+use payworker_queue::RedisTarget;
+use payworker_queue::durability::{ReplicaWait, ReplicaWaiter, WaitError};
 use redis::AsyncCommands;
 
 use crate::support::replication::replicate;
@@ -119,10 +119,10 @@ async fn an_s2s_charge_waits_until_a_replica_holds_its_send_mark() {
     cfg.retry.base_delay = Duration::from_millis(200);
     cfg.retry.max_delay = Duration::from_millis(200);
     cfg.retry.max_attempts = 100;
-    let keys = payworker::queue::QueueKeys::new(&prefix, "create_payment", 0);
+    let keys = payworker_queue::QueueKeys::new(&prefix, "create_payment", 0);
     let cancel = CancellationToken::new();
     let handler = payments.clone();
-    let worker = tokio::spawn(payworker::queue::run(
+    let worker = tokio::spawn(payworker_queue::run(
         cfg,
         target,
         move |job: CreatePayment, meta| {

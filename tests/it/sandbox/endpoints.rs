@@ -1,9 +1,9 @@
 //! The create endpoints: happy paths, authentication, validation, test cards and the
 //! repeated-order rule.
 
-use payworker::gateway::Outcome;
-use payworker::gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
-use payworker::sandbox::{self, SandboxStatus, codes};
+use payworker_gateway::Outcome;
+use payworker_gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
+use payworker_sandbox::{self as sandbox, SandboxStatus, codes};
 use serde_json::Value;
 
 use super::{ELEMENT, Gateway, HOST, Receiver, order, s2s, signed};
@@ -46,7 +46,7 @@ async fn host_opens_a_checkout_page_that_settles_once() {
     let again: HostCreated = success(gw.send(HOST, &body).await);
     assert_eq!(again, created, "the same order returns the same session");
     let mut dearer = body.clone();
-    dearer.amount = payworker::gateway::wire::WireAmount("21.00".parse().unwrap());
+    dearer.amount = payworker_gateway::wire::WireAmount("21.00".parse().unwrap());
     let (code, msg) = rejected(gw.send::<HostCreated, _>(HOST, &dearer).await);
     assert_eq!(code, codes::ORDER_CONFLICT);
     assert!(msg.contains("H1") && msg.contains("20.99"), "{msg}");

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use payworker::gateway::response::{HostCreated, S2sCharged};
-use payworker::gateway::{Outcome, UnixTime, classify};
-use payworker::sandbox::{self, FAULT_HEADER, Fault, FaultRule};
+use payworker_gateway::response::{HostCreated, S2sCharged};
+use payworker_gateway::{Outcome, UnixTime, classify};
+use payworker_sandbox::{self as sandbox, FAULT_HEADER, Fault, FaultRule};
 use tokio::net::TcpListener;
 
 use super::{Gateway, HOST, client_with_timeout, order, s2s, signed};

@@ -1,10 +1,10 @@
 //! Signed notifications: redelivery until accepted, re-signing, duplicates, out-of-order
 //! delivery and the refund trigger.
 
-use payworker::gateway::Outcome;
-use payworker::gateway::notification::NotifiedStatus;
-use payworker::gateway::response::S2sCharged;
-use payworker::sandbox;
+use payworker_gateway::Outcome;
+use payworker_gateway::notification::NotifiedStatus;
+use payworker_gateway::response::S2sCharged;
+use payworker_sandbox as sandbox;
 
 use super::{Gateway, HOST, Receiver, order, s2s};
 

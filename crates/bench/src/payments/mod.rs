@@ -1,0 +1,294 @@
+//! `payworker-bench payments`: end-to-end payments per second on a real Redis.
+//!
+//! Each run starts the sandbox gateway (optionally answering after a fixed latency) in this
+//! process, or with `--sandbox process` in a child process (see `gateway`), a worker (`queue::run` with the real [`CreatePayments`] handler and a pooled
+//! [`GatewayClient`]), and a producer task that `XADD`s `CreatePayment` jobs in pipelines.
+//! Every payment goes the whole way: job → worker → signed HTTP over loopback → payment
+//! record → result event → ack. The clock runs from the first `XADD` until the results
+//! stream holds one event per job. Each (latency, concurrency) pair is one run on its own
+//! key prefix, deleted afterwards.
+//!
+//! Peak memory is `VmHWM` of this whole process (worker, producer and the in-process
+//! sandbox), reset through `/proc/self/clear_refs` before each run so every run reports its
+//! own peak; a sandbox process's peak is reported in a column of its own.
+
+mod gateway;
+mod support;
+mod worker;
+
+use gateway::Gateway;
+pub use gateway::SandboxMode;
+pub(super) use support::cleanup;
+use support::{JobMaker, memory_kib, open_files_soft_limit, reset_peak_memory};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use redis::AsyncCommands;
+use tokio_util::sync::CancellationToken;
+
+use payworker::config::{QueueSettings, RetrySettings};
+use payworker::jobs::{CreatePayment, queues};
+use payworker_gateway::GatewayKey;
+use payworker_queue::{self as queue, QueueKeys, RedisTarget};
+
+/// The payment method every job of a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchMethod {
+    /// Hosted checkout: one session per payment.
+    Host,
+    /// Stripe.js Payment Element: one session per payment.
+    Element,
+    /// Server to server: an encrypted card (4242…, succeeds), charged per payment.
+    S2s,
+}
+
+impl BenchMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            BenchMethod::Host => "host",
+            BenchMethod::Element => "element",
+            BenchMethod::S2s => "s2s",
+        }
+    }
+}
+
+/// Arguments of `payworker-bench payments`.
+#[derive(Debug, Args)]
+pub struct BenchPaymentsArgs {
+    /// Payments per run.
+    #[arg(long, default_value_t = 20_000)]
+    pub payments: u64,
+    /// Worker concurrency levels (jobs in flight), one run each.
+    #[arg(long, value_delimiter = ',', default_value = "64,2000")]
+    pub concurrency: Vec<usize>,
+    /// Sandbox gateway latencies, one run each per concurrency level.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0ms,200ms",
+        value_parser = humantime::parse_duration
+    )]
+    pub latency: Vec<Duration>,
+    /// Payment method of every job.
+    #[arg(long, value_enum, default_value = "host")]
+    pub method: BenchMethod,
+    /// Entries fetched per read (default: the concurrency, clamped to 100..=500).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Redis URL.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    pub redis: String,
+    /// Where the sandbox gateway runs.
+    #[arg(long, value_enum, default_value = "in-process")]
+    pub sandbox: SandboxMode,
+    /// Internal: serve the sandbox for a parent `bench-payments --sandbox process`.
+    #[arg(long, hide = true)]
+    pub serve_sandbox: bool,
+}
+
+const ACCOUNT_ID: &str = "acct_bench";
+const ACCOUNT: &str = "main";
+/// Jobs per producer pipeline.
+const PIPELINE: u64 = 1000;
+/// How often the results stream is counted.
+const POLL: Duration = Duration::from_millis(5);
+/// A run that makes no progress for this long is abandoned.
+const STALL: Duration = Duration::from_secs(60);
+
+/// One run's figures.
+struct Measured {
+    micros: u64,
+    /// Resident size when the run started (memory kept from an earlier run included).
+    start_kib: Option<u64>,
+    /// `VmHWM` at the end of the run.
+    peak_kib: Option<u64>,
+    /// The sandbox process's `VmHWM`, when it ran apart.
+    sandbox_peak_kib: Option<u64>,
+}
+
+/// Runs the benchmark and prints one CSV line per run.
+pub async fn run(args: BenchPaymentsArgs) -> anyhow::Result<()> {
+    if args.serve_sandbox {
+        return gateway::serve(args.latency.first().copied().unwrap_or_default()).await;
+    }
+    anyhow::ensure!(args.payments > 0, "--payments must be at least 1");
+    let most = args.concurrency.iter().copied().max().unwrap_or(0);
+    if let Some(limit) = open_files_soft_limit() {
+        // A socket on each side of every gateway connection, plus Redis, plus slack.
+        let needed = u64::try_from(most).unwrap_or(u64::MAX) * 2 + 100;
+        if limit < needed {
+            eprintln!(
+                "warning: open-files soft limit is {limit}, concurrency {most} needs about \
+                 {needed} (client and in-process sandbox hold a socket per connection); \
+                 raise it with `ulimit -n {needed}` before running"
+            );
+        }
+    }
+    let client = redis::Client::open(args.redis.as_str())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let place = match args.sandbox {
+        SandboxMode::InProcess => "in process",
+        SandboxMode::Process => "a child process",
+    };
+    println!(
+        "# end to end: XADD -> worker -> signed HTTP to the sandbox ({place}, loopback) \
+         -> payment record -> result event -> ack"
+    );
+    println!("# seconds: first XADD until the results stream holds one event per payment");
+    println!(
+        "# peak_rss_mib: VmHWM of this whole process (worker + producer, + the sandbox when \
+         in process), reset at each run's start to the resident size then (start_rss_mib)"
+    );
+    println!("# sandbox_peak_rss_mib: VmHWM of the sandbox process (\"in\": in this process)");
+    println!(
+        "mode,method,concurrency,latency_ms,batch,payments,seconds,payments_per_sec,\
+         start_rss_mib,peak_rss_mib,sandbox_peak_rss_mib"
+    );
+    for &latency in &args.latency {
+        for &concurrency in &args.concurrency {
+            let concurrency = concurrency.max(1);
+            let batch = args.batch.unwrap_or_else(|| concurrency.clamp(100, 500));
+            let prefix = format!("benchpay-{:08x}", rand::random::<u32>());
+            let result = measure(&args, &prefix, concurrency, batch, latency).await;
+            let cleaned = cleanup(&mut conn, &prefix).await;
+            let m = result?;
+            cleaned?;
+            let micros = m.micros.max(1);
+            let mib =
+                |kib: Option<u64>| kib.map_or_else(|| "?".to_owned(), |k| (k / 1024).to_string());
+            let sandbox_peak = match args.sandbox {
+                SandboxMode::InProcess => "in".to_owned(),
+                SandboxMode::Process => mib(m.sandbox_peak_kib),
+            };
+            println!(
+                "e2e,{},{concurrency},{},{batch},{},{}.{:03},{},{},{},{sandbox_peak}",
+                args.method.as_str(),
+                latency.as_millis(),
+                args.payments,
+                micros / 1_000_000,
+                (micros / 1000) % 1000,
+                u128::from(args.payments) * 1_000_000 / u128::from(micros),
+                mib(m.start_kib),
+                mib(m.peak_kib),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One run: sandbox, worker, producer; returns the time and the peak memory.
+async fn measure(
+    args: &BenchPaymentsArgs,
+    prefix: &str,
+    concurrency: usize,
+    batch: usize,
+    latency: Duration,
+) -> anyhow::Result<Measured> {
+    let results = format!("{prefix}:{{results}}");
+    let keys = QueueKeys::new(prefix, queues::CREATE_PAYMENT, 0);
+    let key_text = format!("{:032x}", rand::random::<u128>());
+    let key = GatewayKey::from_text(&key_text)?;
+    let maker = JobMaker::new(args.method, prefix, key.clone());
+    reset_peak_memory();
+    let start_kib = memory_kib("VmRSS:");
+
+    // On an early return (an error), the sandbox stops when dropped, the worker by its guard.
+    let gateway = Gateway::start(args.sandbox, &key, &key_text, latency).await?;
+
+    let target = RedisTarget::Single(args.redis.clone());
+    let handler =
+        Arc::new(worker::handler(prefix, concurrency, key, gateway.base_url(), &target).await?);
+    let mut config = QueueSettings::default().queue_config(
+        prefix,
+        queues::CREATE_PAYMENT,
+        &RetrySettings::default(),
+    );
+    config.concurrency = concurrency;
+    config.batch_size = batch;
+
+    let redis = redis::Client::open(args.redis.as_str())?;
+    let mut conn = redis.get_multiplexed_async_connection().await?;
+    let stop_worker = CancellationToken::new();
+    let _stop_worker = stop_worker.clone().drop_guard();
+    let worker = tokio::spawn(queue::run(
+        config,
+        target,
+        move |job: CreatePayment, meta| {
+            let handler = handler.clone();
+            async move { handler.handle(job, meta).await }
+        },
+        stop_worker.clone(),
+        Duration::from_secs(30),
+    ));
+    // The worker creates the group (and the stream) when it is ready to read.
+    let ready = Instant::now();
+    while !conn.exists::<_, bool>(&keys.stream).await? {
+        anyhow::ensure!(
+            !worker.is_finished() && ready.elapsed() < Duration::from_secs(10),
+            "the worker did not start"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+
+    let mut producer_conn = redis.get_multiplexed_async_connection().await?;
+    let stream = keys.stream.clone();
+    let total = args.payments;
+    let started = Instant::now();
+    let mut producer = Some(tokio::spawn(async move {
+        let mut n = 0;
+        while n < total {
+            let end = total.min(n + PIPELINE);
+            let mut pipe = redis::pipe();
+            for i in n..end {
+                pipe.xadd(&stream, "*", &[("job", maker.job(i))]).ignore();
+            }
+            pipe.query_async::<()>(&mut producer_conn).await?;
+            n = end;
+        }
+        anyhow::Ok(())
+    }));
+
+    let mut done = 0;
+    let mut progress = Instant::now();
+    while done < args.payments {
+        tokio::time::sleep(POLL).await;
+        let now: u64 = conn.xlen(&results).await?;
+        if now > done {
+            done = now;
+            progress = Instant::now();
+        }
+        if producer.as_ref().is_some_and(|p| p.is_finished())
+            && let Some(p) = producer.take()
+        {
+            p.await?.context("enqueueing")?;
+        }
+        if worker.is_finished() || progress.elapsed() > STALL {
+            let dead: u64 = conn.xlen(&keys.dlq).await.unwrap_or(0);
+            anyhow::bail!(
+                "stalled: {done} of {} payments finished, {dead} dead letters, sandbox {:?}",
+                args.payments,
+                gateway.stats().await
+            );
+        }
+    }
+    let elapsed = started.elapsed();
+    let peak_kib = memory_kib("VmHWM:");
+    if let Some(p) = producer.take() {
+        p.await?.context("enqueueing")?;
+    }
+
+    stop_worker.cancel();
+    worker.await??;
+    let stats = gateway.stats().await?;
+    let sandbox_peak_kib = gateway.stop().await;
+    support::warn_leftovers(&mut conn, &keys, args.payments, &stats).await?;
+    Ok(Measured {
+        micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        start_kib,
+        peak_kib,
+        sandbox_peak_kib,
+    })
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use rand::Rng;
+use rand::RngExt;
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 

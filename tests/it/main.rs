@@ -8,6 +8,7 @@ mod docs;
 mod harness;
 mod helpers;
 mod jobs;
+mod layering;
 mod notifications;
 mod payments;
 mod properties;

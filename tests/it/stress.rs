@@ -43,7 +43,7 @@ use payworker_sandbox::{
     self, Fault, FaultRule, NotifySettings, SandboxAccount, SandboxHandle, SandboxSettings,
 };
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;

@@ -10,7 +10,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
-use rand::{CryptoRng, RngCore};
+use rand::{CryptoRng, Rng};
 use zeroize::Zeroizing;
 
 use super::GatewayKey;
@@ -43,7 +43,7 @@ fn cipher(key: &GatewayKey) -> Aes256Gcm {
 }
 
 /// Encrypts with a fresh random IV from `rng`.
-pub fn encrypt<R: RngCore + CryptoRng>(key: &GatewayKey, plaintext: &[u8], rng: &mut R) -> String {
+pub fn encrypt<R: Rng + CryptoRng>(key: &GatewayKey, plaintext: &[u8], rng: &mut R) -> String {
     let mut iv = [0u8; IV_LEN];
     rng.fill_bytes(&mut iv);
     encrypt_with_iv(key, plaintext, iv)

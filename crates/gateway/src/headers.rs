@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 /// Header: merchant account id.
 pub const ACCOUNT_ID: &str = "account-id";

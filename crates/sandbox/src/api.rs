@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use rand::Rng;
+use rand::RngExt;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 

@@ -1,13 +1,12 @@
 //! `CreatePayment`: a merchant's request to create one payment, as producers write it.
 
-use payworker_queue::DeadReason;
 use serde::Deserialize;
 
 use super::card_data;
 use super::schema::{self, Contract};
 use payworker_gateway::domain::{Amount, Currency, OrderNo};
 use payworker_gateway::wire::{OrderFields, Product, WireAmount, product_string};
-use payworker_queue::{Job, redact};
+use payworker_queue::{Job, NotAJob, redact};
 
 /// How the payment is created at the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -134,12 +133,9 @@ impl std::fmt::Debug for CreatePayment {
 impl Job for CreatePayment {
     /// The schema, the card-data rule (`super::card_data`), then the money rules the schema
     /// cannot state ([`CreatePayment::money_problems`]), every problem listed.
-    fn decode(text: &str) -> Result<Self, (&'static str, String)> {
+    fn decode(text: &str) -> Result<Self, NotAJob> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            (
-                DeadReason::NotJson.as_str(),
-                format!("payload is not JSON: {}", redact::serde_error(&e)),
-            )
+            NotAJob::not_json(format!("payload is not JSON: {}", redact::serde_error(&e)))
         })?;
         let mut problems = schema::problems(Contract::CreatePayment, &value);
         for problem in card_data::problems(text, &value) {
@@ -161,16 +157,13 @@ impl Job for CreatePayment {
             );
         }
         if !problems.is_empty() {
-            return Err((DeadReason::Invalid.as_str(), problems.join("; ")));
+            return Err(NotAJob::invalid(problems.join("; ")));
         }
         job.map_err(|e| {
-            (
-                DeadReason::Invalid.as_str(),
-                format!(
-                    "payload does not match the job schema: {}",
-                    redact::serde_error(&e)
-                ),
-            )
+            NotAJob::invalid(format!(
+                "payload does not match the job schema: {}",
+                redact::serde_error(&e)
+            ))
         })
     }
 }
@@ -283,10 +276,10 @@ mod tests {
     }
 
     fn refused(extra: serde_json::Value) -> String {
-        let (reason, detail) = CreatePayment::decode(&job(extra.clone()))
+        let NotAJob { reason, detail } = CreatePayment::decode(&job(extra.clone()))
             .err()
             .unwrap_or_else(|| panic!("accepted: {extra}"));
-        assert_eq!(reason, "invalid", "{detail}");
+        assert_eq!(reason, payworker_queue::DeadReason::Invalid, "{detail}");
         let digits = detail.replace([' ', '-'], "");
         for secret in [VISA, "378282246310005", "8173"] {
             assert!(!digits.contains(secret), "{detail}");

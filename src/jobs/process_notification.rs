@@ -1,12 +1,11 @@
 //! `ProcessNotification`: a gateway notification exactly as received, to verify and apply.
 
-use payworker_queue::DeadReason;
 use serde::{Deserialize, Serialize};
 
 use super::create_payment::Trace;
 use super::schema::{self, Contract};
 use payworker_gateway::SignedHeaders;
-use payworker_queue::{Job, redact};
+use payworker_queue::{Job, NotAJob, redact};
 
 /// The four signed headers, named as the gateway sends them.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -58,25 +57,19 @@ impl ProcessNotification {
 }
 
 impl Job for ProcessNotification {
-    fn decode(text: &str) -> Result<Self, (&'static str, String)> {
+    fn decode(text: &str) -> Result<Self, NotAJob> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            (
-                DeadReason::NotJson.as_str(),
-                format!("payload is not JSON: {}", redact::serde_error(&e)),
-            )
+            NotAJob::not_json(format!("payload is not JSON: {}", redact::serde_error(&e)))
         })?;
         let problems = schema::problems(Contract::ProcessNotification, &value);
         if !problems.is_empty() {
-            return Err((DeadReason::Invalid.as_str(), problems.join("; ")));
+            return Err(NotAJob::invalid(problems.join("; ")));
         }
         serde_json::from_value(value).map_err(|e| {
-            (
-                DeadReason::Invalid.as_str(),
-                format!(
-                    "payload does not match the job schema: {}",
-                    redact::serde_error(&e)
-                ),
-            )
+            NotAJob::invalid(format!(
+                "payload does not match the job schema: {}",
+                redact::serde_error(&e)
+            ))
         })
     }
 }

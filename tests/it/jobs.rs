@@ -52,9 +52,10 @@ fn every_invalid_job_fixture_is_refused_with_a_reason_that_quotes_no_card_data()
     let invalid = fixtures("invalid", "create_payment");
     assert!(invalid.len() >= 10);
     for (name, text) in invalid {
-        let (reason, detail) = CreatePayment::decode(&text)
+        let payworker_queue::NotAJob { reason, detail } = CreatePayment::decode(&text)
             .err()
             .unwrap_or_else(|| panic!("{name} was accepted"));
+        let reason = reason.as_str();
         assert!(matches!(reason, "invalid" | "not_json"), "{name}: {reason}");
         assert!(!detail.is_empty(), "{name}");
         for pan in ["4242424242424242", "4000002500003155", "4000000000000002"] {
@@ -79,7 +80,7 @@ fn a_plaintext_card_is_refused_with_how_to_fix_it_and_the_reason_names_fields() 
             .join("jobs/fixtures/invalid/create_payment-plaintext-card-object.json"),
     )
     .unwrap();
-    let (_, detail) = CreatePayment::decode(&text).unwrap_err();
+    let detail = CreatePayment::decode(&text).unwrap_err().detail;
     assert!(
         detail.contains("card: must be the encrypted card string"),
         "{detail}"
@@ -87,7 +88,7 @@ fn a_plaintext_card_is_refused_with_how_to_fix_it_and_the_reason_names_fields() 
     assert!(detail.contains("payworker encrypt-card"), "{detail}");
 
     let many = r#"{"version":1,"method":"host","order_no":"A 1","amount":20.99,"currency":"eur","return_url":"x","customer_firstname":"ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ","bogus":1}"#;
-    let (_, detail) = CreatePayment::decode(many).unwrap_err();
+    let detail = CreatePayment::decode(many).unwrap_err().detail;
     for field in [
         "order_no",
         "amount",

@@ -168,7 +168,7 @@ async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> Write {
                         envelope: serde_json::to_string(&envelope).expect("envelope serializes"),
                     };
                 }
-                Err(why) => (DeadReason::Exhausted.as_str(), why, reason),
+                Err(why) => (DeadReason::Exhausted.as_str(), why.to_string(), reason),
             }
         }
         Ended::GiveUp(code, reason) => (code.as_str(), reason.clone(), reason),

@@ -8,7 +8,7 @@
 use super::reason::DeadReason;
 use serde::{Deserialize, Serialize};
 
-use super::job::{Invalid, Job, Validator};
+use super::job::{Invalid, Job, NotAJob, Validator};
 
 /// The field a producer writes.
 pub const JOB_FIELD: &str = "job";
@@ -141,9 +141,9 @@ pub fn decode<J: Job>(
                 Some(text.to_owned()),
             )
         })?;
-        let parsed = parse::<J>(&envelope.job).map_err(|(reason, detail)| Undecodable {
-            reason,
-            detail,
+        let parsed = parse::<J>(&envelope.job).map_err(|e| Undecodable {
+            reason: e.reason.as_str(),
+            detail: e.detail,
             raw: Some(J::redact(&envelope.job)),
             attempts_before: envelope.attempt,
             errors: envelope.errors.clone(),
@@ -158,7 +158,7 @@ pub fn decode<J: Job>(
         });
     }
     let job = parse::<J>(text)
-        .map_err(|(reason, detail)| undecodable(reason, detail, Some(text.to_owned())))?;
+        .map_err(|e| undecodable(e.reason.as_str(), e.detail, Some(text.to_owned())))?;
     Ok(Decoded {
         job,
         raw: text.to_owned(),
@@ -191,28 +191,24 @@ pub(crate) fn validated<J: Job>(
     }
 }
 
-fn parse<J: Job>(text: &str) -> Result<J, (&'static str, String)> {
+fn parse<J: Job>(text: &str) -> Result<J, NotAJob> {
     J::decode(text)
 }
 
 /// The default decoding: one serde pass, then the job's own check. Serde's messages quote
 /// the values they refuse; the detail never does (see [`super::redact::serde_error`]).
-pub fn parse_serde<J: Job>(text: &str) -> Result<J, (&'static str, String)> {
+pub fn parse_serde<J: Job>(text: &str) -> Result<J, NotAJob> {
     // One pass: serde_json tells syntax errors (not JSON) from data errors (wrong shape).
     let job: J = serde_json::from_str(text).map_err(|e| {
         let message = super::redact::serde_error(&e);
         match e.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => (
-                DeadReason::NotJson.as_str(),
-                format!("payload is not JSON: {message}"),
-            ),
-            _ => (
-                DeadReason::Invalid.as_str(),
-                format!("payload does not match the job schema: {message}"),
-            ),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                NotAJob::not_json(format!("payload is not JSON: {message}"))
+            }
+            _ => NotAJob::invalid(format!("payload does not match the job schema: {message}")),
         }
     })?;
-    job.check().map_err(|e| (DeadReason::Invalid.as_str(), e))?;
+    job.check().map_err(|Invalid(e)| NotAJob::invalid(e))?;
     Ok(job)
 }
 
@@ -227,14 +223,14 @@ mod tests {
         n: u64,
     }
     impl Job for Ping {
-        fn check(&self) -> Result<(), String> {
+        fn check(&self) -> Result<(), Invalid> {
             if self.version == 1 {
                 Ok(())
             } else {
-                Err(format!(
+                Err(Invalid(format!(
                     "unknown version {}; this worker reads version 1",
                     self.version
-                ))
+                )))
             }
         }
     }

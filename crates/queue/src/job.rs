@@ -14,23 +14,52 @@ use super::reason::DeadReason;
 
 /// A job a queue carries.
 pub trait Job: DeserializeOwned + Send + Sync + 'static {
-    /// Turns a payload into a job, or says why it is not one: `("not_json" | "invalid",
-    /// detail)`. The default is one serde pass then [`Job::check`]; job types with a
-    /// published JSON Schema validate against it first (see `crate::jobs`).
-    fn decode(text: &str) -> Result<Self, (&'static str, String)> {
+    /// Turns a payload into a job, or says why it is not one (`not_json` or `invalid`, with
+    /// a detail). The default is one serde pass then [`Job::check`]; a job type with a
+    /// published JSON Schema may validate against it first.
+    fn decode(text: &str) -> Result<Self, NotAJob> {
         super::envelope::parse_serde(text)
     }
 
     /// Checks what serde cannot: the contract version and cross-field rules. The message is
     /// for a person reading the dead-letter queue.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Invalid> {
         Ok(())
     }
 
     /// The payload as it may be kept in a dead letter: a plaintext card must not survive.
-    /// The default masks anything that looks like a card number (see [`super::redact`]).
+    /// The default masks anything that looks like card data (see [`super::redact`]).
     fn redact(raw: &str) -> String {
         super::redact::redact_payload(raw)
+    }
+}
+
+/// Why a payload is not a job of its queue's type: the dead letter's reason code and a
+/// detail a person can act on (naming fields, never quoting their values).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct NotAJob {
+    /// `not_json` or `invalid`.
+    pub reason: DeadReason,
+    /// What is wrong, every problem listed.
+    pub detail: String,
+}
+
+impl NotAJob {
+    /// The payload is not JSON at all.
+    pub fn not_json(detail: impl Into<String>) -> Self {
+        NotAJob {
+            reason: DeadReason::NotJson,
+            detail: detail.into(),
+        }
+    }
+
+    /// The payload is JSON but breaks the job's contract.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        NotAJob {
+            reason: DeadReason::Invalid,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -69,9 +98,10 @@ impl JobError {
     }
 }
 
-/// Why a job that decoded may still not run here: it breaks a rule only the running process
-/// can check, because the rule depends on its configuration. The job is dead-lettered as
-/// `invalid` with this detail, which a person must be able to act on.
+/// Why a job that decoded may still not run: it breaks a rule serde cannot state (its
+/// [`Job::check`]), or one only the running process can check because the rule depends on
+/// its configuration (a queue's [`Validator`]). The job is dead-lettered as `invalid` with
+/// this detail, which a person must be able to act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Invalid(pub String);

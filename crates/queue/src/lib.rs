@@ -39,7 +39,7 @@ mod worker;
 
 pub use backend::{BackendError, StreamsBackend};
 pub use conn::{RedisConn, RedisTarget};
-pub use job::{Invalid, Job, JobError, Validator};
+pub use job::{Invalid, Job, JobError, NotAJob, Validator};
 pub use keys::{GROUP, QueueKeys};
 pub use reason::DeadReason;
 pub use retry::RetryPolicy;

@@ -20,6 +20,26 @@ pub enum Jitter {
     None,
 }
 
+/// Why a failed job is not retried again: it goes to the dead-letter queue as `exhausted`
+/// with this as its detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetriesSpent {
+    /// `max_attempts` were made.
+    #[error("gave up after {attempts} attempts")]
+    Attempts {
+        /// Attempts made, the failed one included.
+        attempts: u32,
+    },
+    /// The next attempt would fall after the retry budget.
+    #[error("retry budget of {} exhausted after {attempts} attempts", humantime::format_duration(*.budget))]
+    Budget {
+        /// The policy's `total_budget`.
+        budget: Duration,
+        /// Attempts made, the failed one included.
+        attempts: u32,
+    },
+}
+
 /// A queue's retry policy.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -61,19 +81,19 @@ impl RetryPolicy {
         now_ms: u64,
         at_least: Option<Duration>,
         rng: &mut R,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, RetriesSpent> {
         if attempts >= self.max_attempts {
-            return Err(format!("gave up after {attempts} attempts"));
+            return Err(RetriesSpent::Attempts { attempts });
         }
         let floor = at_least.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let delay = self.backoff_ms(attempts, rng).max(floor);
         let due = now_ms.saturating_add(delay);
         let budget = u64::try_from(self.total_budget.as_millis()).unwrap_or(u64::MAX);
         if due.saturating_sub(first_failed_ms) > budget {
-            return Err(format!(
-                "retry budget of {} exhausted after {attempts} attempts",
-                humantime::format_duration(self.total_budget)
-            ));
+            return Err(RetriesSpent::Budget {
+                budget: self.total_budget,
+                attempts,
+            });
         }
         Ok(due)
     }
@@ -125,11 +145,12 @@ mod tests {
         );
         assert_eq!(
             p.after_failure(5, 0, 0, None, &mut rng),
-            Err("gave up after 5 attempts".into())
+            Err(RetriesSpent::Attempts { attempts: 5 })
         );
         assert!(
             p.after_failure(2, 0, 9_900, None, &mut rng)
                 .unwrap_err()
+                .to_string()
                 .contains("budget")
         );
     }

@@ -49,10 +49,10 @@ struct CountedJob {
 }
 
 impl queue::Job for CountedJob {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), payworker_queue::Invalid> {
         (self.version == 1)
             .then_some(())
-            .ok_or_else(|| format!("unknown version {}", self.version))
+            .ok_or_else(|| payworker_queue::Invalid(format!("unknown version {}", self.version)))
     }
 }
 

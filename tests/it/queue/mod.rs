@@ -44,14 +44,14 @@ pub struct Ping {
 }
 
 impl Job for Ping {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), payworker_queue::Invalid> {
         if self.version == 1 {
             Ok(())
         } else {
-            Err(format!(
+            Err(payworker_queue::Invalid(format!(
                 "unknown version {}; this worker reads version 1",
                 self.version
-            ))
+            )))
         }
     }
 }

@@ -19,10 +19,12 @@ use tower::{Layer, Service};
 
 use super::dlq::DeadLetter;
 use super::envelope::{ErrorRecord, MAX_HISTORY, RetryEnvelope};
+use super::hooks::DeadNotice;
 use super::job::JobError;
 use super::keys::GROUP;
+use super::lease::JobMeta;
 use super::reply;
-use super::runtime::{DeadNotice, JobMeta, Outcome, Shared, Write, now_ms};
+use super::shared::{Outcome, Shared, Write, now_ms};
 
 /// How long a dead-letter (or refusal) hook may take before the dead letter is written anyway.
 pub(crate) const HOOK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -25,10 +25,12 @@ use redis::RedisResult;
 use tokio_util::sync::CancellationToken;
 
 use super::ack::AckLayer;
+use super::config::QueueConfig;
 use super::conn::RedisConn;
 use super::fetch;
 use super::job::{Job, Validator};
-use super::runtime::{JobMeta, Outcome, QueueConfig, Shared};
+use super::lease::JobMeta;
+use super::shared::{Outcome, Shared};
 use super::upkeep;
 
 /// A never-failing backend error type (Redis trouble is retried inside, not surfaced).

@@ -198,7 +198,7 @@ pub async fn redrive(
             job,
             attempt: 0,
             origin_id: origin,
-            first_failed_ms: super::runtime::now_ms(),
+            first_failed_ms: super::shared::now_ms(),
             errors,
         };
         let envelope = serde_json::to_string(&again).expect("envelope serializes");

@@ -20,10 +20,12 @@ use redis::{RedisResult, Script};
 use super::conn::RedisConn;
 use super::dlq::DeadLetter;
 use super::envelope::{self, Undecodable};
+use super::hooks::{DeadNotice, Refused};
 use super::job::{Job, Validator};
 use super::keys::GROUP;
+use super::lease::JobMeta;
 use super::reply::{self, Entry};
-use super::runtime::{DeadNotice, JobMeta, Outcome, Refused, Shared, Write, now_ms};
+use super::shared::{Outcome, Shared, Write, now_ms};
 
 /// Where a reclaim starts: the beginning of the pending list.
 pub(crate) const CURSOR_START: &str = "0-0";

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::keys::GROUP;
-use super::runtime::{Outcome, Shared, Write};
+use super::shared::{Outcome, Shared, Write};
 
 /// Outcomes taken per batch.
 const BATCH: usize = 2048;

@@ -105,7 +105,7 @@ pub async fn trim_read(
     max_age: Duration,
 ) -> RedisResult<ReadTrim> {
     static SCRIPT: LazyLock<Script> = LazyLock::new(|| script(TRIM_READ));
-    let oldest = super::runtime::now_ms().saturating_sub(millis(max_age));
+    let oldest = super::shared::now_ms().saturating_sub(millis(max_age));
     let (read, dropped): (u64, u64) = SCRIPT
         .key(stream)
         .arg(max_len)
@@ -139,7 +139,7 @@ pub async fn trim_dead_letters(
     keys: &QueueKeys,
     max_age: Duration,
 ) -> RedisResult<u64> {
-    let cutoff = super::runtime::now_ms().saturating_sub(millis(max_age));
+    let cutoff = super::shared::now_ms().saturating_sub(millis(max_age));
     redis::cmd("XTRIM")
         .arg(&keys.dlq)
         .arg("MINID")

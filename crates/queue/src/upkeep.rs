@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::keys::GROUP;
 use super::retention;
-use super::runtime::Shared;
+use super::shared::Shared;
 
 /// Due retries moved per script call; a backlog drains in bounded steps.
 const PROMOTE_LIMIT: usize = 1000;

@@ -16,11 +16,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::backend::StreamsBackend;
+use super::config::QueueConfig;
 use super::conn::RedisTarget;
 use super::flusher;
+use super::hooks::{DeadHook, RefusedHook};
 use super::job::{Job, JobError, Validator};
 use super::keys::QueueKeys;
-use super::runtime::{DeadHook, JobMeta, QueueConfig, RefusedHook, Shared, consumer_name};
+use super::lease::JobMeta;
+use super::shared::{Shared, consumer_name};
 
 /// Why a queue worker could not run.
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +198,7 @@ where
     let (done, written) = tokio::sync::oneshot::channel();
     if shared
         .outcomes
-        .send(super::runtime::Outcome::Barrier(done))
+        .send(super::shared::Outcome::Barrier(done))
         .await
         .is_ok()
     {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes src/domain/iso4217.rs and the currency list of jobs/create_payment.schema.json
+"""Writes crates/gateway/src/domain/iso4217.rs and the currency list of jobs/create_payment.schema.json
 from ISO 4217 List One, the XML the standard's maintenance agency publishes
 (list_one.xml; the PyPI package `iso4217` ships a copy as iso4217/table.xml, its version
 naming the list's publication date).
@@ -60,7 +60,7 @@ def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     published, digest, codes = read(sys.argv[1])
-    (ROOT / "src/domain/iso4217.rs").write_text(rust(published, digest, codes))
+    (ROOT / "crates/gateway/src/domain/iso4217.rs").write_text(rust(published, digest, codes))
     schema_path = ROOT / "jobs/create_payment.schema.json"
     schema = schema_path.read_text()
     listed = json.dumps(list(codes), separators=(", ", ": "))

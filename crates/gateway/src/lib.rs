@@ -9,6 +9,55 @@
 //! `docs/gateway.md` is the contract; the quirks it names (the `signture` header, the key
 //! appended to the signed message, `product` as a string holding JSON) are implemented here
 //! and nowhere else.
+//!
+//! Signing a request: serialize once, sign those bytes, send those bytes.
+//!
+//! ```
+//! use payworker_gateway::{Credentials, GatewayKey, Oncestr, SignedRequest, UnixTime};
+//!
+//! let creds = Credentials {
+//!     account_id: "acct_1".into(),
+//!     site: "https://shop.example".into(),
+//!     key: GatewayKey::from_text("0123456789abcdef0123456789abcdef")?,
+//! };
+//! let body = serde_json::json!({ "order_no": "ORD-1", "currency": "USD" });
+//! let nonce = Oncestr::random(&mut rand::rng());
+//! let request = SignedRequest::build(&creds, "/open-api/payment/host", &body, &nonce, UnixTime(1_764_500_000))?;
+//! // Send `request.body` unchanged, with every one of `request.headers()`.
+//! assert_eq!(request.signed.timestamp, "1764500000");
+//! assert!(request.headers().iter().any(|(name, _)| *name == "signture"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Verifying a notification over the raw bytes received, before parsing them:
+//!
+//! ```
+//! use payworker_gateway::{GatewayKey, Oncestr, SignedHeaders, UnixTime, notification};
+//!
+//! let key = GatewayKey::from_text("0123456789abcdef0123456789abcdef")?;
+//! let body = br#"{"event_type":"charge","event_data":{}}"#;
+//! let sent = UnixTime(1_764_500_000);
+//! // What the gateway sends (here made with the same key, as the sandbox does).
+//! let headers = SignedHeaders::sign("acct_1", &key, body, &Oncestr::random(&mut rand::rng()), sent);
+//!
+//! // Within a 5-minute window: accepted. Altered by one byte: refused.
+//! notification::verify("acct_1", &key, &headers, body, UnixTime(1_764_500_060), Some(300))?;
+//! let forged = br#"{"event_type":"charge","event_data":{ }}"#;
+//! assert!(notification::verify("acct_1", &key, &headers, forged, sent, Some(300)).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Encrypting a card for a server-to-server payment (AES-256-GCM with the account's key):
+//!
+//! ```
+//! use payworker_gateway::{GatewayKey, crypto};
+//!
+//! let key = GatewayKey::from_text("0123456789abcdef0123456789abcdef")?;
+//! let plain = br#"{"number":"4242424242424242","cvc":"123","exp_month":"12","exp_year":"2030"}"#;
+//! let card = crypto::encrypt(&key, plain, &mut rand::rng());
+//! assert_eq!(&crypto::decrypt(&key, &card)?[..], &plain[..]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod classify;
 pub mod crypto;

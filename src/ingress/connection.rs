@@ -10,7 +10,7 @@
 //! [`serve`] drops the connection when the phase's deadline passes.
 //!
 //! The body has its own deadline, `ingress.body_read_timeout`, kept by the handler that
-//! reads it (`notify.rs`), which can still answer 408. No timer runs while a request is in
+//! reads it (`receive.rs`), which can still answer 408. No timer runs while a request is in
 //! the router: the handler's own deadlines (body, Redis) bound it.
 
 use std::convert::Infallible;

@@ -11,7 +11,8 @@
 //! wait between keep-alive requests each have a deadline, connections are capped, and a
 //! shutdown ends within `ingress.shutdown_deadline` whatever the clients do.
 //!
-//! - `notify`: the handler: verification on the raw bytes, then storage; [`NotifyError`].
+//! - `receive`: the route that receives a notification: verification on the raw bytes, then
+//!   storage; [`NotifyError`].
 //! - `store`: deduplication, replay cache and enqueue in one atomic Redis step.
 //! - `buckets`: the time buckets that keep what deduplication remembers in a few keys.
 //! - `metrics`: counters and the rate-limited refusal log.
@@ -21,13 +22,13 @@
 mod buckets;
 mod connection;
 mod metrics;
-mod notify;
+mod receive;
 mod server;
 mod store;
 
 pub use buckets::Buckets;
 pub use metrics::{Accepted, Metrics, Refusal};
-pub use notify::NotifyError;
+pub use receive::NotifyError;
 pub use server::Limits;
 pub use store::{Store, StoreError, Stored, Target};
 
@@ -132,7 +133,7 @@ impl Ingress {
     pub fn router(self: Arc<Self>) -> Router {
         // The handler reads the body itself, within `max_body_bytes` and the body timeout.
         Router::new()
-            .route("/notify/{account}", post(notify::notify))
+            .route("/notify/{account}", post(receive::notify))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(ready))
             .route("/metrics", get(metrics_text))

@@ -6,7 +6,6 @@
 
 mod args;
 mod demo;
-mod demo_parts;
 mod dlq;
 mod ops;
 mod sandbox;

@@ -18,6 +18,7 @@
 //! ingress/    the webhook ingress: verifies the gateway's notifications and enqueues them
 //! client      adapter: reqwest, sends a SignedRequest, reports an Exchange
 //! startup     the composition root: the worker and the ingress built from settings
+//! clock       the one clock: Unix milliseconds, RFC 3339, the gateway's timestamp
 //! telemetry   tracing set-up
 //! cli/        the production binary's subcommands
 //! ```

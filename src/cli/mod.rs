@@ -2,7 +2,13 @@
 //! image with different `args`.
 //!
 //! `main` parses [`Cli`] and calls [`run`]; each subcommand lives in its own file and goes
-//! through the same composition roots the tests use.
+//! through the same composition roots the tests use. Benchmarks are not here: they are the
+//! `payworker-bench` binary (`crates/bench`).
+//!
+//! - `args`: arguments several subcommands share (`--config`, a queue's name).
+//! - `demo`: all in one on embedded defaults; `sandbox`: the sandbox gateway as a server.
+//! - `ops`: `enqueue`, `payment show`, `payment resolve`; `dlq`: `dlq stats|list|redrive`.
+//! - `tools`: `check-config`, `encrypt-card`.
 
 mod args;
 mod demo;

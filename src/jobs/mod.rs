@@ -12,6 +12,11 @@
 //! what needs the worker's configuration (the reply namespace of `reply_to`, the configured
 //! accounts) through the queue's validator, so a job that breaks them is also dead-lettered
 //! as `invalid` before anything is written.
+//!
+//! - `create_payment`, `process_notification`: the two job types, decoded through `schema`
+//!   (the compiled JSON Schemas and their problem messages).
+//! - `card_data`: no card data outside the encrypted `card`.
+//! - `confine`, `reply_to`: the Redis keys a job may make the worker write.
 
 mod card_data;
 pub mod confine;

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real HTTP on loopback, real Redis where a test needs it.
 
+mod architecture_map;
 mod cli;
 mod cli_options;
 mod contract;

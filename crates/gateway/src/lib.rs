@@ -58,6 +58,18 @@
 //! assert_eq!(&crypto::decrypt(&key, &card)?[..], &plain[..]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Modules:
+//! - `domain`: the vocabulary: `Amount`, `Currency`, `OrderNo`, `PaymentStatus`, `CardDetails`.
+//! - `key`: the 32-character key, unprintable; `signing`: HMAC-SHA256 signatures, verified in
+//!   constant time; `headers`: `oncestr`, `timestamp` and the header names (`signture`).
+//! - `request`: `SignedRequest`: serialize once, sign those bytes; `crypto`: AES-256-GCM card
+//!   encryption.
+//! - `wire`: request bodies with the gateway's names, amounts as exact JSON numbers;
+//!   `limits`: field limits, the physical-goods rule, URL and amount checks, all at once.
+//! - `response`: the `{code,msg,data}` envelope and each endpoint's data; `classify`: what an
+//!   exchange means and whether to send again; `endpoint`: Host, Element and S2S.
+//! - `notification`: notification bodies, their verification and fingerprints.
 
 pub mod classify;
 pub mod crypto;

@@ -52,6 +52,16 @@
 //! - Admin (JSON): `GET /admin/orders/{account_id}/{order_no}` ([`OrderView`]),
 //!   `GET /admin/stats` ([`Stats`]), `POST /admin/payments/{payment_id}/charge` and
 //!   `…/refund` (trigger a notification), `GET|POST|DELETE /admin/faults`.
+//!
+//! # Modules
+//! - `settings`: what a sandbox is started with; `state`: its memory (orders, payments,
+//!   counters); `views`: what the admin endpoints report.
+//! - `auth`: the signed headers and the signature over the raw body; `reply`: the
+//!   `{code,msg,data}` answer and its codes.
+//! - `api`: the three create endpoints; `s2s`: card charges; `cards`: the test cards.
+//! - `pages`: the hosted checkout and 3-D Secure pages; `settle`: settling a payment.
+//! - `notifier`: signed notification delivery; `faults`: injected failures and which
+//!   requests they hit; `inject`: applying them; `admin`: the admin API.
 
 mod admin;
 mod api;

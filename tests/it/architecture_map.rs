@@ -44,11 +44,13 @@ fn mapped_paths() -> BTreeSet<String> {
         .split("\n## Architecture\n")
         .nth(1)
         .expect("README has an Architecture section");
+    let section = section.split("\n## ").next().unwrap_or(section);
     let tree = section
         .split("```text\n")
-        .nth(1)
-        .and_then(|t| t.split("\n```").next())
-        .expect("the Architecture section opens with a text tree");
+        .skip(1)
+        .filter_map(|t| t.split("\n```").next())
+        .find(|t| t.starts_with("Cargo.toml"))
+        .expect("the Architecture section has the file tree (a text block from Cargo.toml)");
     let mut stack: Vec<(usize, String)> = Vec::new();
     let mut paths = BTreeSet::new();
     for line in tree.lines() {

@@ -8,8 +8,8 @@
 //!   on loopback, record, event).
 //! - `ingress`: the webhook ingress, signed notifications verified and enqueued per second.
 //!
-//! The criterion benchmarks of the pure protocol (`cargo bench`) live beside the
-//! application, in `benches/`.
+//! The Criterion benchmarks of the pure protocol live with it, in
+//! `crates/gateway/benches/` (`cargo bench -p payworker-gateway`).
 
 mod ingress;
 mod payments;

@@ -1,6 +1,6 @@
 //! Protocol core benchmarks: sign, verify, encrypt a card, build a full signed S2S request.
 //!
-//! `cargo bench --bench protocol`; the figures go into the README's Benchmarks section.
+//! `cargo bench -p payworker-gateway --bench protocol`; the figures go into the README's Benchmarks section.
 
 use std::hint::black_box;
 

@@ -13,6 +13,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
+echo "== cargo deny (deny.toml)"
+scripts/cargo-deny.sh
+
 echo "== tests"
 cargo test --locked --workspace --doc
 if cargo nextest --version >/dev/null 2>&1; then

@@ -35,8 +35,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use url::Url;
 
+use super::account::PaymentAccount;
 use super::events::{self, Change};
 use super::orphans::{self, Orphans};
 use super::record::{self, PHASE_SENDING, Record};
@@ -48,7 +48,7 @@ use crate::jobs::{CreatePayment, Method};
 use payworker_gateway::domain::{Amount, PaymentStatus};
 use payworker_gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
 use payworker_gateway::wire::{OrderFields, S2sRequest};
-use payworker_gateway::{Credentials, Decision, Endpoint, Oncestr, SignedRequest, decide, limits};
+use payworker_gateway::{Decision, Endpoint, Oncestr, SignedRequest, decide, limits};
 use payworker_queue::durability::ReplicaWaiter;
 use payworker_queue::{DeadNotice, Job, JobError, JobMeta, RedisConn, Refused};
 
@@ -61,17 +61,6 @@ const MAX_RACES: usize = 8;
 /// How many times a run tries to record a gateway answer through Redis errors before it
 /// gives up (the answer is precious: a redelivered S2S job cannot ask again).
 const ANSWER_TRIES: u32 = 5;
-
-/// One configured merchant account, ready to sign.
-#[derive(Debug, Clone)]
-pub struct PaymentAccount {
-    /// Its name in config.
-    pub name: String,
-    /// Id, site, key.
-    pub creds: Credentials,
-    /// The gateway's base URL.
-    pub base_url: Url,
-}
 
 /// The gateway's path of each endpoint (`gateway.paths`).
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! Payments: the `CreatePayment` and `ProcessNotification` handlers, the payment store
 //! they share, and the records and events underneath.
 //!
+//! - `account`: a merchant account, as both handlers sign and verify with it.
 //! - `record`: one hash per payment, its typed fields, version-checked writes (Lua
 //!   compare-and-set) and the S2S send mark.
 //! - `transition`: a planned status change: status, event type and data, record fields.
@@ -20,6 +21,7 @@
 //! - `orphans`: notifications for orders not known yet: kept, adopted, or reported.
 //! - `resolve`: a person's decision on a payment in `unknown` or `review_required`.
 
+pub mod account;
 mod commit;
 mod create;
 pub mod events;
@@ -33,7 +35,8 @@ pub mod rules;
 pub mod store;
 pub mod transition;
 
-pub use create::{CAUSE_DEAD_LETTERED, CreatePayments, EndpointPaths, PaymentAccount};
+pub use account::PaymentAccount;
+pub use create::{CreatePayments, EndpointPaths};
 pub use notification_handler::ProcessNotifications;
 pub use notification_queue::NotificationQueue;
 pub use orphans::Orphans;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::create::PaymentAccount;
+use super::account::PaymentAccount;
 use super::orphans::Orphans;
 use super::record::{self, Record};
 use super::rules::{self, Verdict};

@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::account::PaymentAccount;
-use super::events::{self, Change};
+use super::events::Change;
 use super::orphans::{self, Orphans};
 use super::record::{self, PHASE_SENDING, Record};
 use super::rejected;
@@ -595,6 +595,7 @@ impl CreatePayments {
     fn default_account(&self) -> Option<&str> {
         self.accounts.first().map(|a| a.name.as_str())
     }
+
     /// Decides what a run does with an order that already has the record `rec`.
     async fn resume(&self, conn: &mut RedisConn, run: &Run<'_>, rec: Record) -> Resume {
         let mut rec = rec;
@@ -614,7 +615,6 @@ impl CreatePayments {
 
     async fn resume_once(&self, conn: &mut RedisConn, run: &Run<'_>, rec: &Record) -> Step {
         let (job, meta) = (run.job, run.meta);
-        let streams = self.store.streams(rec);
         let owner = rec.get("owner").unwrap_or_default();
         if owner != meta.origin_id {
             // Another job created this order: never a second request. Say so, and ack. The
@@ -648,13 +648,8 @@ impl CreatePayments {
                 trace: run.trace.clone(),
                 id_seed: Some(format!("payment.duplicate_ignored/{}", meta.origin_id)),
             };
-            let event = match events::build(rec, &[], &change, status) {
-                Ok((_, event)) => event,
-                Err(e) => return Step::Done(Resume::Finished(Err(StoreError::from(e).into()))),
-            };
-            let published = events::publish(conn, &streams, &event).await;
-            let published = published.map_err(|e| StoreError::from(e).into());
-            return Step::Done(Resume::Finished(published));
+            let announced = self.store.announce(conn, rec, &change).await;
+            return Step::Done(Resume::Finished(announced.map_err(JobError::from)));
         }
         let s2s = job.method == Method::S2s;
         let reopen = rec.status() == Some(PaymentStatus::ReviewRequired)

@@ -211,6 +211,20 @@ impl PaymentStore {
         (inside && !self.results.iter().any(|r| r == reply_to)).then_some(reply_to)
     }
 
+    /// Publishes an event about the payment `rec` that changes nothing (a duplicate job's
+    /// notice): built from the record as it stands, sent where its events go.
+    pub(super) async fn announce(
+        &self,
+        conn: &mut RedisConn,
+        rec: &Record,
+        change: &Change<'_>,
+    ) -> Result<(), StoreError> {
+        let status = rec.get("status").unwrap_or_default();
+        let (_, event) = events::build(rec, &[], change, status)?;
+        events::publish(conn, &self.streams(rec), &event).await?;
+        Ok(())
+    }
+
     /// Publishes the event a change left beside the record, if any (see `commit`).
     pub(super) async fn publish_left(
         &self,

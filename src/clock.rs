@@ -22,6 +22,14 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Now as a payment record's `created_at` and `updated_at` carry it: RFC 3339 in UTC with
+/// chrono's automatic sub-second digits and a `+00:00` offset
+/// (`2026-11-30T14:24:11.123456789+00:00`). Not [`now_rfc3339`]'s format: records have
+/// carried this one from the start, and old and new records should read alike.
+pub fn now_record_time() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
 /// Now as the gateway's `timestamp` (Unix seconds), for signing and for checking a
 /// notification's window.
 pub fn unix_time() -> UnixTime {

@@ -10,52 +10,68 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{ClientOptions, GatewayClient};
 use crate::config::{ResultsSettings, Settings};
 use crate::jobs::{CreatePayment, KeyRules, ProcessNotification, queues};
-use crate::payments::{CreatePayments, OrphanQueue, PaymentAccount, ProcessNotifications};
+use crate::payments::{
+    CreatePayments, EndpointPaths, NotificationQueue, Orphans, PaymentAccount, PaymentStore,
+    ProcessNotifications,
+};
 use payworker_queue as queue;
 use payworker_queue::durability::{self, DurabilityReport, ReplicaWaiter};
 
 /// The `CreatePayment` handler for these settings: every configured account (the default
-/// one first), the gateway client, results streams and a Redis connection.
+/// one first), the gateway client, and a payment store of its own.
 pub async fn create_payments(settings: &Settings) -> anyhow::Result<CreatePayments> {
-    let mut names: Vec<&String> = settings.gateway.accounts.keys().collect();
-    if let Some(default) = &settings.gateway.default_account {
-        names.sort_by_key(|n| *n != default);
-    }
-    let accounts = names
-        .into_iter()
-        .map(|name| {
-            let account = &settings.gateway.accounts[name];
-            Ok(PaymentAccount {
-                name: name.clone(),
-                creds: account
-                    .credentials()
-                    .with_context(|| format!("gateway.accounts.{name}.key"))?,
-                base_url: account.base_url.clone(),
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let store = Arc::new(payment_store(settings).await?);
+    create_payments_with(settings, store, Some(orphans(settings))).await
+}
+
+/// The `CreatePayment` handler for these settings, writing through `store`.
+async fn create_payments_with(
+    settings: &Settings,
+    store: Arc<PaymentStore>,
+    orphans: Option<Orphans>,
+) -> anyhow::Result<CreatePayments> {
     let paths = &settings.gateway.paths;
     let options = ClientOptions::from(&settings.gateway.http);
-    let target = settings.redis.target();
-    let conn = target
-        .connect_managed(Duration::from_secs(10))
-        .await
-        .context("connecting to Redis")?;
     let replicas = ReplicaWaiter::new(settings.redis.replica_wait());
     let send_conn = if replicas.is_enabled() {
-        target
+        settings
+            .redis
+            .target()
             .connect_managed(Duration::from_secs(10))
             .await
             .context("connecting to Redis")?
     } else {
-        conn.clone()
+        store.conn.clone()
     };
     Ok(CreatePayments {
-        prefix: settings.redis.key_prefix.clone(),
-        accounts,
-        paths: [paths.host.clone(), paths.element.clone(), paths.s2s.clone()],
+        store,
+        accounts: payment_accounts(settings)?,
+        paths: EndpointPaths {
+            host: paths.host.clone(),
+            element: paths.element.clone(),
+            s2s: paths.s2s.clone(),
+        },
         client: GatewayClient::new(&options)?,
         callback_base: settings.ingress.public_url.to_string(),
+        orphans,
+        s2s_resend_on: settings.gateway.s2s_resend_on_status.clone(),
+        replicas,
+        send_conn,
+    })
+}
+
+/// The payment store for these settings: results streams, retention, the reply namespace,
+/// and a Redis connection.
+pub async fn payment_store(settings: &Settings) -> anyhow::Result<PaymentStore> {
+    let conn = settings
+        .redis
+        .target()
+        .connect_managed(Duration::from_secs(10))
+        .await
+        .context("connecting to Redis")?;
+    Ok(PaymentStore {
+        prefix: settings.redis.key_prefix.clone(),
+        conn,
         results: settings.results.streams.clone(),
         reply_max_len: settings.results.reply_max_len,
         reply_ttl: settings.results.reply_ttl,
@@ -69,13 +85,29 @@ pub async fn create_payments(settings: &Settings) -> anyhow::Result<CreatePaymen
                 .reply_namespace(&settings.redis.key_prefix)
                 .context("results.reply_to_prefix")?,
         ),
-        conn,
-        orphans: Some(orphan_queue(settings)),
         unknown_review_after: settings.payments.unknown_review_after,
-        s2s_resend_on: settings.gateway.s2s_resend_on_status.clone(),
-        replicas,
-        send_conn,
     })
+}
+
+/// Every configured account, ready to sign; the default one first.
+fn payment_accounts(settings: &Settings) -> anyhow::Result<Vec<PaymentAccount>> {
+    let mut names: Vec<&String> = settings.gateway.accounts.keys().collect();
+    if let Some(default) = &settings.gateway.default_account {
+        names.sort_by_key(|n| *n != default);
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let account = &settings.gateway.accounts[name];
+            Ok(PaymentAccount {
+                name: name.clone(),
+                creds: account
+                    .credentials()
+                    .with_context(|| format!("gateway.accounts.{name}.key"))?,
+                base_url: account.base_url.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The rules that confine the Redis keys a job names (its `reply_to` in the reply
@@ -92,12 +124,21 @@ pub fn key_rules(settings: &Settings) -> anyhow::Result<KeyRules> {
     ))
 }
 
-/// Where notifications for orders not known yet wait, per these settings.
-pub fn orphan_queue(settings: &Settings) -> OrphanQueue {
-    OrphanQueue {
+/// The `process_notification` queue as the ingress and the orphan review append to it,
+/// per these settings.
+pub fn notification_queue(settings: &Settings) -> NotificationQueue {
+    let queue = &settings.queues.process_notification;
+    NotificationQueue {
         prefix: settings.redis.key_prefix.clone(),
-        partitions: settings.queues.process_notification.partitions,
-        dlq_max_len: settings.queues.process_notification.dlq_max_len,
+        partitions: queue.partitions,
+        dlq_max_len: queue.dlq_max_len,
+    }
+}
+
+/// Where notifications for orders not known yet wait, per these settings.
+pub fn orphans(settings: &Settings) -> Orphans {
+    Orphans {
+        queue: notification_queue(settings),
         expiry: settings.payments.orphan_expiry,
     }
 }
@@ -109,10 +150,14 @@ pub fn orphan_queue(settings: &Settings) -> OrphanQueue {
 pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     settings.log_warnings();
     check_redis_durability(settings).await?;
-    let payments = Arc::new(create_payments(settings).await?);
+    let store = Arc::new(payment_store(settings).await?);
+    let orphans = orphans(settings);
+    let payments =
+        Arc::new(create_payments_with(settings, store.clone(), Some(orphans.clone())).await?);
     let notifications = Arc::new(ProcessNotifications {
-        payments: payments.clone(),
-        orphans: orphan_queue(settings),
+        store,
+        accounts: payments.accounts.clone(),
+        orphans,
     });
     let prefix = &settings.redis.key_prefix;
     let q = &settings.queues;
@@ -214,14 +259,14 @@ async fn review(
     results: ResultsSettings,
     shutdown: CancellationToken,
 ) {
-    let mut conn = handler.payments.conn.clone();
+    let mut conn = handler.store.conn.clone();
     let mut round = 0u64;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        if let Err(error) = handler.payments.review_overdue_unknowns().await {
+        if let Err(error) = handler.store.review_overdue_unknowns().await {
             tracing::warn!(%error, "reviewing unknown payments failed");
         }
         if let Err(error) = handler.orphans.review(&mut conn).await {

@@ -145,18 +145,16 @@ async fn resolve(settings: &Settings, args: ResolveArgs) -> anyhow::Result<()> {
         by,
         payment_id: args.payment_id,
     };
-    let payments = crate::startup::create_payments(settings).await?;
-    let resolved = payments
-        .resolve(&account, &args.order_no, &decision)
-        .await?;
+    let store = crate::startup::payment_store(settings).await?;
+    let resolved = store.resolve(&account, &args.order_no, &decision).await?;
     let rec = &resolved.record;
     println!(
         "{}: {} -> {} (version {}, event {})",
         args.order_no,
         resolved.previous_status,
-        rec.get("status"),
+        rec.get("status").unwrap_or_default(),
         rec.version(),
-        rec.get("event_id")
+        rec.get("event_id").unwrap_or_default()
     );
     Ok(())
 }
@@ -171,11 +169,11 @@ async fn show(settings: &Settings, order_no: &str, account: Option<String>) -> a
         .await?;
     let rec = record::read(&mut conn, &key).await?;
     anyhow::ensure!(
-        !rec.0.is_empty(),
+        !rec.is_empty(),
         "no payment {order_no} for account {account} ({key})"
     );
     let mut fields: Vec<_> = rec
-        .0
+        .fields()
         .iter()
         .filter(|(k, _)| k.as_str() != "pending_event")
         .collect();

@@ -47,7 +47,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::jobs::queues;
-use crate::payments::OrphanQueue;
 use payworker_gateway::GatewayKey;
 
 /// One account's notification route.
@@ -98,7 +97,6 @@ impl Ingress {
         } else {
             Duration::from_secs(2 * window + 60)
         };
-        let queue = &settings.queues.process_notification;
         let conn = settings
             .redis
             .target()
@@ -109,12 +107,7 @@ impl Ingress {
             accounts,
             store: Store {
                 conn,
-                queue: OrphanQueue {
-                    prefix: settings.redis.key_prefix.clone(),
-                    partitions: queue.partitions,
-                    dlq_max_len: queue.dlq_max_len,
-                    expiry: settings.payments.orphan_expiry,
-                },
+                queue: crate::startup::notification_queue(settings),
                 dedupe_for: ingress.dedupe_for,
                 nonce_for,
                 timeout: ingress.redis_timeout,

@@ -32,7 +32,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::buckets::Buckets;
 use crate::clock::now_ms;
-use crate::payments::OrphanQueue;
+use crate::payments::NotificationQueue;
 use payworker_queue::durability::{ReplicaWaiter, WaitError};
 use payworker_queue::{QueueKeys, RedisConn};
 
@@ -105,7 +105,7 @@ pub struct Store {
     /// Redis, reconnecting on its own.
     pub conn: RedisConn,
     /// Partitions and dead-letter cap of the `process_notification` queue.
-    pub queue: OrphanQueue,
+    pub queue: NotificationQueue,
     /// How long fingerprints are remembered (at least; at most one bucket width more).
     pub dedupe_for: Duration,
     /// How long nonces are remembered (likewise); zero turns the replay cache off.

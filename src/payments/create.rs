@@ -1,5 +1,6 @@
 //! The `CreatePayment` handler: validate, claim the order, send the signed request once
-//! (S2S) or safely again (Host, Element), record the outcome, publish the event.
+//! (S2S) or safely again (Host, Element), record the outcome, publish the event; and the
+//! `create_payment` queue's hooks for a job that will not run again.
 //!
 //! Retry safety per method: Host and Element only open a session, so after an ambiguous
 //! failure they are sent again. S2S charges the card inside the request and the gateway has
@@ -10,64 +11,95 @@
 //! `unknown` until the gateway's notification settles it. A run whose queue lease has lapsed
 //! (it was paused, and another worker may be running the job) does not start, and one
 //! whose lease lapses after it started does not send.
+//!
+//! # An order that already had a record
+//!
+//! Another job's order (a duplicate: never a second request, `payment.duplicate_ignored`),
+//! this job delivered again after its change (re-publish an event a crash left behind), an
+//! S2S request that may be on the wire (never resent: `unknown`), or another attempt that
+//! may send again (it takes the payment, and for S2S the send mark, first). A payment put up
+//! for review because its job was dead-lettered is taken up again the same way when the
+//! dead letter is re-driven.
+//!
+//! # Recording the answer
+//!
+//! The run that sent a request records its answer, and only that run's answer counts as
+//! the request's: if the record moved meanwhile (a notification came first, or another copy
+//! of the job declared the payment `unknown` while this one was sending), the run reads it
+//! again and records its answer only while the payment still waits for it and the send mark
+//! is still its own. Otherwise the payment has been settled by better evidence and the run
+//! just ends.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use url::Url;
+use serde_json::json;
 
-use super::orphans::{self, OrphanQueue};
-use super::outcome::Transition;
-use super::record::{self, Record};
+use super::account::PaymentAccount;
+use super::events::Change;
+use super::orphans::{self, Orphans};
+use super::record::{self, PHASE_SENDING, Record};
+use super::rejected;
+use super::store::{Marks, PaymentStore, StoreError};
+use super::transition::Transition;
 use crate::client::GatewayClient;
 use crate::jobs::{CreatePayment, Method};
+use payworker_gateway::domain::{Amount, PaymentStatus};
 use payworker_gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
 use payworker_gateway::wire::{OrderFields, S2sRequest};
-use payworker_gateway::{Credentials, Decision, Endpoint, Oncestr, SignedRequest, decide, limits};
+use payworker_gateway::{Decision, Endpoint, Oncestr, SignedRequest, decide, limits};
 use payworker_queue::durability::ReplicaWaiter;
-use payworker_queue::{JobError, JobMeta, RedisConn};
+use payworker_queue::{DeadNotice, Job, JobError, JobMeta, RedisConn, Refused};
 
-/// One configured merchant account, ready to sign.
+/// `review_cause` of a payment whose job was dead-lettered before it could finish: a
+/// re-drive of the dead letter takes the payment up again.
+pub const CAUSE_DEAD_LETTERED: &str = "dead_lettered";
+
+/// How many times a run re-reads a record that moved under it before it backs off.
+const MAX_RACES: usize = 8;
+/// How many times a run tries to record a gateway answer through Redis errors before it
+/// gives up (the answer is precious: a redelivered S2S job cannot ask again).
+const ANSWER_TRIES: u32 = 5;
+
+/// The gateway's path of each endpoint (`gateway.paths`).
 #[derive(Debug, Clone)]
-pub struct PaymentAccount {
-    /// Its name in config.
-    pub name: String,
-    /// Id, site, key.
-    pub creds: Credentials,
-    /// The gateway's base URL.
-    pub base_url: Url,
+pub struct EndpointPaths {
+    /// Hosted checkout.
+    pub host: String,
+    /// Payment Element.
+    pub element: String,
+    /// Server to server.
+    pub s2s: String,
+}
+
+impl EndpointPaths {
+    /// The path a request to `endpoint` is sent (and signed) for.
+    pub fn of(&self, endpoint: Endpoint) -> &str {
+        match endpoint {
+            Endpoint::Host => &self.host,
+            Endpoint::Element => &self.element,
+            Endpoint::S2s => &self.s2s,
+        }
+    }
 }
 
 /// Everything the handler needs; cheap to share behind an `Arc`.
 pub struct CreatePayments {
-    /// Redis key prefix.
-    pub prefix: String,
+    /// The payment records, their changes and events (shared with the notification
+    /// handler).
+    pub store: Arc<PaymentStore>,
     /// Accounts; the first is the default.
     pub accounts: Vec<PaymentAccount>,
-    /// Endpoint paths: host, element, s2s.
-    pub paths: [String; 3],
+    /// The gateway's path of each endpoint.
+    pub paths: EndpointPaths,
     /// The gateway client.
     pub client: GatewayClient,
     /// Base of the default `callback_url`: `{base}/notify/{account}`.
     pub callback_base: String,
-    /// Results streams every event goes to.
-    pub results: Vec<String>,
-    /// Approximate cap on a job's `reply_to` stream, kept on every event.
-    pub reply_max_len: usize,
-    /// A `reply_to` stream expires this long after its last event.
-    pub reply_ttl: Duration,
-    /// How long settled and open payment records are kept.
-    pub retention: record::Retention,
-    /// Where a `reply_to` may lie (checked again when publishing: a record written before
-    /// the check existed may name any key); `None` checks nothing.
-    pub reply_namespace: Option<crate::jobs::ReplyNamespace>,
-    /// Redis (not for blocking reads).
-    pub conn: RedisConn,
     /// Where notifications that came before their order wait; `None` when nothing
     /// consumes the notification queue (they are then adopted by the orphan review).
-    pub orphans: Option<OrphanQueue>,
-    /// How long a payment may stay `unknown` before it is handed to a person.
-    pub unknown_review_after: Duration,
+    pub orphans: Option<Orphans>,
     /// HTTP statuses after which an S2S charge is sent again (`gateway.s2s_resend_on_status`).
     pub s2s_resend_on: Vec<u16>,
     /// Replicas that must hold an S2S send mark before the charge is sent
@@ -75,15 +107,12 @@ pub struct CreatePayments {
     pub replicas: ReplicaWaiter,
     /// Redis for S2S runs: a connection of their own when marks wait for replicas, since
     /// `WAIT` holds the connection it runs on (and covers the writes made on it); else
-    /// `conn` again.
+    /// the store's connection again.
     pub send_conn: RedisConn,
 }
 
-pub(super) fn retry(e: impl std::fmt::Display) -> JobError {
-    JobError::retry(format!("Redis: {e}"))
-}
-
-pub(super) fn endpoint(method: Method) -> Endpoint {
+/// The endpoint a job's method is sent to.
+fn endpoint(method: Method) -> Endpoint {
     match method {
         Method::Host => Endpoint::Host,
         Method::Element => Endpoint::Element,
@@ -92,7 +121,7 @@ pub(super) fn endpoint(method: Method) -> Endpoint {
 }
 
 /// What a run needs to know about its own claim on the payment.
-pub(super) struct Run<'a> {
+struct Run<'a> {
     /// The record's key.
     pub key: &'a str,
     /// The job.
@@ -131,10 +160,10 @@ impl CreatePayments {
             return Err(JobError::GiveUp(list.join("; ")));
         }
 
-        let key = record::key(&self.prefix, &account.name, job.order_no.as_str());
+        let key = self.store.key(&account.name, job.order_no.as_str());
         let mut conn = match job.method {
             Method::S2s => self.send_conn.clone(),
-            Method::Host | Method::Element => self.conn.clone(),
+            Method::Host | Method::Element => self.store.conn.clone(),
         };
         let token = (job.method == Method::S2s).then(|| {
             format!(
@@ -144,16 +173,16 @@ impl CreatePayments {
                 rand::random::<u64>()
             )
         });
-        let now = chrono::Utc::now().to_rfc3339();
+        let now = crate::clock::now_record_time();
         let method = endpoint(job.method).as_str();
         // Created already marked for the first attempt: for S2S, the send mark is then
         // stored with the record itself, before the request, in the same round trip.
         let (phase, send_token) = match &token {
-            Some(token) => ("sending", token.clone()),
+            Some(token) => (PHASE_SENDING, token.clone()),
             None => ("", String::new()),
         };
         let initial = [
-            ("status", "pending".to_owned()),
+            ("status", PaymentStatus::Pending.as_str().to_owned()),
             ("version", "1".to_owned()),
             ("method", method.to_owned()),
             ("account", account.name.clone()),
@@ -178,10 +207,10 @@ impl CreatePayments {
         // Absent, not empty: a field with nothing to say is not stored.
         let initial: Vec<(&str, String)> =
             initial.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-        let orphans = orphans::key(&self.prefix, &account.name, job.order_no.as_str());
+        let orphans = orphans::key(&self.store.prefix, &account.name, job.order_no.as_str());
         let claim = record::claim(&mut conn, &key, &orphans, &initial)
             .await
-            .map_err(retry)?;
+            .map_err(StoreError::from)?;
         let run = Run {
             key: &key,
             job: &job,
@@ -210,7 +239,7 @@ impl CreatePayments {
     }
 
     /// The account a job names (or the default one).
-    pub(super) fn account(&self, job: &CreatePayment) -> Result<&PaymentAccount, JobError> {
+    fn account(&self, job: &CreatePayment) -> Result<&PaymentAccount, JobError> {
         match &job.account {
             None => self.accounts.first(),
             Some(name) => self.accounts.iter().find(|a| &a.name == name),
@@ -233,26 +262,23 @@ impl CreatePayments {
         account: &PaymentAccount,
         order: OrderFields,
     ) -> Result<(), JobError> {
-        // An order seen before (another job's, or this job delivered again): see `resume`.
+        // An order seen before (another job's, or this job delivered again): `resume` decides.
         let rec = if created {
             rec
         } else {
             match self.resume(conn, run, rec).await {
-                super::resume::Resume::Finished(result) => return result,
-                super::resume::Resume::Send(rec) => rec,
+                Resume::Finished(result) => return result,
+                Resume::Send(rec) => rec,
             }
         };
 
         let job = run.job;
-        let (path, body) = match job.method {
-            Method::Host => (&self.paths[0], serde_json::to_vec(&order)),
-            Method::Element => (&self.paths[1], serde_json::to_vec(&order)),
+        let path = self.paths.of(endpoint(job.method));
+        let body = match job.method {
+            Method::Host | Method::Element => serde_json::to_vec(&order),
             Method::S2s => {
                 let card = job.card.clone().unwrap_or_default();
-                (
-                    &self.paths[2],
-                    serde_json::to_vec(&S2sRequest { order, card }),
-                )
+                serde_json::to_vec(&S2sRequest { order, card })
             }
         };
         let body =
@@ -272,7 +298,7 @@ impl CreatePayments {
                     .await;
                 self.settle(conn, run, &rec, decision, |d| {
                     Transition::new(
-                        "created",
+                        PaymentStatus::Created,
                         "payment.created",
                         serde_json::json!({ "checkout_link": d.checkout_link }),
                     )
@@ -287,7 +313,7 @@ impl CreatePayments {
                     .await;
                 self.settle(conn, run, &rec, decision, |d| {
                     Transition::new(
-                        "created",
+                        PaymentStatus::Created,
                         "payment.created",
                         serde_json::json!({ "client_secret": d.client_secret, "pk": d.pk }),
                     )
@@ -314,7 +340,7 @@ impl CreatePayments {
                     .await;
                 self.settle(conn, run, &rec, decision, |d| match d.status {
                     S2sStatus::Succeeded => Transition::new(
-                        "succeeded",
+                        PaymentStatus::Succeeded,
                         "payment.succeeded",
                         serde_json::json!({}),
                     )
@@ -322,7 +348,7 @@ impl CreatePayments {
                     S2sStatus::RequiresAction => {
                         let url = d.redirect_to_url.unwrap_or_default();
                         Transition::new(
-                            "requires_action",
+                            PaymentStatus::RequiresAction,
                             "payment.requires_action",
                             serde_json::json!({ "redirect_to_url": url }),
                         )
@@ -330,7 +356,7 @@ impl CreatePayments {
                         .with("redirect_to_url", url)
                     }
                     S2sStatus::Other(s) => Transition::new(
-                        "unknown",
+                        PaymentStatus::Unknown,
                         "payment.unknown",
                         serde_json::json!({ "reason": format!("gateway status {s:?}; waiting for the notification") }),
                     )
@@ -369,5 +395,381 @@ impl CreatePayments {
             self.client.send::<T>(&account.base_url, request).await,
             &self.s2s_resend_on,
         )
+    }
+
+    /// Records what the gateway's answer (or the lack of one) decided.
+    async fn settle<T>(
+        &self,
+        conn: &mut RedisConn,
+        run: &Run<'_>,
+        rec: &Record,
+        decision: Decision<T>,
+        done: impl FnOnce(T) -> Transition,
+    ) -> Result<(), JobError> {
+        match decision {
+            Decision::Done(data) => self.answer(conn, run, rec, done(data)).await,
+            Decision::RetryAfter(after, reason) => {
+                // Nothing reached the gateway (or resending is safe): give the mark back.
+                if let Some(token) = &run.token
+                    && record::unmark(conn, run.key, token).await.is_err()
+                {
+                    // Left in place, the mark makes the next attempt `unknown`: safe.
+                    tracing::warn!("could not clear the send mark");
+                }
+                Err(JobError::Retry { after, reason })
+            }
+            Decision::GiveUp(reason) => {
+                let rejected = Transition::new(
+                    PaymentStatus::Rejected,
+                    "payment.rejected",
+                    json!({ "reason": reason }),
+                )
+                .with("reason", reason.clone());
+                self.answer(conn, run, rec, rejected).await
+            }
+            Decision::AwaitNotification(reason) => self.unknown(conn, run, rec, reason).await,
+        }
+    }
+
+    /// The outcome is not known (a request may have reached the gateway): `unknown`, never
+    /// resent, until the gateway's notification (or a person) settles it.
+    async fn unknown(
+        &self,
+        conn: &mut RedisConn,
+        run: &Run<'_>,
+        rec: &Record,
+        reason: String,
+    ) -> Result<(), JobError> {
+        tracing::warn!(%reason, "payment outcome unknown; waiting for the gateway's notification");
+        let unknown = Transition::new(
+            PaymentStatus::Unknown,
+            "payment.unknown",
+            json!({ "reason": reason }),
+        )
+        .with("reason", reason);
+        self.answer(conn, run, rec, unknown).await
+    }
+
+    /// Records this run's answer. A record that moved is read again: the answer still goes
+    /// in while the payment waits for it (`pending`, or `unknown` because another copy gave
+    /// up on this run) and, for S2S, the send mark is this run's; otherwise the run ends.
+    async fn answer(
+        &self,
+        conn: &mut RedisConn,
+        run: &Run<'_>,
+        rec: &Record,
+        transition: Transition,
+    ) -> Result<(), JobError> {
+        let mut rec = rec.clone();
+        let mut failures = 0;
+        for _ in 0..MAX_RACES {
+            let result = self
+                .store
+                .write_change(
+                    conn,
+                    run.key,
+                    &rec,
+                    &transition,
+                    run.trace.clone(),
+                    Marks::Answer,
+                )
+                .await;
+            match result {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    failures += 1;
+                    if failures >= ANSWER_TRIES {
+                        return Err(e.into());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 << failures)).await;
+                }
+            }
+            rec = record::read(conn, run.key)
+                .await
+                .map_err(StoreError::from)?;
+            let waiting = match rec.status() {
+                Some(PaymentStatus::Pending) => true,
+                Some(PaymentStatus::Unknown) => run.token.is_some(),
+                _ => false,
+            };
+            let ours = match &run.token {
+                Some(token) => rec.get("send_token") == Some(token.as_str()),
+                None => true,
+            };
+            if !(waiting && ours) {
+                tracing::info!(
+                    status = rec.get("status"),
+                    "the payment was settled meanwhile; this run's answer is not recorded"
+                );
+                return Ok(());
+            }
+        }
+        Err(JobError::retry("the payment record kept changing"))
+    }
+
+    /// The `create_payment` queue's dead-letter hook: a job that will not run again must not
+    /// leave its payment waiting for it. A payment this job claimed and left `pending` goes
+    /// to `review_required` (cause `dead_lettered`; re-driving the dead letter takes it up
+    /// again); one whose S2S request may have reached the gateway becomes `unknown`, like any
+    /// other such request. A job that gave up or exhausted its attempts before it claimed
+    /// its order (no record) is answered with `payment.rejected` (see `rejected`). Anything
+    /// else is left as it is.
+    pub async fn on_dead(&self, notice: DeadNotice) {
+        let Ok(job) = CreatePayment::decode(notice.meta.raw()) else {
+            return;
+        };
+        let Ok(account) = self.account(&job) else {
+            return;
+        };
+        let key = self.store.key(&account.name, job.order_no.as_str());
+        let mut conn = self.store.conn.clone();
+        for _ in 0..MAX_RACES {
+            let rec = match record::read(&mut conn, &key).await {
+                Ok(rec) => rec,
+                Err(error) => {
+                    tracing::error!(%error, order_no = %job.order_no, "could not record that the payment's job was dead-lettered");
+                    return;
+                }
+            };
+            if rec.is_empty() {
+                // It never claimed its order: its producer hears `payment.rejected`.
+                rejected::answer_dead_unclaimed(&self.store, self.default_account(), &notice).await;
+                return;
+            }
+            if rec.get("owner") != Some(notice.meta.origin_id.as_str())
+                || rec.status() != Some(PaymentStatus::Pending)
+            {
+                return;
+            }
+            let in_flight = job.method == Method::S2s && rec.is_sending();
+            let transition = if in_flight {
+                let reason = format!(
+                    "its job was dead-lettered ({}) after its request may have reached the gateway; waiting for the notification",
+                    notice.reason
+                );
+                Transition::new(
+                    PaymentStatus::Unknown,
+                    "payment.unknown",
+                    json!({ "reason": reason }),
+                )
+                .with("reason", reason)
+            } else {
+                let reason = format!(
+                    "its job was dead-lettered ({}: {}); re-drive the dead letter to try again, or settle the payment by hand",
+                    notice.reason, notice.detail
+                );
+                Transition::new(
+                    PaymentStatus::ReviewRequired,
+                    "payment.review_required",
+                    json!({ "reason": reason, "dead_letter": { "reason": notice.reason, "queue": "create_payment", "origin_id": notice.meta.origin_id } }),
+                )
+                .with("reason", reason)
+                .with("review_cause", CAUSE_DEAD_LETTERED.to_owned())
+            };
+            let written = self
+                .store
+                .write_change(&mut conn, &key, &rec, &transition, None, Marks::Keep)
+                .await;
+            match written {
+                Ok(true) => {
+                    tracing::error!(order_no = %job.order_no, status = %transition.status, "the payment's job was dead-lettered");
+                    return;
+                }
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::error!(?error, order_no = %job.order_no, "could not record that the payment's job was dead-lettered");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The `create_payment` queue's refusal hook: an `invalid` job whose order can be read
+    /// is answered with `payment.rejected` (see `rejected`).
+    pub async fn on_refused(&self, notice: Refused) {
+        rejected::answer_refused(&self.store, self.default_account(), notice).await;
+    }
+
+    /// The name of the account a job that names none is for.
+    fn default_account(&self) -> Option<&str> {
+        self.accounts.first().map(|a| a.name.as_str())
+    }
+
+    /// Decides what a run does with an order that already has the record `rec`.
+    async fn resume(&self, conn: &mut RedisConn, run: &Run<'_>, rec: Record) -> Resume {
+        let mut rec = rec;
+        for _ in 0..MAX_RACES {
+            match self.resume_once(conn, run, &rec).await {
+                Step::Done(resume) => return resume,
+                Step::Moved => match record::read(conn, run.key).await {
+                    Ok(fresh) => rec = fresh,
+                    Err(e) => return Resume::Finished(Err(StoreError::from(e).into())),
+                },
+            }
+        }
+        Resume::Finished(Err(JobError::retry(
+            "the payment record kept changing under this job",
+        )))
+    }
+
+    async fn resume_once(&self, conn: &mut RedisConn, run: &Run<'_>, rec: &Record) -> Step {
+        let (job, meta) = (run.job, run.meta);
+        let owner = rec.get("owner").unwrap_or_default();
+        if owner != meta.origin_id {
+            // Another job created this order: never a second request. Say so, and ack. The
+            // event's own fields stay the payment's; what this job asked for, and where it
+            // differs, goes in `data`, so a changed order does not pass for a retry.
+            let method = endpoint(job.method).as_str();
+            let conflict = conflicts(rec, job, method);
+            let mut reason = format!("order {} already exists (job {owner})", job.order_no);
+            if !conflict.is_empty() {
+                reason.push_str(&format!("; this job differs in {}", conflict.join(", ")));
+                tracing::warn!(
+                    order_no = %job.order_no,
+                    conflict = ?conflict,
+                    "a second job for an order differs from its payment; nothing sent"
+                );
+            }
+            let status = rec.get("status").unwrap_or_default();
+            let change = Change {
+                kind: "payment.duplicate_ignored",
+                previous_status: Some(status),
+                version: rec.version(),
+                data: json!({
+                    "reason": reason,
+                    "conflict": conflict,
+                    "duplicate": {
+                        "amount": job.amount.to_string(),
+                        "currency": job.currency.to_string(),
+                        "method": method,
+                    },
+                }),
+                trace: run.trace.clone(),
+                id_seed: Some(format!("payment.duplicate_ignored/{}", meta.origin_id)),
+            };
+            let announced = self.store.announce(conn, rec, &change).await;
+            return Step::Done(Resume::Finished(announced.map_err(JobError::from)));
+        }
+        let s2s = job.method == Method::S2s;
+        let reopen = rec.status() == Some(PaymentStatus::ReviewRequired)
+            && rec.get("review_cause") == Some(CAUSE_DEAD_LETTERED);
+        match rec.status() {
+            Some(PaymentStatus::Pending) if s2s && rec.is_sending() => {
+                // A request of this order may be on the wire (another run holds the mark,
+                // or held it when its process died): never a second one.
+                // The mark stays: a run still alive behind it may yet record its answer.
+                let reason = "the job was delivered again after its request may have reached the gateway; not resent";
+                tracing::warn!(
+                    reason,
+                    "payment outcome unknown; waiting for the gateway's notification"
+                );
+                let unknown = Transition::new(
+                    PaymentStatus::Unknown,
+                    "payment.unknown",
+                    json!({ "reason": reason }),
+                )
+                .with("reason", reason.to_owned());
+                let written = self
+                    .store
+                    .write_change(conn, run.key, rec, &unknown, None, Marks::Keep)
+                    .await;
+                return match written {
+                    Ok(true) => Step::Done(Resume::Finished(Ok(()))),
+                    Ok(false) => Step::Moved,
+                    Err(e) => Step::Done(Resume::Finished(Err(e.into()))),
+                };
+            }
+            Some(PaymentStatus::Pending) => {}
+            _ if reopen => {}
+            _ => {
+                // Already past this job's work (a redelivery after the change): its event
+                // went out with the change, unless a crash on a Cluster left it behind.
+                let left = self.store.publish_left(conn, run.key, rec).await;
+                return Step::Done(Resume::Finished(left.map_err(JobError::from)));
+            }
+        }
+
+        let attempts = rec.attempts() + 1;
+        let token = run.token.as_deref();
+        match record::mark(conn, run.key, rec.version(), token, attempts).await {
+            Ok(Some(version)) => {
+                let mut marked = rec.clone();
+                marked.set("version", version.to_string());
+                marked.set("attempts", attempts.to_string());
+                marked.set("status", PaymentStatus::Pending.as_str().to_owned());
+                if let Some(token) = token {
+                    marked.set("phase", PHASE_SENDING.to_owned());
+                    marked.set("send_token", token.to_owned());
+                }
+                Step::Done(Resume::Send(marked))
+            }
+            Ok(None) => Step::Moved,
+            Err(e) => Step::Done(Resume::Finished(Err(StoreError::from(e).into()))),
+        }
+    }
+}
+
+/// What a run does with an order it did not create.
+enum Resume {
+    /// Nothing to send: the job's result.
+    Finished(Result<(), JobError>),
+    /// The payment is this run's to send (marked for it): the record as it now stands.
+    Send(Record),
+}
+
+/// The fields in which a duplicate `job` (its method named `method`) asks for another
+/// payment than the record's. The account cannot differ: it is part of the record's key.
+/// Amounts compare by value (`20.9` is `20.90`).
+fn conflicts(rec: &Record, job: &CreatePayment, method: &str) -> Vec<&'static str> {
+    let amount = rec.get("amount").and_then(|a| Amount::parse(a).ok());
+    let currency = rec.get("currency").unwrap_or_default();
+    [
+        ("amount", amount != Some(job.amount)),
+        ("currency", currency != job.currency.to_string()),
+        ("method", rec.get("method").unwrap_or_default() != method),
+    ]
+    .into_iter()
+    .filter_map(|(field, differs)| differs.then_some(field))
+    .collect()
+}
+
+enum Step {
+    Done(Resume),
+    /// The record moved since it was read: read it again and decide again.
+    Moved,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(amount: &str, currency: &str) -> CreatePayment {
+        serde_json::from_value(json!({
+            "version": 1, "method": "host", "order_no": "ORD-1", "amount": amount,
+            "currency": currency, "return_url": "https://shop.example.com/done",
+        }))
+        .unwrap()
+    }
+
+    fn record() -> Record {
+        let mut rec = Record::default();
+        for (field, value) in [("amount", "20.9"), ("currency", "EUR"), ("method", "host")] {
+            rec.set(field, value.to_owned());
+        }
+        rec
+    }
+
+    #[test]
+    fn a_duplicate_conflicts_in_each_field_it_changes_and_amounts_compare_by_value() {
+        assert!(conflicts(&record(), &job("20.90", "EUR"), "host").is_empty());
+        assert_eq!(
+            conflicts(&record(), &job("20.91", "EUR"), "host"),
+            ["amount"]
+        );
+        assert_eq!(
+            conflicts(&record(), &job("20.9", "USD"), "s2s"),
+            ["currency", "method"]
+        );
     }
 }

@@ -73,25 +73,26 @@ pub fn build(
     status: &str,
 ) -> serde_json::Result<(String, String)> {
     let get = |field| record.get_changed(changes, field);
+    let text = |field| get(field).unwrap_or_default();
     let event = Event {
         event_id: event_id(
-            get("account"),
-            get("order_no"),
+            text("account"),
+            text("order_no"),
             change.version,
             change.id_seed.as_deref().unwrap_or(change.kind),
         ),
         kind: change.kind,
-        order_no: get("order_no"),
-        account: get("account"),
-        payment_id: Some(get("payment_id")).filter(|id| !id.is_empty()),
+        order_no: text("order_no"),
+        account: text("account"),
+        payment_id: get("payment_id").filter(|id| !id.is_empty()),
         status,
         previous_status: change.previous_status,
         version: change.version,
-        amount: Some(get("amount")).filter(|v| !v.is_empty()),
-        currency: Some(get("currency")).filter(|v| !v.is_empty()),
-        method: Some(get("method")).filter(|v| !v.is_empty()),
+        amount: get("amount").filter(|v| !v.is_empty()),
+        currency: get("currency").filter(|v| !v.is_empty()),
+        method: get("method").filter(|v| !v.is_empty()),
         data: &change.data,
-        metadata: serde_json::from_str(get("metadata")).ok(),
+        metadata: get("metadata").and_then(|m| serde_json::from_str(m).ok()),
         occurred_at: crate::clock::now_rfc3339(),
         trace: change.trace.as_ref(),
     };

@@ -1,33 +1,44 @@
-//! Payments: the `CreatePayment` and `ProcessNotification` handlers, the payment record and
-//! result events.
+//! Payments: the `CreatePayment` and `ProcessNotification` handlers, the payment store
+//! they share, and the records and events underneath.
 //!
-//! - `record`: one hash per payment, version-checked changes (Lua compare-and-set).
-//! - `events`: result events with stable ids, published at least once.
-//! - `create`: the handler: validation, idempotency by order number, retry safety per
-//!   method, one signed request.
+//! - `account`: a merchant account, as both handlers sign and verify with it.
+//! - `record`: one hash per payment, its typed fields, version-checked writes (Lua
+//!   compare-and-set) and the S2S send mark.
+//! - `transition`: a planned status change: status, event type and data, record fields.
 //! - `commit`: a status change with its event in one script (single server) or in steps
 //!   (Cluster).
-//! - `resume`: a job whose order already had a record: duplicate, redelivery or retry.
-//! - `outcome`: the outcome recorded and announced; overdue `unknown` payments reviewed.
+//! - `events`: result events with stable ids, published at least once.
+//! - `store`: the payment store both handlers hold: changes with their events, where
+//!   events go, the review of overdue `unknown` payments, a person's decision written.
+//! - `create`: the `CreatePayment` handler: validation, idempotency by order number, retry
+//!   safety per method, one signed request, the answer recorded, the dead-letter hooks.
 //! - `rejected`: `payment.rejected` for a job dead-lettered before it became a payment.
 //! - `rules`: what a notification does to a payment (pure state machine and refund ledger).
-//! - `notify`: the notification handler: verify again, apply once, serialize by version.
+//! - `notification_handler`: the `ProcessNotification` handler: verify again, apply once,
+//!   serialize by version.
+//! - `notification_queue`: which partition of the `process_notification` queue a
+//!   notification goes to (the ingress and the orphan review share it).
 //! - `orphans`: notifications for orders not known yet: kept, adopted, or reported.
 //! - `resolve`: a person's decision on a payment in `unknown` or `review_required`.
 
+pub mod account;
 mod commit;
 mod create;
 pub mod events;
-mod notify;
+mod notification_handler;
+pub mod notification_queue;
 pub mod orphans;
-mod outcome;
 pub mod record;
 pub mod rejected;
 pub mod resolve;
-mod resume;
 pub mod rules;
+pub mod store;
+pub mod transition;
 
-pub use create::{CreatePayments, PaymentAccount};
-pub use notify::ProcessNotifications;
-pub use orphans::OrphanQueue;
-pub use outcome::unknown_key;
+pub use account::PaymentAccount;
+pub use create::{CreatePayments, EndpointPaths};
+pub use notification_handler::ProcessNotifications;
+pub use notification_queue::NotificationQueue;
+pub use orphans::Orphans;
+pub use store::{PaymentStore, StoreError, unknown_key};
+pub use transition::Transition;

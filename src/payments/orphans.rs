@@ -15,21 +15,18 @@ use std::time::Duration;
 
 use redis::RedisResult;
 
+use super::notification_queue::NotificationQueue;
 use super::record;
 use crate::clock::now_ms;
-use crate::jobs::queues;
+use payworker_queue::RedisConn;
 use payworker_queue::dlq::{self, DeadLetter};
-use payworker_queue::{QueueKeys, RedisConn};
 
-/// Where a notification queue's orphans go and come back.
+/// Where notifications for orders not known yet wait, and how they go back onto the
+/// `process_notification` queue (or its dead-letter queue).
 #[derive(Debug, Clone)]
-pub struct OrphanQueue {
-    /// Redis key prefix.
-    pub prefix: String,
-    /// Partitions of the `process_notification` queue.
-    pub partitions: u32,
-    /// Cap of its dead-letter streams.
-    pub dlq_max_len: usize,
+pub struct Orphans {
+    /// The queue they came from and go back to.
+    pub queue: NotificationQueue,
     /// How long an orphan waits for its order.
     pub expiry: Duration,
 }
@@ -44,20 +41,7 @@ pub fn index(prefix: &str) -> String {
     format!("{prefix}:notifications:orphans")
 }
 
-impl OrphanQueue {
-    /// The partition a notification goes to: by fingerprint, so copies meet.
-    pub fn keys_for(&self, fingerprint: &str) -> QueueKeys {
-        let hash = fingerprint
-            .get(..8)
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .unwrap_or(0);
-        QueueKeys::new(
-            &self.prefix,
-            queues::PROCESS_NOTIFICATION,
-            hash % self.partitions.max(1),
-        )
-    }
-
+impl Orphans {
     /// Keeps a notification job until its order exists; adopts it at once if the order
     /// appeared meanwhile.
     pub async fn keep(
@@ -70,7 +54,7 @@ impl OrphanQueue {
     ) -> RedisResult<()> {
         let expires_in = u64::try_from(self.expiry.as_millis()).unwrap_or(u64::MAX / 4);
         let expires = now_ms() + expires_in;
-        let hash = key(&self.prefix, account, order_no);
+        let hash = key(&self.queue.prefix, account, order_no);
         redis::cmd("HSET")
             .arg(&hash)
             .arg(fingerprint)
@@ -85,7 +69,7 @@ impl OrphanQueue {
             .query_async::<i64>(conn)
             .await?;
         redis::cmd("ZADD")
-            .arg(index(&self.prefix))
+            .arg(index(&self.queue.prefix))
             .arg("NX")
             .arg(expires)
             .arg(format!("{account}:{order_no}"))
@@ -97,7 +81,7 @@ impl OrphanQueue {
             "notification for an order not known yet: kept until the order appears"
         );
         // The order may have been created between the handler's read and now.
-        let record_key = record::key(&self.prefix, account, order_no);
+        let record_key = record::key(&self.queue.prefix, account, order_no);
         if redis::cmd("EXISTS")
             .arg(&record_key)
             .query_async::<i64>(conn)
@@ -124,7 +108,7 @@ impl OrphanQueue {
         }
         for (fingerprint, job) in &kept {
             redis::cmd("XADD")
-                .arg(&self.keys_for(fingerprint).stream)
+                .arg(&self.queue.keys_for(fingerprint).stream)
                 .arg("*")
                 .arg("job")
                 .arg(job)
@@ -147,7 +131,7 @@ impl OrphanQueue {
         account: &str,
         order_no: &str,
     ) -> RedisResult<(String, Vec<(String, String)>)> {
-        let hash = key(&self.prefix, account, order_no);
+        let hash = key(&self.queue.prefix, account, order_no);
         let kept = redis::cmd("HGETALL").arg(&hash).query_async(conn).await?;
         Ok((hash, kept))
     }
@@ -162,7 +146,7 @@ impl OrphanQueue {
         let left: i64 = redis::cmd("HLEN").arg(hash).query_async(conn).await?;
         if left == 0 {
             redis::cmd("ZREM")
-                .arg(index(&self.prefix))
+                .arg(index(&self.queue.prefix))
                 .arg(format!("{account}:{order_no}"))
                 .query_async::<i64>(conn)
                 .await?;
@@ -174,7 +158,7 @@ impl OrphanQueue {
     /// dead-lettered with the reason. Returns (adopted, expired) notification counts.
     pub async fn review(&self, conn: &mut RedisConn) -> RedisResult<(usize, usize)> {
         let due: Vec<String> = redis::cmd("ZRANGE")
-            .arg(index(&self.prefix))
+            .arg(index(&self.queue.prefix))
             .arg("-inf")
             .arg(now_ms())
             .arg("BYSCORE")
@@ -189,7 +173,7 @@ impl OrphanQueue {
                 continue;
             };
             let exists: i64 = redis::cmd("EXISTS")
-                .arg(record::key(&self.prefix, account, order_no))
+                .arg(record::key(&self.queue.prefix, account, order_no))
                 .query_async(conn)
                 .await?;
             if exists == 1 {
@@ -215,7 +199,7 @@ impl OrphanQueue {
                 order_no,
                 "notification for an unknown order expired: dead-lettered for review"
             );
-            let keys = self.keys_for(fingerprint);
+            let keys = self.queue.keys_for(fingerprint);
             let letter = DeadLetter {
                 job: Some(job.clone()),
                 reason: DeadReason::OrphanExpired.as_str().into(),
@@ -234,7 +218,7 @@ impl OrphanQueue {
                 entry_id: String::new(),
                 dead_ms: now_ms(),
             };
-            dlq::push(conn, &keys, &letter, self.dlq_max_len).await?;
+            dlq::push(conn, &keys, &letter, self.queue.dlq_max_len).await?;
             redis::cmd("HDEL")
                 .arg(&hash)
                 .arg(fingerprint)

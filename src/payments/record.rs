@@ -35,7 +35,11 @@ use std::sync::LazyLock;
 
 use redis::{RedisResult, Script};
 
+use payworker_gateway::domain::PaymentStatus;
 use payworker_queue::RedisConn;
+
+/// The record's `phase` while an S2S request may be on the wire (the send mark).
+pub const PHASE_SENDING: &str = "sending";
 
 /// The key of a payment's record.
 pub fn key(prefix: &str, account: &str, order_no: &str) -> String {
@@ -132,11 +136,15 @@ pub struct Retention {
 
 impl Retention {
     /// The time to live of a record in `status`; `None`: kept until it moves on.
-    pub fn for_status(&self, status: &str) -> Option<std::time::Duration> {
+    pub fn for_status(&self, status: PaymentStatus) -> Option<std::time::Duration> {
         match status {
-            "succeeded" | "failed" | "rejected" => Some(self.settled),
-            "created" | "requires_action" | "processing" => Some(self.open),
-            _ => None,
+            PaymentStatus::Succeeded | PaymentStatus::Failed | PaymentStatus::Rejected => {
+                Some(self.settled)
+            }
+            PaymentStatus::Created | PaymentStatus::RequiresAction | PaymentStatus::Processing => {
+                Some(self.open)
+            }
+            PaymentStatus::Pending | PaymentStatus::Unknown | PaymentStatus::ReviewRequired => None,
         }
     }
 }
@@ -151,34 +159,80 @@ if #ARGV > 2 then redis.call('HSET', KEYS[1], unpack(ARGV, 3)) end
 return 1
 ";
 
-/// A record as read: its fields.
-#[derive(Debug, Clone, Default)]
-pub struct Record(pub HashMap<String, String>);
+/// A record as read: its fields. A field the record does not have reads as `None`, never
+/// as an empty value: the worker stores no empty fields, so "missing" and "empty" differ
+/// only in records written by hand, and those are shown as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    fields: HashMap<String, String>,
+}
 
 impl Record {
-    /// A field, or "".
-    pub fn get(&self, field: &str) -> &str {
-        self.0.get(field).map_or("", String::as_str)
+    /// A record with these fields.
+    pub fn from_fields(fields: HashMap<String, String>) -> Self {
+        Record { fields }
     }
 
-    /// A field as it will be once `changes` are applied, or "". Lets a change's event be
-    /// built before the change without copying the record.
-    pub fn get_changed<'a>(&'a self, changes: &'a [(&str, String)], field: &str) -> &'a str {
-        changes
-            .iter()
-            .rev()
-            .find(|(name, _)| *name == field)
-            .map_or_else(|| self.get(field), |(_, value)| value.as_str())
+    /// A field, if the record has it.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.fields.get(field).map(String::as_str)
     }
 
-    /// The version.
+    /// Whether the record has `field`.
+    pub fn contains(&self, field: &str) -> bool {
+        self.fields.contains_key(field)
+    }
+
+    /// Every field, for showing the record whole.
+    pub fn fields(&self) -> &HashMap<String, String> {
+        &self.fields
+    }
+
+    /// Whether there is no record (a read of a key that does not exist).
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The status, if the record has one the worker knows.
+    pub fn status(&self) -> Option<PaymentStatus> {
+        self.get("status").and_then(PaymentStatus::parse)
+    }
+
+    /// The version; 0 when there is none (no record).
     pub fn version(&self) -> u64 {
-        self.get("version").parse().unwrap_or(0)
+        self.get("version")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// How many attempts of the order's job took the payment; 0 when none was counted.
+    pub fn attempts(&self) -> u32 {
+        self.get("attempts")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Whether an S2S request may be on the wire (see [the send mark](self#the-send-mark)).
+    pub fn is_sending(&self) -> bool {
+        self.get("phase") == Some(PHASE_SENDING)
+    }
+
+    /// A field as it will be once `changes` are applied (an empty value there deletes it).
+    /// Lets a change's event be built before the change without copying the record.
+    pub fn get_changed<'a>(
+        &'a self,
+        changes: &'a [(&str, String)],
+        field: &str,
+    ) -> Option<&'a str> {
+        match changes.iter().rev().find(|(name, _)| *name == field) {
+            Some((_, value)) => Some(value.as_str()).filter(|v| !v.is_empty()),
+            None => self.get(field),
+        }
     }
 
     /// Sets a field in this copy (what a step just wrote to Redis).
     pub fn set(&mut self, field: &str, value: String) {
-        self.0.insert(field.to_owned(), value);
+        self.fields.insert(field.to_owned(), value);
     }
 }
 
@@ -213,7 +267,7 @@ pub async fn claim(
     }
     let (created, orphans, flat): (i64, i64, Vec<String>) = invocation.invoke_async(conn).await?;
     let record = if created == 1 {
-        Record(
+        Record::from_fields(
             fields
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), value.clone()))
@@ -225,7 +279,7 @@ pub async fn claim(
         while let (Some(name), Some(value)) = (pairs.next(), pairs.next()) {
             map.insert(name, value);
         }
-        Record(map)
+        Record::from_fields(map)
     };
     Ok(Claim {
         record,
@@ -326,5 +380,5 @@ pub(super) fn ttl_ms(ttl: Option<std::time::Duration>) -> u64 {
 /// Reads a record (empty if there is none).
 pub async fn read(conn: &mut RedisConn, key: &str) -> RedisResult<Record> {
     let fields: HashMap<String, String> = redis::cmd("HGETALL").arg(key).query_async(conn).await?;
-    Ok(Record(fields))
+    Ok(Record::from_fields(fields))
 }

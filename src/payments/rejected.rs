@@ -23,10 +23,10 @@
 
 use serde_json::{Value, json};
 
-use super::commit::Streams;
-use super::create::CreatePayments;
 use super::events::{self, Change};
 use super::record::{self, Record};
+use super::store::PaymentStore;
+use payworker_gateway::domain::PaymentStatus;
 use payworker_queue::redact;
 use payworker_queue::{DeadNotice, DeadReason, Refused};
 
@@ -117,7 +117,7 @@ pub fn rejection(
     reason: &str,
     detail: &str,
 ) -> serde_json::Result<(String, String)> {
-    let record = Record(
+    let record = Record::from_fields(
         [
             ("order_no", Some(&to.order_no)),
             ("account", Some(&to.account)),
@@ -140,42 +140,73 @@ pub fn rejection(
         trace: None,
         id_seed: Some(format!("payment.rejected:{origin_id}")),
     };
-    events::build(&record, &[], &change, "rejected")
+    events::build(&record, &[], &change, PaymentStatus::Rejected.as_str())
 }
 
-impl CreatePayments {
-    /// The `create_payment` queue's refusal hook: an `invalid` job with a readable
-    /// `order_no` is answered with `payment.rejected` (see the module doc).
-    pub async fn on_refused(&self, notice: Refused) {
-        if notice.reason != DeadReason::Invalid.as_str() {
-            return;
-        }
-        let Some(job) = &notice.job else { return };
-        self.reject_unclaimed(&notice.origin_id, notice.reason, &notice.detail, job)
-            .await;
+/// The `create_payment` queue's refusal hook's work: an `invalid` job with a readable
+/// `order_no` is answered with `payment.rejected` (see the module doc). `default_account`
+/// is the account of a job that names none.
+pub(super) async fn answer_refused(
+    store: &PaymentStore,
+    default_account: Option<&str>,
+    notice: Refused,
+) {
+    if notice.reason != DeadReason::Invalid.as_str() {
+        return;
     }
+    let Some(job) = &notice.job else { return };
+    let answer = Unclaimed {
+        origin_id: &notice.origin_id,
+        reason: notice.reason,
+        detail: &notice.detail,
+        payload: job,
+    };
+    answer.publish(store, default_account).await;
+}
 
-    /// For `on_dead`: a job that ran, gave up or exhausted its attempts, and never claimed
-    /// its order.
-    pub(super) async fn reject_after_run(&self, notice: &DeadNotice) {
-        if ANSWERED_AFTER_A_RUN.contains(&notice.reason) {
-            let job = redact::redact_payload(notice.meta.raw());
-            self.reject_unclaimed(&notice.meta.origin_id, notice.reason, &notice.detail, &job)
-                .await;
-        }
+/// For the dead-letter hook: a job that ran, gave up or exhausted its attempts, and never
+/// claimed its order (no record).
+pub(super) async fn answer_dead_unclaimed(
+    store: &PaymentStore,
+    default_account: Option<&str>,
+    notice: &DeadNotice,
+) {
+    if ANSWERED_AFTER_A_RUN.contains(&notice.reason) {
+        let job = redact::redact_payload(notice.meta.raw());
+        let answer = Unclaimed {
+            origin_id: &notice.meta.origin_id,
+            reason: notice.reason,
+            detail: &notice.detail,
+            payload: &job,
+        };
+        answer.publish(store, default_account).await;
     }
+}
 
-    /// Publishes `payment.rejected` for the job `payload` (redacted) of `origin_id`, unless
-    /// it has no addressee or its order has a record.
-    async fn reject_unclaimed(&self, origin_id: &str, reason: &str, detail: &str, payload: &str) {
-        let default = self.accounts.first().map(|a| a.name.as_str());
-        let Some(to) = addressee(payload, default) else {
+/// A dead-lettered job that never claimed its order.
+struct Unclaimed<'a> {
+    /// The job's origin id (the rejection's id derives from it).
+    origin_id: &'a str,
+    /// The dead-letter reason.
+    reason: &'a str,
+    /// What went wrong, as the dead letter says it.
+    detail: &'a str,
+    /// Its payload, redacted.
+    payload: &'a str,
+}
+
+impl Unclaimed<'_> {
+    /// Publishes `payment.rejected` for the job, unless it has no addressee or its order
+    /// has a record.
+    async fn publish(&self, store: &PaymentStore, default_account: Option<&str>) {
+        let Some(to) = addressee(self.payload, default_account) else {
             return;
         };
-        let mut conn = self.conn.clone();
-        let key = record::key(&self.prefix, &to.account, &to.order_no);
+        let reason = self.reason;
+        let mut conn = store.conn.clone();
+        let key = store.key(&to.account, &to.order_no);
         match record::read(&mut conn, &key).await {
-            Ok(rec) if rec.0.is_empty() => {}
+            Ok(rec) if rec.is_empty() => {}
             Ok(_) => {
                 tracing::info!(order_no = %to.order_no, reason, "a dead-lettered job's order has a payment: no rejection is published for it");
                 return;
@@ -185,19 +216,14 @@ impl CreatePayments {
                 return;
             }
         }
-        let (_, event) = match rejection(&to, origin_id, reason, detail) {
+        let (_, event) = match rejection(&to, self.origin_id, reason, self.detail) {
             Ok(event) => event,
             Err(error) => {
                 tracing::error!(%error, "cannot serialize a rejection");
                 return;
             }
         };
-        let streams = Streams {
-            results: &self.results,
-            reply_to: self.confined_reply_to(to.reply_to.as_deref()),
-            reply_max_len: self.reply_max_len,
-            reply_ttl: self.reply_ttl,
-        };
+        let streams = store.streams_without_record(to.reply_to.as_deref());
         match events::publish(&mut conn, &streams, &event).await {
             Ok(()) => {
                 tracing::warn!(order_no = %to.order_no, reason, "a job dead-lettered before it became a payment: payment.rejected published")
@@ -206,18 +232,6 @@ impl CreatePayments {
                 tracing::error!(%error, order_no = %to.order_no, "could not publish the rejection of a dead-lettered job")
             }
         }
-    }
-
-    /// A refused job's `reply_to`, if it may be written: inside the reply namespace by its
-    /// rules, and not a results stream (those get the event anyway). Without a namespace
-    /// configured nothing is trusted.
-    fn confined_reply_to<'a>(&self, reply_to: Option<&'a str>) -> Option<&'a str> {
-        let reply_to = reply_to?;
-        let inside = self
-            .reply_namespace
-            .as_ref()
-            .is_some_and(|ns| ns.check(reply_to).is_ok());
-        (inside && !self.results.iter().any(|r| r == reply_to)).then_some(reply_to)
     }
 }
 

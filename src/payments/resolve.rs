@@ -18,9 +18,9 @@
 
 use serde_json::json;
 
-use super::create::CreatePayments;
-use super::outcome::{Marks, Transition};
-use super::record::{self, Record};
+use super::record::Record;
+use super::transition::Transition;
+use payworker_gateway::domain::PaymentStatus;
 
 /// Longest `reason` a person may record (characters).
 pub const MAX_REASON: usize = 200;
@@ -37,10 +37,11 @@ pub enum Resolution {
 }
 
 impl Resolution {
-    fn status(self) -> &'static str {
+    /// The payment's status after the decision, and the event that announces it.
+    fn outcome(self) -> (PaymentStatus, &'static str) {
         match self {
-            Resolution::Succeeded => "succeeded",
-            Resolution::Failed => "failed",
+            Resolution::Succeeded => (PaymentStatus::Succeeded, "payment.succeeded"),
+            Resolution::Failed => (PaymentStatus::Failed, "payment.failed"),
         }
     }
 }
@@ -109,8 +110,9 @@ pub enum ResolveError {
     Redis(String),
 }
 
-/// The change a decision makes to `rec`, or why it may not be made. Pure.
-fn plan(rec: &Record, d: &Decision) -> Result<Transition, ResolveError> {
+/// The change a decision makes to `rec`, or why it may not be made. Pure; the store
+/// writes it (`PaymentStore::resolve`).
+pub(super) fn plan(rec: &Record, d: &Decision) -> Result<Transition, ResolveError> {
     let reason = d.reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_REASON {
         return Err(ResolveError::Invalid(format!(
@@ -123,14 +125,16 @@ fn plan(rec: &Record, d: &Decision) -> Result<Transition, ResolveError> {
             "--by must name who decides, in 1 to {MAX_BY} printable characters"
         )));
     }
-    let status = rec.get("status");
-    if !matches!(status, "unknown" | "review_required") {
+    if !matches!(
+        rec.status(),
+        Some(PaymentStatus::Unknown | PaymentStatus::ReviewRequired)
+    ) {
         return Err(ResolveError::Refused {
-            order_no: rec.get("order_no").to_owned(),
-            status: status.to_owned(),
+            order_no: rec.get("order_no").unwrap_or_default().to_owned(),
+            status: rec.get("status").unwrap_or_default().to_owned(),
         });
     }
-    let known = rec.get("payment_id");
+    let known = rec.get("payment_id").unwrap_or_default();
     let given = d.payment_id.as_deref().map(str::trim).unwrap_or("");
     if !known.is_empty() && !given.is_empty() && known != given {
         return Err(ResolveError::Invalid(format!(
@@ -142,91 +146,26 @@ fn plan(rec: &Record, d: &Decision) -> Result<Transition, ResolveError> {
             "a succeeded payment needs the gateway's payment id: pass --payment-id".into(),
         ));
     }
-    let status = d.resolution.status();
-    let mut transition = Transition::new(
-        status,
-        if status == "succeeded" {
-            "payment.succeeded"
-        } else {
-            "payment.failed"
-        },
-        json!({ "reason": reason, "resolved_by": by }),
-    )
-    .with("reason", reason.to_owned())
-    .with("resolved_by", by.to_owned())
-    // Empty: deleted. The review is over.
-    .with("review_cause", String::new());
+    let (status, kind) = d.resolution.outcome();
+    let mut transition =
+        Transition::new(status, kind, json!({ "reason": reason, "resolved_by": by }))
+            .with("reason", reason.to_owned())
+            .with("resolved_by", by.to_owned())
+            // Empty: deleted. The review is over.
+            .with("review_cause", String::new());
     if known.is_empty() && !given.is_empty() {
         transition = transition.with("payment_id", given.to_owned());
     }
     Ok(transition)
 }
 
-impl CreatePayments {
-    /// Records a person's decision on the payment of `order_no` (see the module).
-    pub async fn resolve(
-        &self,
-        account: &str,
-        order_no: &str,
-        decision: &Decision,
-    ) -> Result<Resolved, ResolveError> {
-        let key = record::key(&self.prefix, account, order_no);
-        let mut conn = self.conn.clone();
-        let rec = record::read(&mut conn, &key)
-            .await
-            .map_err(|e| ResolveError::Redis(e.to_string()))?;
-        if rec.0.is_empty() {
-            return Err(ResolveError::NotFound {
-                account: account.to_owned(),
-                order_no: order_no.to_owned(),
-            });
-        }
-        self.resolve_record(&key, &rec, decision).await
-    }
-
-    /// Records a person's decision on the record `rec` as read from `key`: only if the
-    /// record is still at `rec`'s version.
-    pub async fn resolve_record(
-        &self,
-        key: &str,
-        rec: &Record,
-        decision: &Decision,
-    ) -> Result<Resolved, ResolveError> {
-        let transition = plan(rec, decision)?;
-        let mut conn = self.conn.clone();
-        let redis = |e: &dyn std::fmt::Display| ResolveError::Redis(e.to_string());
-        let written = self
-            .write_change(&mut conn, key, rec, &transition, None, Marks::Resolution)
-            .await
-            .map_err(|e| redis(&e))?;
-        let now = record::read(&mut conn, key).await.map_err(|e| redis(&e))?;
-        if !written {
-            return Err(ResolveError::Moved {
-                order_no: rec.get("order_no").to_owned(),
-                status: now.get("status").to_owned(),
-                version: now.version(),
-            });
-        }
-        tracing::warn!(
-            order_no = rec.get("order_no"),
-            previous_status = rec.get("status"),
-            status = transition.status,
-            "payment resolved by a person"
-        );
-        Ok(Resolved {
-            previous_status: rec.get("status").to_owned(),
-            record: now,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn rec(status: &str, payment_id: &str) -> Record {
+    fn rec(status: PaymentStatus, payment_id: &str) -> Record {
         let mut r = Record::default();
-        r.set("status", status.into());
+        r.set("status", status.as_str().into());
         r.set("order_no", "A1".into());
         if !payment_id.is_empty() {
             r.set("payment_id", payment_id.into());
@@ -245,21 +184,22 @@ mod tests {
 
     #[test]
     fn only_unknown_and_review_required_are_resolved() {
-        for status in ["unknown", "review_required"] {
+        use PaymentStatus as S;
+        for status in [S::Unknown, S::ReviewRequired] {
             assert!(plan(&rec(status, "pi_1"), &decision(Resolution::Failed, None)).is_ok());
         }
         for status in [
-            "pending",
-            "created",
-            "requires_action",
-            "processing",
-            "succeeded",
-            "failed",
-            "rejected",
+            S::Pending,
+            S::Created,
+            S::RequiresAction,
+            S::Processing,
+            S::Succeeded,
+            S::Failed,
+            S::Rejected,
         ] {
             let refused = plan(&rec(status, "pi_1"), &decision(Resolution::Failed, None));
             assert!(
-                matches!(refused, Err(ResolveError::Refused { status: ref s, .. }) if s == status),
+                matches!(refused, Err(ResolveError::Refused { status: ref s, .. }) if s == status.as_str()),
                 "{status}"
             );
         }
@@ -267,20 +207,29 @@ mod tests {
 
     #[test]
     fn a_success_needs_a_payment_id_and_never_replaces_the_gateways() {
-        let none = plan(&rec("unknown", ""), &decision(Resolution::Succeeded, None));
+        let none = plan(
+            &rec(PaymentStatus::Unknown, ""),
+            &decision(Resolution::Succeeded, None),
+        );
         assert!(matches!(none, Err(ResolveError::Invalid(_))));
         let given = plan(
-            &rec("unknown", ""),
+            &rec(PaymentStatus::Unknown, ""),
             &decision(Resolution::Succeeded, Some("pi_9")),
         )
         .unwrap();
         assert!(given.fields.contains(&("payment_id".into(), "pi_9".into())));
         let other = plan(
-            &rec("unknown", "pi_1"),
+            &rec(PaymentStatus::Unknown, "pi_1"),
             &decision(Resolution::Succeeded, Some("pi_9")),
         );
         assert!(matches!(other, Err(ResolveError::Invalid(_))));
-        assert!(plan(&rec("unknown", ""), &decision(Resolution::Failed, None)).is_ok());
+        assert!(
+            plan(
+                &rec(PaymentStatus::Unknown, ""),
+                &decision(Resolution::Failed, None)
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -288,18 +237,18 @@ mod tests {
         let mut d = decision(Resolution::Failed, None);
         d.reason = "  ".into();
         assert!(matches!(
-            plan(&rec("unknown", ""), &d),
+            plan(&rec(PaymentStatus::Unknown, ""), &d),
             Err(ResolveError::Invalid(_))
         ));
         d.reason = "x".repeat(MAX_REASON + 1);
         assert!(matches!(
-            plan(&rec("unknown", ""), &d),
+            plan(&rec(PaymentStatus::Unknown, ""), &d),
             Err(ResolveError::Invalid(_))
         ));
         let mut d = decision(Resolution::Failed, None);
         d.by = String::new();
         assert!(matches!(
-            plan(&rec("unknown", ""), &d),
+            plan(&rec(PaymentStatus::Unknown, ""), &d),
             Err(ResolveError::Invalid(_))
         ));
     }

@@ -1,6 +1,6 @@
 //! What a verified notification does to a payment: the state machine, the integrity checks
 //! and the refund ledger. Pure: a record and a notification in, a verdict out; the handler
-//! (`notify`) applies it with a compare-and-set.
+//! (`notification_handler`) applies it with a compare-and-set.
 //!
 //! Charge notifications (`success` → `succeeded`, `fail` → `failed`, `pending` →
 //! `processing`):
@@ -32,6 +32,7 @@
 use serde_json::{Value, json};
 
 use super::record::Record;
+use super::transition::Transition;
 use payworker_gateway::domain::{Amount, PaymentStatus};
 use payworker_gateway::notification::{EventData, NotifiedStatus};
 
@@ -47,24 +48,7 @@ pub enum Verdict {
     /// Record that it came, count it, change nothing, emit nothing.
     Ignore(String),
     /// A change of the payment, announced by one event.
-    Change(Planned),
-}
-
-/// A planned change.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Planned {
-    /// The payment's status after it (unchanged for most refunds).
-    pub status: PaymentStatus,
-    /// The event type, e.g. `payment.succeeded`, `refund.pending`.
-    pub kind: &'static str,
-    /// The event's `data`.
-    pub data: Value,
-    /// Record fields to set besides status, version and event.
-    pub fields: Vec<(String, String)>,
-}
-
-fn status_of(record: &Record) -> Option<PaymentStatus> {
-    PaymentStatus::parse(record.get("status"))
+    Change(Transition),
 }
 
 fn review(reason: String, cause: &str, mut fields: Vec<(String, String)>, data: Value) -> Verdict {
@@ -72,7 +56,7 @@ fn review(reason: String, cause: &str, mut fields: Vec<(String, String)>, data: 
     data["reason"] = Value::String(reason.clone());
     fields.push(("reason".into(), reason));
     fields.push(("review_cause".into(), cause.into()));
-    Verdict::Change(Planned {
+    Verdict::Change(Transition {
         status: PaymentStatus::ReviewRequired,
         kind: "payment.review_required",
         data,
@@ -82,28 +66,27 @@ fn review(reason: String, cause: &str, mut fields: Vec<(String, String)>, data: 
 
 /// A mismatch between the notification and what the worker sent or was told, if any.
 fn mismatch(record: &Record, d: &EventData, check_amount: bool) -> Option<String> {
-    if d.currency.as_str() != record.get("currency") {
+    let currency = record.get("currency").unwrap_or_default();
+    if d.currency.as_str() != currency {
         return Some(format!(
-            "currency mismatch: the notification says {}, the payment is in {}",
+            "currency mismatch: the notification says {}, the payment is in {currency}",
             d.currency.as_str(),
-            record.get("currency")
         ));
     }
+    let amount = record.get("amount").unwrap_or_default();
     if check_amount {
-        match Amount::parse(record.get("amount")) {
+        match Amount::parse(amount) {
             Ok(sent) if sent.same_value(&d.amount) => {}
             _ => {
                 return Some(format!(
-                    "amount mismatch: the notification says {} {}, the worker sent {} {}",
+                    "amount mismatch: the notification says {} {}, the worker sent {amount} {currency}",
                     d.amount,
                     d.currency.as_str(),
-                    record.get("amount"),
-                    record.get("currency")
                 ));
             }
         }
     }
-    let known = record.get("payment_id");
+    let known = record.get("payment_id").unwrap_or_default();
     if !known.is_empty() && known != d.payment_id {
         return Some(format!(
             "payment_id mismatch: the notification says {} for order {}, the gateway gave {}",
@@ -117,13 +100,13 @@ fn mismatch(record: &Record, d: &EventData, check_amount: bool) -> Option<String
 pub fn charge(record: &Record, d: &EventData) -> Verdict {
     use NotifiedStatus as N;
     use PaymentStatus as S;
-    let Some(current) = status_of(record) else {
+    let Some(current) = record.status() else {
         return Verdict::Ignore(format!(
             "the record's status {:?} is not known",
-            record.get("status")
+            record.get("status").unwrap_or_default()
         ));
     };
-    let overdue = current == S::ReviewRequired && record.get("review_cause") == CAUSE_OVERDUE;
+    let overdue = current == S::ReviewRequired && record.get("review_cause") == Some(CAUSE_OVERDUE);
     if current == S::ReviewRequired && !overdue {
         return Verdict::Ignore("the payment awaits a person's review".into());
     }
@@ -136,15 +119,15 @@ pub fn charge(record: &Record, d: &EventData) -> Verdict {
         );
     }
     let mut fields = Vec::new();
-    if record.get("payment_id").is_empty() {
+    if record.get("payment_id").is_none_or(str::is_empty) {
         fields.push(("payment_id".to_owned(), d.payment_id.clone()));
     }
     let reason = d.reason.clone().unwrap_or_default();
     let flag = match (current, d.status) {
-        (S::Succeeded, N::Fail) if !record.get("resolved_by").is_empty() => {
+        (S::Succeeded, N::Fail) if record.get("resolved_by").is_some_and(|by| !by.is_empty()) => {
             let why = format!(
                 "the gateway notifies a failure for a payment {} resolved as succeeded",
-                record.get("resolved_by")
+                record.get("resolved_by").unwrap_or_default()
             );
             return review(why, CAUSE_CONTRADICTS_RESOLUTION, fields, json!({}));
         }
@@ -186,7 +169,7 @@ pub fn charge(record: &Record, d: &EventData) -> Verdict {
             fields.push(("review_cause".into(), String::new()));
         }
     }
-    Verdict::Change(Planned {
+    Verdict::Change(Transition {
         status,
         kind,
         data,
@@ -198,17 +181,17 @@ pub fn charge(record: &Record, d: &EventData) -> Verdict {
 pub fn refund(record: &Record, d: &EventData) -> Verdict {
     use NotifiedStatus as N;
     use PaymentStatus as S;
-    let Some(current) = status_of(record) else {
+    let Some(current) = record.status() else {
         return Verdict::Ignore(format!(
             "the record's status {:?} is not known",
-            record.get("status")
+            record.get("status").unwrap_or_default()
         ));
     };
     let id = d.refund_key();
     let field = format!("refund:{id}");
-    let prior = record.get(&field);
+    let prior = record.get(&field).and_then(RefundState::parse);
     let data = json!({ "refund_id": id, "refund_amount": d.amount.to_string(), "refund_status": word(d.status) });
-    let entry = |state: &str| vec![(field.clone(), state.to_owned())];
+    let entry = |state: RefundState| vec![(field.clone(), state.as_str().to_owned())];
     if let Some(problem) = mismatch(record, d, false) {
         if current == S::ReviewRequired {
             return Verdict::Ignore(format!("refund under review: {problem}"));
@@ -216,27 +199,30 @@ pub fn refund(record: &Record, d: &EventData) -> Verdict {
         return review(problem, "integrity", vec![], data);
     }
     let same = |status: S, kind: &'static str, fields| {
-        Verdict::Change(Planned {
+        Verdict::Change(Transition {
             status,
             kind,
             data: data.clone(),
             fields,
         })
     };
+    use RefundState as R;
     match (prior, d.status) {
-        ("succeeded", s) => Verdict::Ignore(format!("refund {} after success", word(s))),
-        ("failed" | "pending", N::Pending) => Verdict::Ignore("refund already known".into()),
-        ("failed", N::Fail) => Verdict::Ignore("refund failure already recorded".into()),
-        (_, N::Pending) => same(current, "refund.pending", entry("pending")),
-        (_, N::Fail) => same(current, "refund.failed", entry("failed")),
+        (Some(R::Succeeded), s) => Verdict::Ignore(format!("refund {} after success", word(s))),
+        (Some(R::Failed | R::Pending), N::Pending) => {
+            Verdict::Ignore("refund already known".into())
+        }
+        (Some(R::Failed), N::Fail) => Verdict::Ignore("refund failure already recorded".into()),
+        (_, N::Pending) => same(current, "refund.pending", entry(R::Pending)),
+        (_, N::Fail) => same(current, "refund.failed", entry(R::Failed)),
         (_, N::Success) => {
-            let refunded = Amount::parse(record.get("refunded")).ok();
+            let refunded = record.get("refunded").and_then(|r| Amount::parse(r).ok());
             let total = match refunded {
                 Some(r) => r.checked_add(&d.amount),
                 None => Some(d.amount),
             };
-            let paid = Amount::parse(record.get("amount")).ok();
-            let mut fields = entry("succeeded");
+            let paid = record.get("amount").and_then(|a| Amount::parse(a).ok());
+            let mut fields = entry(R::Succeeded);
             let Some(total) = total else {
                 return review("refund total overflows".into(), "over_refund", fields, data);
             };
@@ -248,12 +234,12 @@ pub fn refund(record: &Record, d: &EventData) -> Verdict {
                 let why = format!(
                     "over-refund: refunds total {total} {} against a payment of {} {} ({})",
                     d.currency.as_str(),
-                    record.get("amount"),
-                    record.get("currency"),
+                    record.get("amount").unwrap_or_default(),
+                    record.get("currency").unwrap_or_default(),
                     current
                 );
                 if current == S::ReviewRequired {
-                    return Verdict::Change(Planned {
+                    return Verdict::Change(Transition {
                         status: current,
                         kind: "refund.succeeded",
                         data,
@@ -262,13 +248,46 @@ pub fn refund(record: &Record, d: &EventData) -> Verdict {
                 }
                 return review(why, "over_refund", fields, data);
             }
-            Verdict::Change(Planned {
+            Verdict::Change(Transition {
                 status: current,
                 kind: "refund.succeeded",
                 data,
                 fields,
             })
         }
+    }
+}
+
+/// Where one refund stands in the ledger (`refund:<key>`); it only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefundState {
+    /// The gateway notified it pending.
+    Pending,
+    /// The money went back: counted in `refunded`.
+    Succeeded,
+    /// The gateway notified it failed.
+    Failed,
+}
+
+impl RefundState {
+    /// The word stored in the ledger.
+    fn as_str(self) -> &'static str {
+        match self {
+            RefundState::Pending => "pending",
+            RefundState::Succeeded => "succeeded",
+            RefundState::Failed => "failed",
+        }
+    }
+
+    /// The state a ledger word names, if it is one.
+    fn parse(word: &str) -> Option<Self> {
+        [
+            RefundState::Pending,
+            RefundState::Succeeded,
+            RefundState::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == word)
     }
 }
 
@@ -281,5 +300,242 @@ fn word(status: NotifiedStatus) -> &'static str {
 }
 
 #[cfg(test)]
-#[path = "rules_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+    use payworker_gateway::notification::Notification;
+
+    fn record(status: &str, payment_id: &str) -> Record {
+        let mut r = Record::default();
+        for (k, v) in [
+            ("status", status),
+            ("amount", "20.99"),
+            ("currency", "EUR"),
+            ("payment_id", payment_id),
+            ("version", "3"),
+        ] {
+            r.set(k, v.into());
+        }
+        r
+    }
+
+    fn data(kind: &str, status: &str, amount: &str) -> EventData {
+        let body = format!(
+            r#"{{"event_type":"{kind}","event_data":{{"payment_id":"p1","order_no":"A","amount":"{amount}","currency":"EUR","status":"{status}","reason":"r"}}}}"#
+        );
+        serde_json::from_str::<Notification>(&body)
+            .expect("a notification")
+            .event_data
+    }
+
+    fn status_after(v: &Verdict) -> Option<PaymentStatus> {
+        match v {
+            Verdict::Change(p) => Some(p.status),
+            Verdict::Ignore(_) => None,
+        }
+    }
+
+    #[test]
+    fn open_payments_follow_the_notification() {
+        for from in [
+            "pending",
+            "created",
+            "requires_action",
+            "unknown",
+            "processing",
+        ] {
+            let r = record(from, "");
+            assert_eq!(
+                status_after(&charge(&r, &data("charge", "success", "20.99"))),
+                Some(PaymentStatus::Succeeded),
+                "{from}"
+            );
+            assert_eq!(
+                status_after(&charge(&r, &data("charge", "fail", "20.990"))),
+                Some(PaymentStatus::Failed),
+                "{from}"
+            );
+        }
+        assert_eq!(
+            status_after(&charge(
+                &record("created", "p1"),
+                &data("charge", "pending", "20.99")
+            )),
+            Some(PaymentStatus::Processing)
+        );
+        assert_eq!(
+            status_after(&charge(
+                &record("processing", "p1"),
+                &data("charge", "pending", "20.99")
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn a_success_is_never_undone() {
+        let r = record("succeeded", "p1");
+        for s in ["pending", "fail", "success"] {
+            assert!(
+                matches!(charge(&r, &data("charge", s, "20.99")), Verdict::Ignore(_)),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn fail_then_success_is_allowed_and_flagged() {
+        let Verdict::Change(p) =
+            charge(&record("failed", "p1"), &data("charge", "success", "20.99"))
+        else {
+            panic!("expected a change");
+        };
+        assert_eq!(p.status, PaymentStatus::Succeeded);
+        assert_eq!(p.data["flag"], "succeeded_after_failure");
+        assert!(matches!(
+            charge(&record("failed", "p1"), &data("charge", "pending", "20.99")),
+            Verdict::Ignore(_)
+        ));
+    }
+
+    #[test]
+    fn mismatches_go_to_review_never_to_success() {
+        for (rec, d) in [
+            (record("created", "p1"), data("charge", "success", "20.98")),
+            (
+                record("created", "other"),
+                data("charge", "success", "20.99"),
+            ),
+        ] {
+            let Verdict::Change(p) = charge(&rec, &d) else {
+                panic!("expected a change")
+            };
+            assert_eq!(p.status, PaymentStatus::ReviewRequired);
+            assert!(
+                p.data["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("mismatch"))
+            );
+        }
+        let mut usd = data("charge", "success", "20.99");
+        usd.currency = payworker_gateway::domain::Currency::parse("USD").expect("a currency");
+        assert_eq!(
+            status_after(&charge(&record("unknown", ""), &usd)),
+            Some(PaymentStatus::ReviewRequired)
+        );
+        // Under review for integrity: nothing moves it.
+        let mut held = record("review_required", "p1");
+        held.set("review_cause", "integrity".into());
+        assert_eq!(
+            status_after(&charge(&held, &data("charge", "success", "20.99"))),
+            None
+        );
+    }
+
+    #[test]
+    fn an_overdue_unknown_is_still_settled_by_its_notification() {
+        let mut r = record("review_required", "");
+        r.set("review_cause", CAUSE_OVERDUE.into());
+        let Verdict::Change(p) = charge(&r, &data("charge", "success", "20.99")) else {
+            panic!("expected a change")
+        };
+        assert_eq!(p.status, PaymentStatus::Succeeded);
+        assert_eq!(p.data["flag"], "settled_after_review");
+    }
+
+    #[test]
+    fn refunds_add_up_and_an_over_refund_is_flagged() {
+        let mut r = record("succeeded", "p1");
+        let Verdict::Change(first) = refund(&r, &data("refund", "success", "10.00")) else {
+            panic!()
+        };
+        assert_eq!(
+            (first.status, first.kind),
+            (PaymentStatus::Succeeded, "refund.succeeded")
+        );
+        for (k, v) in first.fields {
+            r.set(&k, v);
+        }
+        assert_eq!(r.get("refunded"), Some("10.00"));
+        // The same refund again is a duplicate.
+        assert!(matches!(
+            refund(&r, &data("refund", "success", "10.00")),
+            Verdict::Ignore(_)
+        ));
+        let Verdict::Change(second) = refund(&r, &data("refund", "success", "10.99")) else {
+            panic!()
+        };
+        assert_eq!(second.status, PaymentStatus::Succeeded);
+        for (k, v) in second.fields {
+            r.set(&k, v);
+        }
+        assert_eq!(r.get("refunded"), Some("20.99"));
+        let Verdict::Change(over) = refund(&r, &data("refund", "success", "0.01")) else {
+            panic!()
+        };
+        assert_eq!(
+            (over.status, over.kind),
+            (PaymentStatus::ReviewRequired, "payment.review_required")
+        );
+    }
+
+    #[test]
+    fn refund_states_only_move_forward() {
+        let mut r = record("succeeded", "p1");
+        let Verdict::Change(p) = refund(&r, &data("refund", "pending", "5")) else {
+            panic!()
+        };
+        assert_eq!(p.kind, "refund.pending");
+        for (k, v) in p.fields {
+            r.set(&k, v);
+        }
+        assert!(matches!(
+            refund(&r, &data("refund", "pending", "5")),
+            Verdict::Ignore(_)
+        ));
+        let Verdict::Change(p) = refund(&r, &data("refund", "fail", "5")) else {
+            panic!()
+        };
+        assert_eq!(p.kind, "refund.failed");
+    }
+
+    #[test]
+    fn a_notification_after_a_persons_resolution_follows_the_rules_and_a_contradiction_is_reviewed()
+    {
+        let mut ok = record("succeeded", "p1");
+        ok.set("resolved_by", "alice".into());
+        // The gateway agrees: nothing to do.
+        assert_eq!(
+            status_after(&charge(&ok, &data("charge", "success", "20.99"))),
+            None
+        );
+        // The gateway says it failed: back to a person, never silently ignored.
+        match charge(&ok, &data("charge", "fail", "20.99")) {
+            Verdict::Change(p) => {
+                assert_eq!(p.status, PaymentStatus::ReviewRequired);
+                assert!(
+                    p.fields
+                        .contains(&("review_cause".into(), CAUSE_CONTRADICTS_RESOLUTION.into()))
+                );
+            }
+            v => panic!("{v:?}"),
+        }
+        // Without a person's resolution, a fail after success stays ignored.
+        assert_eq!(
+            status_after(&charge(
+                &record("succeeded", "p1"),
+                &data("charge", "fail", "20.99")
+            )),
+            None
+        );
+        // Resolved as failed, then the gateway notifies a success: succeeded, flagged.
+        let mut failed = record("failed", "");
+        failed.set("resolved_by", "alice".into());
+        match charge(&failed, &data("charge", "success", "20.99")) {
+            Verdict::Change(p) => {
+                assert_eq!(p.status, PaymentStatus::Succeeded);
+                assert_eq!(p.data["flag"], "succeeded_after_failure");
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+}

@@ -222,7 +222,7 @@ impl Product {
     pub async fn status(&self, order_no: &str, status: &str) -> record::Record {
         eventually(Duration::from_secs(15), || async {
             let r = self.record(order_no).await;
-            (r.get("status") == status).then_some(r)
+            (r.get("status").unwrap_or_default() == status).then_some(r)
         })
         .await
     }

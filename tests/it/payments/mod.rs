@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use payworker::client::{ClientOptions, GatewayClient};
 use payworker::jobs::CreatePayment;
-use payworker::payments::{CreatePayments, PaymentAccount, record};
+use payworker::payments::{CreatePayments, EndpointPaths, PaymentAccount, PaymentStore, record};
 use payworker_gateway::{Credentials, GatewayKey, crypto};
 use payworker_queue::durability::{ReplicaWait, ReplicaWaiter};
 use payworker_queue::{self as queue, QueueKeys, RedisTarget};
@@ -86,26 +86,8 @@ pub async fn handler_waiting(
         replicas,
         timeout: Duration::from_millis(300),
     });
-    CreatePayments {
+    let store = PaymentStore {
         prefix: prefix.to_owned(),
-        accounts: vec![PaymentAccount {
-            name: "main".into(),
-            creds: Credentials {
-                account_id: ACCOUNT_ID.into(),
-                site: "https://shop.example.com".into(),
-                key: GatewayKey::from_text(KEY).unwrap(),
-            },
-            base_url: sandbox.base_url.clone(),
-        }],
-        paths: [paths.host, paths.element, paths.s2s],
-        // Far above the sandbox's injected latencies, so that a loaded machine does not
-        // turn a slow answer into `unknown`; a test that wants a timeout uses `Fault::Hang`.
-        client: GatewayClient::new(&ClientOptions {
-            request_timeout: Duration::from_secs(2),
-            ..ClientOptions::default()
-        })
-        .unwrap(),
-        callback_base: "http://127.0.0.1:9/hooks".into(),
         results: vec![results.to_owned()],
         reply_max_len: 10_000,
         reply_ttl: Duration::from_secs(3600),
@@ -115,9 +97,34 @@ pub async fn handler_waiting(
         },
         reply_namespace: None,
         conn: conn.clone(),
+        unknown_review_after,
+    };
+    CreatePayments {
+        store: Arc::new(store),
+        accounts: vec![PaymentAccount {
+            name: "main".into(),
+            creds: Credentials {
+                account_id: ACCOUNT_ID.into(),
+                site: "https://shop.example.com".into(),
+                key: GatewayKey::from_text(KEY).unwrap(),
+            },
+            base_url: sandbox.base_url.clone(),
+        }],
+        paths: EndpointPaths {
+            host: paths.host,
+            element: paths.element,
+            s2s: paths.s2s,
+        },
+        // Far above the sandbox's injected latencies, so that a loaded machine does not
+        // turn a slow answer into `unknown`; a test that wants a timeout uses `Fault::Hang`.
+        client: GatewayClient::new(&ClientOptions {
+            request_timeout: Duration::from_secs(2),
+            ..ClientOptions::default()
+        })
+        .unwrap(),
+        callback_base: "http://127.0.0.1:9/hooks".into(),
         send_conn: conn,
         orphans: None,
-        unknown_review_after,
         s2s_resend_on: Vec::new(),
         replicas,
     }
@@ -156,7 +163,7 @@ impl App {
         let review_token = stop_review.clone();
         tokio::spawn(async move {
             while !review_token.is_cancelled() {
-                let _ = reviewer.review_overdue_unknowns().await;
+                let _ = reviewer.store.review_overdue_unknowns().await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });

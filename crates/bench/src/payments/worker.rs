@@ -2,6 +2,7 @@
 //! wires it (reconnecting Redis connection, early-notification check on every claim), with
 //! a connection pool sized for the run's concurrency.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -9,7 +10,9 @@ use url::Url;
 use super::{ACCOUNT, ACCOUNT_ID};
 use payworker::client::{ClientOptions, GatewayClient};
 use payworker::config::PaymentsSettings;
-use payworker::payments::{CreatePayments, OrphanQueue, PaymentAccount};
+use payworker::payments::{
+    CreatePayments, EndpointPaths, NotificationQueue, Orphans, PaymentAccount, PaymentStore,
+};
 use payworker_gateway::{Credentials, GatewayKey};
 use payworker_queue::RedisTarget;
 use payworker_queue::durability::{ReplicaWait, ReplicaWaiter};
@@ -27,24 +30,8 @@ pub(super) async fn handler(
     let paths = SandboxPaths::default();
     // As `startup` connects it: a connection that survives a Redis restart.
     let conn = target.connect_managed(Duration::from_secs(10)).await?;
-    Ok(CreatePayments {
+    let store = PaymentStore {
         prefix: prefix.to_owned(),
-        accounts: vec![PaymentAccount {
-            name: ACCOUNT.into(),
-            creds: Credentials {
-                account_id: ACCOUNT_ID.into(),
-                site: "https://shop.example.com".into(),
-                key,
-            },
-            base_url: base_url.clone(),
-        }],
-        paths: [paths.host, paths.element, paths.s2s],
-        client: GatewayClient::new(&ClientOptions {
-            pool_max_idle_per_host: concurrency.max(256),
-            request_timeout: Duration::from_secs(30),
-            ..ClientOptions::default()
-        })?,
-        callback_base: "http://127.0.0.1:9/hooks".into(),
         // Trimmed only by a worker's results trimmer, which a run does not start: its
         // length is the count of finished payments.
         results: vec![results],
@@ -55,16 +42,41 @@ pub(super) async fn handler(
             open: PaymentsSettings::default().open_retention,
         },
         reply_namespace: None,
-        send_conn: conn.clone(),
-        conn,
+        conn: conn.clone(),
+        unknown_review_after: PaymentsSettings::default().unknown_review_after,
+    };
+    Ok(CreatePayments {
+        store: Arc::new(store),
+        accounts: vec![PaymentAccount {
+            name: ACCOUNT.into(),
+            creds: Credentials {
+                account_id: ACCOUNT_ID.into(),
+                site: "https://shop.example.com".into(),
+                key,
+            },
+            base_url: base_url.clone(),
+        }],
+        paths: EndpointPaths {
+            host: paths.host,
+            element: paths.element,
+            s2s: paths.s2s,
+        },
+        client: GatewayClient::new(&ClientOptions {
+            pool_max_idle_per_host: concurrency.max(256),
+            request_timeout: Duration::from_secs(30),
+            ..ClientOptions::default()
+        })?,
+        callback_base: "http://127.0.0.1:9/hooks".into(),
+        send_conn: conn,
         // Each claim also checks for early notifications, as in production.
-        orphans: Some(OrphanQueue {
-            prefix: prefix.to_owned(),
-            partitions: 1,
-            dlq_max_len: 1_000,
+        orphans: Some(Orphans {
+            queue: NotificationQueue {
+                prefix: prefix.to_owned(),
+                partitions: 1,
+                dlq_max_len: 1_000,
+            },
             expiry: PaymentsSettings::default().orphan_expiry,
         }),
-        unknown_review_after: PaymentsSettings::default().unknown_review_after,
         s2s_resend_on: Vec::new(),
         replicas: ReplicaWaiter::new(ReplicaWait {
             replicas: 0,

@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::create::{CreatePayments, PaymentAccount, retry};
-use super::orphans::OrphanQueue;
-use super::outcome::{Marks, Transition};
+use super::account::PaymentAccount;
+use super::orphans::Orphans;
 use super::record::{self, Record};
 use super::rules::{self, Verdict};
+use super::store::{Marks, PaymentStore, StoreError};
 use crate::jobs::ProcessNotification;
 use payworker_gateway::domain::OrderNo;
 use payworker_gateway::notification::{EventType, Notification, verify};
@@ -32,10 +32,13 @@ const MAX_RACES: usize = 64;
 
 /// The `ProcessNotification` handler; cheap to share behind an `Arc`.
 pub struct ProcessNotifications {
-    /// Accounts, Redis, results streams: shared with the `CreatePayment` handler.
-    pub payments: Arc<CreatePayments>,
+    /// The payment records, their changes and events (shared with the `CreatePayment`
+    /// handler).
+    pub store: Arc<PaymentStore>,
+    /// The accounts whose notifications verify; the first is the default.
+    pub accounts: Vec<PaymentAccount>,
     /// Where notifications for unknown orders wait.
-    pub orphans: OrphanQueue,
+    pub orphans: Orphans,
 }
 
 impl ProcessNotifications {
@@ -73,17 +76,19 @@ impl ProcessNotifications {
             .trace
             .as_ref()
             .and_then(|t| serde_json::to_value(t).ok());
-        let key = record::key(&self.payments.prefix, &account.name, order_no.as_str());
-        let mut conn = self.payments.conn.clone();
+        let key = self.store.key(&account.name, order_no.as_str());
+        let mut conn = self.store.conn.clone();
         for _ in 0..MAX_RACES {
-            let rec = record::read(&mut conn, &key).await.map_err(retry)?;
-            if rec.0.is_empty() {
+            let rec = record::read(&mut conn, &key)
+                .await
+                .map_err(StoreError::from)?;
+            if rec.is_empty() {
                 let (name, order) = (&account.name, order_no.as_str());
                 return self
                     .orphans
                     .keep(&mut conn, name, order, &fingerprint, meta.raw())
                     .await
-                    .map_err(retry);
+                    .map_err(|e| StoreError::from(e).into());
             }
             let applied = self
                 .apply(
@@ -108,21 +113,21 @@ impl ProcessNotifications {
     /// before it existed, if any. A failure is only logged: the orphan review adopts them
     /// at their expiry at the latest.
     pub async fn adopt_orphans(&self, account: Option<&str>, order_no: &str) {
-        let accounts = &self.payments.accounts;
+        let accounts = &self.accounts;
         let Some(account) = (match account {
             Some(name) => accounts.iter().find(|a| a.name == name),
             None => accounts.first(),
         }) else {
             return;
         };
-        let mut conn = self.payments.conn.clone();
+        let mut conn = self.store.conn.clone();
         if let Err(error) = self.orphans.adopt(&mut conn, &account.name, order_no).await {
             tracing::warn!(%error, order_no, "could not re-queue early notifications yet");
         }
     }
 
     fn account_for(&self, job: &ProcessNotification) -> Result<&PaymentAccount, JobError> {
-        let accounts = &self.payments.accounts;
+        let accounts = &self.accounts;
         let found = match &job.account {
             Some(name) => accounts.iter().find(|a| &a.name == name),
             None => accounts
@@ -148,12 +153,11 @@ impl ProcessNotifications {
         fingerprint: &str,
         trace: Option<Value>,
     ) -> Result<bool, JobError> {
-        let payments = &self.payments;
         let seen = format!("n:{fingerprint}");
-        if rec.0.contains_key(&seen) {
+        if rec.contains(&seen) {
             // A copy: its change (if any) was made and announced once. Only an event a
             // crash on a Cluster left unpublished goes out now.
-            payments.publish_left(conn, key, rec).await?;
+            self.store.publish_left(conn, key, rec).await?;
             return Ok(true);
         }
         let data = &notification.event_data;
@@ -161,13 +165,13 @@ impl ProcessNotifications {
             EventType::Charge => rules::charge(rec, data),
             EventType::Refund => rules::refund(rec, data),
         };
-        let planned = match verdict {
+        let transition = match verdict {
             Verdict::Ignore(why) => {
                 tracing::info!(order_no = %data.order_no, %why, "notification recorded; it changes nothing");
                 let note = [(seen.as_str(), "ignored".to_owned())];
                 if !record::change(conn, key, rec.version(), false, &note)
                     .await
-                    .map_err(retry)?
+                    .map_err(StoreError::from)?
                 {
                     return Ok(false);
                 }
@@ -177,26 +181,20 @@ impl ProcessNotifications {
                     .arg(1)
                     .query_async::<i64>(conn)
                     .await
-                    .map_err(retry)?;
+                    .map_err(StoreError::from)?;
                 return Ok(true);
             }
-            Verdict::Change(planned) => planned,
-        };
-        let status = planned.status.as_str();
-        let transition = Transition {
-            status,
-            kind: planned.kind,
-            data: planned.data,
-            fields: planned.fields,
+            Verdict::Change(transition) => transition,
         };
         let marks = Marks::Notification(seen.as_str());
-        if !payments
+        if !self
+            .store
             .write_change(conn, key, rec, &transition, trace, marks)
             .await?
         {
             return Ok(false);
         }
-        tracing::info!(order_no = %data.order_no, kind = transition.kind, status, "notification applied");
+        tracing::info!(order_no = %data.order_no, kind = transition.kind, status = %transition.status, "notification applied");
         Ok(true)
     }
 }

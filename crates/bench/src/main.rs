@@ -8,10 +8,13 @@
 //!   on loopback, record, event).
 //! - `ingress`: the webhook ingress, signed notifications verified and enqueued per second.
 //!
+//! `measure` holds what they all read besides their own figures (Redis CPU, memory).
+//!
 //! The Criterion benchmarks of the pure protocol live with it, in
 //! `crates/gateway/benches/` (`cargo bench -p payworker-gateway`).
 
 mod ingress;
+mod measure;
 mod payments;
 mod queue;
 

@@ -113,7 +113,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if let Mode::Drain = args.mode {
             produce(&mut conn, &keys.stream, 0, args.jobs, args.batch.max(100)).await?;
         }
-        let cpu_before = redis_cpu_micros(&mut conn).await?;
+        let cpu_before = crate::measure::redis_cpu_micros(&mut conn).await?;
         let started = Instant::now();
         let cancel = CancellationToken::new();
         let worker = tokio::spawn(queue::run(
@@ -138,7 +138,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let elapsed = started.elapsed();
-        let cpu = redis_cpu_micros(&mut conn)
+        let cpu = crate::measure::redis_cpu_micros(&mut conn)
             .await?
             .saturating_sub(cpu_before);
         cancel.cancel();
@@ -186,23 +186,4 @@ async fn produce(
         pipe.query_async::<()>(conn).await?;
     }
     Ok(())
-}
-
-/// Redis's own CPU time (user + system) in microseconds, from `INFO CPU`.
-pub(crate) async fn redis_cpu_micros(
-    conn: &mut redis::aio::MultiplexedConnection,
-) -> anyhow::Result<u64> {
-    let info: String = redis::cmd("INFO").arg("CPU").query_async(conn).await?;
-    let mut total = 0;
-    for line in info.lines() {
-        if let Some(v) = line
-            .strip_prefix("used_cpu_sys:")
-            .or_else(|| line.strip_prefix("used_cpu_user:"))
-        {
-            let (secs, frac) = v.trim().split_once('.').unwrap_or((v.trim(), "0"));
-            let frac = format!("{frac:0<6}");
-            total += secs.parse::<u64>()? * 1_000_000 + frac[..6].parse::<u64>()?;
-        }
-    }
-    Ok(total)
 }

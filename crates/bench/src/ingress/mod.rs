@@ -84,7 +84,7 @@ pub async fn run(args: BenchIngressArgs) -> anyhow::Result<()> {
     for &connections in &args.connections {
         let prefix = format!("benchin-{:08x}", rand::random::<u32>());
         let result = measure(&args, &prefix, connections.max(1), &mut conn).await;
-        let cleaned = crate::payments::cleanup(&mut conn, &prefix).await;
+        let cleaned = crate::measure::cleanup(&mut conn, &prefix).await;
         let line = result?;
         cleaned?;
         println!("{line}");
@@ -138,7 +138,7 @@ async fn measure(
     tokio::time::sleep_until(measure_from.into()).await;
     let process_before = cpu_ticks("/proc/self/stat").unwrap_or(0);
     let machine_before = machine_busy_ticks().unwrap_or(0);
-    let redis_before = crate::queue::redis_cpu_micros(conn).await?;
+    let redis_before = crate::measure::redis_cpu_micros(conn).await?;
     let tally = generator.await??;
     let process = cpu_ticks("/proc/self/stat")
         .unwrap_or(0)
@@ -146,7 +146,7 @@ async fn measure(
     let machine = machine_busy_ticks()
         .unwrap_or(0)
         .saturating_sub(machine_before);
-    let redis = crate::queue::redis_cpu_micros(conn)
+    let redis = crate::measure::redis_cpu_micros(conn)
         .await?
         .saturating_sub(redis_before);
 

@@ -17,7 +17,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use url::Url;
 
-use super::{ACCOUNT_ID, support::memory_kib_of};
+use super::ACCOUNT_ID;
+use crate::measure::memory_kib_of;
 use payworker_gateway::GatewayKey;
 use payworker_sandbox::{
     self, Fault, FaultRule, NotifySettings, SandboxAccount, SandboxHandle, SandboxSettings, Stats,

@@ -13,13 +13,9 @@
 //! own peak; a sandbox process's peak is reported in a column of its own.
 
 mod gateway;
-mod support;
-mod worker;
 
 use gateway::Gateway;
 pub use gateway::SandboxMode;
-pub(super) use support::cleanup;
-use support::{JobMaker, memory_kib, open_files_soft_limit, reset_peak_memory};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +25,19 @@ use clap::{Args, ValueEnum};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use payworker::config::{QueueSettings, RetrySettings};
+use payworker::client::{ClientOptions, GatewayClient};
+use payworker::config::{PaymentsSettings, QueueSettings, RetrySettings};
+use payworker::payments::{
+    CreatePayments, EndpointPaths, NotificationQueue, Orphans, PaymentAccount, PaymentStore,
+};
+use payworker_gateway::Credentials;
+use payworker_gateway::crypto;
+use payworker_gateway::domain::CardDetails;
+use payworker_queue::durability::{ReplicaWait, ReplicaWaiter};
+use payworker_sandbox::SandboxPaths;
+use url::Url;
+
+use crate::measure::{cleanup, memory_kib, open_files_soft_limit, reset_peak_memory};
 use payworker::jobs::{CreatePayment, queues};
 use payworker_gateway::GatewayKey;
 use payworker_queue::{self as queue, QueueKeys, RedisTarget};
@@ -199,8 +207,7 @@ async fn measure(
     let gateway = Gateway::start(args.sandbox, &key, &key_text, latency).await?;
 
     let target = RedisTarget::Single(args.redis.clone());
-    let handler =
-        Arc::new(worker::handler(prefix, concurrency, key, gateway.base_url(), &target).await?);
+    let handler = Arc::new(handler(prefix, concurrency, key, gateway.base_url(), &target).await?);
     let mut config = QueueSettings::default().queue_config(
         prefix,
         queues::CREATE_PAYMENT,
@@ -284,11 +291,148 @@ async fn measure(
     worker.await??;
     let stats = gateway.stats().await?;
     let sandbox_peak_kib = gateway.stop().await;
-    support::warn_leftovers(&mut conn, &keys, args.payments, &stats).await?;
+    warn_leftovers(&mut conn, &keys, args.payments, &stats).await?;
     Ok(Measured {
         micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         start_kib,
         peak_kib,
         sandbox_peak_kib,
     })
+}
+
+/// The worker under measurement: the real `CreatePayments` handler, wired as `startup`
+/// wires it (reconnecting Redis connection, early-notification check on every claim), with
+/// a connection pool sized for the run's concurrency.
+/// For one run on `prefix`, talking to the gateway at `base_url`.
+async fn handler(
+    prefix: &str,
+    concurrency: usize,
+    key: GatewayKey,
+    base_url: &Url,
+    target: &RedisTarget,
+) -> anyhow::Result<CreatePayments> {
+    let results = format!("{prefix}:{{results}}");
+    let paths = SandboxPaths::default();
+    // As `startup` connects it: a connection that survives a Redis restart.
+    let conn = target.connect_managed(Duration::from_secs(10)).await?;
+    let store = PaymentStore {
+        prefix: prefix.to_owned(),
+        // Trimmed only by a worker's results trimmer, which a run does not start: its
+        // length is the count of finished payments.
+        results: vec![results],
+        reply_max_len: 1_000,
+        reply_ttl: Duration::from_secs(3600),
+        retention: payworker::payments::record::Retention {
+            settled: PaymentsSettings::default().settled_retention,
+            open: PaymentsSettings::default().open_retention,
+        },
+        reply_namespace: None,
+        conn: conn.clone(),
+        unknown_review_after: PaymentsSettings::default().unknown_review_after,
+    };
+    Ok(CreatePayments {
+        store: Arc::new(store),
+        accounts: vec![PaymentAccount {
+            name: ACCOUNT.into(),
+            creds: Credentials {
+                account_id: ACCOUNT_ID.into(),
+                site: "https://shop.example.com".into(),
+                key,
+            },
+            base_url: base_url.clone(),
+        }],
+        paths: EndpointPaths {
+            host: paths.host,
+            element: paths.element,
+            s2s: paths.s2s,
+        },
+        client: GatewayClient::new(&ClientOptions {
+            pool_max_idle_per_host: concurrency.max(256),
+            request_timeout: Duration::from_secs(30),
+            ..ClientOptions::default()
+        })?,
+        callback_base: "http://127.0.0.1:9/hooks".into(),
+        send_conn: conn,
+        // Each claim also checks for early notifications, as in production.
+        orphans: Some(Orphans {
+            queue: NotificationQueue {
+                prefix: prefix.to_owned(),
+                partitions: 1,
+                dlq_max_len: 1_000,
+            },
+            expiry: PaymentsSettings::default().orphan_expiry,
+        }),
+        s2s_resend_on: Vec::new(),
+        replicas: ReplicaWaiter::new(ReplicaWait {
+            replicas: 0,
+            timeout: Duration::from_secs(1),
+        }),
+    })
+}
+
+/// Makes the run's job payloads, a pipeline at a time, as a producer would.
+struct JobMaker {
+    method: BenchMethod,
+    prefix: String,
+    key: GatewayKey,
+    /// The plaintext of the test card (S2S only), encrypted afresh for every job.
+    card: Option<zeroize::Zeroizing<String>>,
+}
+
+impl JobMaker {
+    fn new(method: BenchMethod, prefix: &str, key: GatewayKey) -> Self {
+        let card = (method == BenchMethod::S2s).then(|| {
+            CardDetails::new("4242424242424242", "123", "12", "2030")
+                .expect("a valid test card")
+                .to_plaintext_json()
+        });
+        JobMaker {
+            method,
+            prefix: prefix.to_owned(),
+            key,
+            card,
+        }
+    }
+
+    /// The `CreatePayment` job number `n`, as JSON.
+    fn job(&self, n: u64) -> String {
+        let mut job = serde_json::json!({
+            "version": 1,
+            "method": self.method.as_str(),
+            "order_no": format!("{}-{n}", self.prefix),
+            "amount": "20.99",
+            "currency": "EUR",
+            "return_url": "https://shop.example.com/done",
+            "metadata": { "bench": n },
+        });
+        if let Some(card) = &self.card {
+            job["card"] = crypto::encrypt(&self.key, card.as_bytes(), &mut rand::rng()).into();
+        }
+        job.to_string()
+    }
+}
+
+/// Warns when a run left anything behind: dead letters, unacked jobs, gateway requests
+/// beyond one per payment, or rejections. The rate stands, but the run was not clean.
+async fn warn_leftovers(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &payworker_queue::QueueKeys,
+    payments: u64,
+    stats: &payworker_sandbox::Stats,
+) -> redis::RedisResult<()> {
+    use redis::AsyncCommands;
+    let dead: u64 = conn.xlen(&keys.dlq).await?;
+    let pending = conn
+        .xpending::<_, _, redis::streams::StreamPendingReply>(&keys.stream, payworker_queue::GROUP)
+        .await?
+        .count();
+    let extra = stats.requests_total.saturating_sub(payments);
+    if dead > 0 || pending > 0 || extra > 0 || stats.rejected_total > 0 {
+        eprintln!(
+            "warning: {dead} dead letters, {pending} jobs not acked, {extra} gateway requests \
+             beyond one per payment, {} rejected by the sandbox",
+            stats.rejected_total
+        );
+    }
+    Ok(())
 }

@@ -14,7 +14,6 @@
 //! Nothing is parsed before the signature verifies, and nothing of the request is echoed.
 //! Every refusal is one [`NotifyError`], which is counted and logged once, and answers itself.
 
-use payworker_queue::DeadReason;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -265,7 +264,9 @@ async fn store(
             let keys = store.queue.keys_for(&fingerprint);
             let letter = DeadLetter {
                 job: Some(job.clone()),
-                reason: DeadReason::MalformedNotification.as_str().into(),
+                reason: crate::jobs::dead_reasons::MALFORMED_NOTIFICATION
+                    .as_str()
+                    .into(),
                 detail: format!(
                     "the signature verifies but the body is not a notification ({problem}); \
                      the gateway would only resend the same bytes, so it was accepted and kept here"

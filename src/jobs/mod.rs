@@ -17,10 +17,12 @@
 //!   (the compiled JSON Schemas and their problem messages).
 //! - `card_data`: no card data outside the encrypted `card`.
 //! - `confine`, `reply_to`: the Redis keys a job may make the worker write.
+//! - `dead_reasons`: the dead-letter reasons payworker adds to the queue's.
 
 mod card_data;
 pub mod confine;
 mod create_payment;
+pub mod dead_reasons;
 mod process_notification;
 pub mod reply_to;
 pub mod schema;

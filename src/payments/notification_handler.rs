@@ -12,7 +12,6 @@
 //!   first) re-reads the record and decides again, so no update is lost and versions only
 //!   grow by one per event.
 
-use payworker_queue::DeadReason;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -57,7 +56,7 @@ impl ProcessNotifications {
             None,
         )
         .map_err(|e| JobError::Refuse {
-            reason: DeadReason::Forged,
+            reason: crate::jobs::dead_reasons::FORGED,
             detail: format!(
                 "the notification does not verify for account {:?} ({e}); nothing was applied",
                 account.name

@@ -10,7 +10,6 @@
 //! dead-lettered (reason `orphan_expired`, re-drivable once the order exists) and logged as an
 //! error: never dropped in silence.
 
-use payworker_queue::DeadReason;
 use std::time::Duration;
 
 use redis::RedisResult;
@@ -202,7 +201,7 @@ impl Orphans {
             let keys = self.queue.keys_for(fingerprint);
             let letter = DeadLetter {
                 job: Some(job.clone()),
-                reason: DeadReason::OrphanExpired.as_str().into(),
+                reason: crate::jobs::dead_reasons::ORPHAN_EXPIRED.as_str().into(),
                 detail: format!(
                     "no payment for order {order_no} of account {account} appeared within \
                      {waited}; if the order exists elsewhere, reconcile it by hand, or create \

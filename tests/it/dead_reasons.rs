@@ -1,10 +1,11 @@
 //! The documents against the one list: each table of reason codes lists exactly the codes
-//! [`DeadReason::ALL`] has, and every code a document names where it says why a job is
-//! dead-lettered is one of them. Like the check of `worker.yaml` against the config's doc
+//! the queue's [`DeadReason::ALL`] and payworker's `dead_reasons::ALL` have, and every code
+//! a document names where it says why a job is dead-lettered is one of them. Like the check of `worker.yaml` against the config's doc
 //! comments, this keeps the contract from drifting away from what the worker writes.
 
 use std::collections::BTreeSet;
 
+use payworker::jobs::dead_reasons;
 use payworker_queue::DeadReason;
 
 const README: &str = include_str!("../../README.md");
@@ -36,9 +37,9 @@ const MARKERS: [&str; 6] = [
     "(as ",
 ];
 
+/// Every code a payworker dead letter may carry: the queue's and payworker's own.
 fn all() -> BTreeSet<String> {
-    DeadReason::ALL
-        .iter()
+    dead_reasons::every_code()
         .map(|r| r.as_str().to_owned())
         .collect()
 }
@@ -126,7 +127,7 @@ fn every_document_lists_the_reason_codes_the_worker_writes() {
     texts.extend(SCHEMAS);
     for (name, text) in texts {
         for code in named(text) {
-            if DeadReason::parse(&code).is_none() {
+            if dead_reasons::parse(&code).is_none() {
                 problems.push(format!(
                     "{name}: names `{code}`, which the worker never writes"
                 ));
@@ -138,12 +139,18 @@ fn every_document_lists_the_reason_codes_the_worker_writes() {
 
 #[test]
 fn the_codes_are_distinct_and_parse_back() {
-    assert_eq!(all().len(), DeadReason::ALL.len());
-    for reason in DeadReason::ALL {
-        assert_eq!(DeadReason::parse(reason.as_str()), Some(reason));
+    assert_eq!(all().len(), dead_reasons::every_code().count());
+    for reason in dead_reasons::every_code() {
+        assert_eq!(dead_reasons::parse(reason.as_str()), Some(reason));
         assert!(is_code(reason.as_str()), "{reason}");
     }
-    assert_eq!(DeadReason::parse("unknown_version"), None);
+    for reason in DeadReason::ALL {
+        assert_eq!(DeadReason::parse(reason.as_str()), Some(reason));
+    }
+    for reason in dead_reasons::ALL {
+        assert_eq!(DeadReason::parse(reason.as_str()), None, "not the queue's");
+    }
+    assert_eq!(dead_reasons::parse("unknown_version"), None);
 }
 
 #[test]

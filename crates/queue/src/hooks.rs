@@ -13,7 +13,8 @@ use super::lease::JobMeta;
 pub struct DeadNotice {
     /// The job's entry and payload.
     pub meta: JobMeta,
-    /// The dead letter's reason code: `exhausted`, `gave_up`, `forged` or `poison` (see [`super::DeadReason`]).
+    /// The dead letter's reason code: `exhausted`, `gave_up`, `poison` or a code of the job's
+    /// domain (see [`super::DeadReason`]).
     pub reason: &'static str,
     /// What happened, as the dead letter says it.
     pub detail: String,

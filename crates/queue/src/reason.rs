@@ -1,10 +1,11 @@
-//! Why a job was dead-lettered: the one list of reason codes.
+//! Why a job was dead-lettered: the queue's reason codes, and room for the codes a job's
+//! domain defines.
 //!
 //! A dead letter's `reason` field is one of these codes, and nothing else: operators filter
-//! and alert on them, and producers read them in `payment.rejected`'s `data.dead_letter`.
-//! The list is defined here once; `jobs/README.md` and `docs/design/queue.md` each carry
-//! a table of it, and the job schemas and the README name codes from it. A test below
-//! fails when a document lists a code this enum does not have or leaves out one it has.
+//! and alert on them. The queue's own codes are defined here once ([`DeadReason::ALL`]); a
+//! handler that refuses a job for a cause of its domain names its own code
+//! ([`DeadReason::Domain`]), which that domain lists and documents (payworker's are in its
+//! `jobs` module).
 
 /// Why a job went to the dead-letter queue. The doc of each variant says what happened
 /// and what the operator should do; [`DeadReason::as_str`] is the code on the wire.
@@ -29,21 +30,14 @@ pub enum DeadReason {
     Exhausted,
     /// The handler gave up for good, or panicked: do what the detail says.
     GaveUp,
-    /// A notification for an order with no payment waited past its adoption window:
-    /// create the order and re-drive the letter, or reconcile it by hand.
-    OrphanExpired,
-    /// A ProcessNotification job whose notification does not verify for its account (not
-    /// pushed by the ingress, altered, or signed with another key); nothing was applied:
-    /// find who writes to the queue besides the ingress.
-    Forged,
-    /// The ingress took a notification whose signature verifies but whose body is not a
-    /// notification (kept: the gateway would only resend it): report it to the gateway.
-    MalformedNotification,
+    /// A cause of the job's own domain, named by its code (lower case, digits and `_`), which
+    /// that domain documents with what the operator should do.
+    Domain(&'static str),
 }
 
 impl DeadReason {
-    /// Every code, in the order the documents list them.
-    pub const ALL: [DeadReason; 11] = [
+    /// Every code of the queue's own, in the order the documents list them.
+    pub const ALL: [DeadReason; 8] = [
         DeadReason::NoJobField,
         DeadReason::Oversize,
         DeadReason::NotUtf8,
@@ -52,9 +46,6 @@ impl DeadReason {
         DeadReason::Poison,
         DeadReason::Exhausted,
         DeadReason::GaveUp,
-        DeadReason::Forged,
-        DeadReason::OrphanExpired,
-        DeadReason::MalformedNotification,
     ];
 
     /// The code as written in a dead letter's `reason` field.
@@ -68,13 +59,11 @@ impl DeadReason {
             DeadReason::Poison => "poison",
             DeadReason::Exhausted => "exhausted",
             DeadReason::GaveUp => "gave_up",
-            DeadReason::Forged => "forged",
-            DeadReason::OrphanExpired => "orphan_expired",
-            DeadReason::MalformedNotification => "malformed_notification",
+            DeadReason::Domain(code) => code,
         }
     }
 
-    /// The reason a code names, if it is one.
+    /// The queue's reason a code names, if it is one of [`DeadReason::ALL`].
     pub fn parse(code: &str) -> Option<DeadReason> {
         DeadReason::ALL.into_iter().find(|r| r.as_str() == code)
     }

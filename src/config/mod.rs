@@ -10,7 +10,9 @@
 //!
 //! - `settings.rs`: the root [`Settings`], the Redis section, choosing an account.
 //! - `gateway.rs`: the gateway section and its merchant accounts.
-//! - `sections.rs`: queues, retry, ingress, results and telemetry.
+//! - `queues.rs`: the `queues` and `retry` sections; `ingress.rs`: the `ingress` section;
+//!   `payments.rs`: the `results` and `payments` sections; `observability.rs`: the
+//!   `telemetry` section.
 //! - `load.rs`: the figment layering and key-file resolution.
 //! - `yaml.rs`: the configuration file, refused when a key is written twice.
 //! - `origin.rs`: where a bad value came from (file and line, or variable), for errors.
@@ -20,10 +22,13 @@
 
 mod error;
 mod gateway;
+mod ingress;
 mod load;
+mod observability;
 mod origin;
+mod payments;
+mod queues;
 mod redact;
-mod sections;
 mod settings;
 mod validate;
 mod yaml;
@@ -36,8 +41,8 @@ pub use gateway::{AccountSettings, GatewaySettings, HttpSettings, PathSettings};
 pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};
 pub use redact::REDACTED;
 
-pub use sections::{
-    IngressSettings, Jitter, LogFormat, PaymentsSettings, QueueSettings, QueuesSettings,
-    ResultsSettings, RetrySettings, TelemetrySettings,
-};
+pub use ingress::IngressSettings;
+pub use observability::{LogFormat, TelemetrySettings};
+pub use payments::{PaymentsSettings, ResultsSettings};
+pub use queues::{Jitter, QueueSettings, QueuesSettings, RetrySettings};
 pub use settings::{RedisSettings, RedisTlsSettings, Settings};

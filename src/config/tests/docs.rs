@@ -2,10 +2,13 @@
 //! word, as the comment beside its key there.
 
 /// The sources whose struct fields are configuration keys.
-const SOURCES: [&str; 3] = [
+const SOURCES: [&str; 6] = [
     include_str!("../settings.rs"),
     include_str!("../gateway.rs"),
-    include_str!("../sections.rs"),
+    include_str!("../queues.rs"),
+    include_str!("../ingress.rs"),
+    include_str!("../payments.rs"),
+    include_str!("../observability.rs"),
 ];
 
 const WORKER_YAML: &str = include_str!("../../../worker.yaml");

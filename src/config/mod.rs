@@ -40,6 +40,7 @@ pub use error::{ConfigError, ConfigProblem};
 pub use gateway::{AccountSettings, GatewaySettings, HttpSettings, PathSettings};
 pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};
 pub use redact::REDACTED;
+pub use yaml::Yaml;
 
 pub use ingress::IngressSettings;
 pub use observability::{LogFormat, TelemetrySettings};

@@ -1,13 +1,17 @@
-//! The configuration file as a figment provider that refuses a key written twice.
+//! The configuration file as a figment provider that refuses a key written twice, and YAML
+//! for figment parsed by the project's one YAML parser.
 //!
-//! figment's YAML provider reads a mapping into a map, where a key written twice silently
-//! keeps its last value: a second `ingress:` block at the end of `worker.yaml` would replace
-//! the first one whole, listen address and all, without a word. Before handing the file to
-//! figment, [`YamlFile`] reads it once with `serde_norway` (the YAML parser the project
-//! already uses to print the redacted configuration) into a shape that only tracks keys,
-//! and stops at the first key seen twice in one mapping, naming the file, the line of the
-//! second occurrence and the key's dotted path. Values are never quoted. A file that is
-//! not valid YAML is left to figment, which reports it as before.
+//! A YAML mapping read into a map silently keeps the last value of a key written twice: a
+//! second `ingress:` block at the end of `worker.yaml` would replace the first one whole,
+//! listen address and all, without a word. Before handing the file to figment, [`YamlFile`]
+//! reads it once with `serde_norway` into a shape that only tracks keys, and stops at the
+//! first key seen twice in one mapping, naming the file, the line of the second occurrence
+//! and the key's dotted path. Values are never quoted. A file that is not valid YAML is
+//! left to figment, which reports it as before.
+//!
+//! [`Yaml`] is figment's format over `serde_norway`, the parser that also prints the
+//! redacted configuration: one YAML stack (figment's own YAML feature would add the
+//! deprecated `serde_yaml`).
 //!
 //! The same walk finds the line of any key, so that an error about a value in the file
 //! points at the line to edit.
@@ -17,10 +21,27 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 
-use figment::providers::{Format as _, Yaml};
+use figment::providers::Format;
 use figment::value::{Dict, Map};
 use figment::{Metadata, Profile, Provider};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor,
+};
+
+/// YAML for figment, parsed by `serde_norway`: the one YAML parser of the project (figment's
+/// own YAML provider would bring the deprecated `serde_yaml` beside it). Use it as figment's
+/// `Yaml` (`Yaml::file_exact`, `Yaml::string`).
+pub struct Yaml;
+
+impl Format for Yaml {
+    type Error = serde_norway::Error;
+
+    const NAME: &'static str = "YAML";
+
+    fn from_str<T: DeserializeOwned>(string: &str) -> Result<T, Self::Error> {
+        serde_norway::from_str(string)
+    }
+}
 
 /// A YAML configuration file, checked for duplicate keys before figment reads it.
 pub(super) struct YamlFile {

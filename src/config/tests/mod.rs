@@ -13,11 +13,11 @@ use std::{io::Write, path::Path};
 
 use figment::{
     Figment,
-    providers::{Format, Serialized, Yaml},
+    providers::{Format, Serialized},
 };
 use tempfile::NamedTempFile;
 
-use super::{ConfigError, Settings};
+use super::{ConfigError, Settings, Yaml};
 
 /// A well-formed test key (never a real one).
 const TEST_KEY: &str = "0123456789abcdef0123456789abcdef";

@@ -1,6 +1,8 @@
 //! No secret is ever printed: not by `Debug`, the redacted YAML, nor an error.
 
-use figment::providers::{Format, Yaml};
+use figment::providers::Format;
+
+use crate::config::Yaml;
 
 use super::{ACCOUNT_YAML, TEST_KEY, figment, file, from_yaml, valid};
 use crate::config::Settings;

@@ -270,7 +270,7 @@ async fn ingress_start_logs(key_file: &std::path::Path) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut guard = crate::helpers::ChildGuard(child);
+    let mut guard = crate::support::ChildGuard(child);
     let mut stderr = guard.0.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut logs = String::new();
@@ -278,7 +278,7 @@ async fn ingress_start_logs(key_file: &std::path::Path) -> String {
         logs
     });
     let http = reqwest::Client::new();
-    crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
+    crate::support::eventually(std::time::Duration::from_secs(10), || async {
         let ready = http
             .get(format!("http://127.0.0.1:{port}/readyz"))
             .send()

@@ -328,7 +328,7 @@ fn piped_output(args: &[&str], env: &[(&'static str, String)], extra: &[(&str, &
         let _ = stderr.read_to_end(&mut s);
         s
     });
-    let guard = crate::helpers::ChildGuard(child);
+    let guard = crate::support::ChildGuard(child);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     drop(guard);
     let mut all = out.join().unwrap();

@@ -228,7 +228,7 @@ fn valid_jobs_fit_the_payload_limit() {
 #[test]
 fn the_s2s_fixture_card_decrypts_with_the_test_key() {
     let job = read_json(&jobs_dir().join("fixtures/valid/create_payment-s2s.json"));
-    let key = GatewayKey::from_text(crate::helpers::vectors()["key"].as_str().unwrap()).unwrap();
+    let key = GatewayKey::from_text(crate::support::vectors()["key"].as_str().unwrap()).unwrap();
     let plain = crypto::decrypt(&key, job["card"].as_str().unwrap()).expect("decrypts");
     let card: Value = serde_json::from_slice(&plain).unwrap();
     assert_eq!(card["number"], "4242424242424242");
@@ -571,7 +571,7 @@ async fn producers_fail_when_redis_is_unreachable() {
 /// worker decrypts: the compact card JSON, standard base64, valid for the schema's `card`.
 #[tokio::test]
 async fn card_encryption_examples_decrypt_with_the_worker_code() {
-    let key_text = crate::helpers::vectors()["key"]
+    let key_text = crate::support::vectors()["key"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::helpers::eventually;
+use crate::support::eventually;
 
 pub const KEY: &str = "0123456789abcdef0123456789abcdef";
 pub const ACCOUNT: &str = "acct_test";

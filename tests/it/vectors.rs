@@ -6,7 +6,7 @@ use payworker_gateway::{
     CryptoError, GatewayKey, KeyError, SignatureError, SignedHeaders, UnixTime, crypto, signing,
 };
 
-use crate::helpers::vectors;
+use crate::support::vectors;
 
 fn key(text: &serde_json::Value) -> GatewayKey {
     GatewayKey::from_text(text.as_str().unwrap()).unwrap()

@@ -10,7 +10,7 @@ use payworker_sandbox::{Fault, FaultRule};
 use redis::AsyncCommands;
 
 use super::{Options, Product, charge, refund};
-use crate::helpers::eventually;
+use crate::support::eventually;
 
 /// A refund notification for a payment whose S2S request may be on the wire changes no
 /// status; it must not clear the send mark either, or the job delivered again charges the

@@ -9,7 +9,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 
 use super::{Options, Product, charge, sign};
-use crate::helpers::eventually;
+use crate::support::eventually;
 
 /// The same `ProcessNotification` job, pushed twice (a merchant's own webhook endpoint
 /// retrying its `XADD`): one change, one event.

@@ -151,7 +151,7 @@ async fn a_fingerprint_and_a_nonce_are_found_across_a_bucket_boundary() {
     };
     // A boundary of each later: at most 6 s on, inside both retentions; a bucket is read
     // until one more boundary of its kind has passed, seconds later.
-    crate::helpers::eventually(Duration::from_secs(10), || async {
+    crate::support::eventually(Duration::from_secs(10), || async {
         let (fp, nonce) = buckets(now_ms());
         (fp > fp_at && nonce > nonce_at).then_some(())
     })

@@ -12,10 +12,9 @@ use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
 use super::{Options, Product, charge, sign};
-use crate::helpers::vectors;
 use crate::payments::ACCOUNT_ID;
 use crate::queue::{REDIS, redis};
-use crate::support::unique_prefix;
+use crate::support::{unique_prefix, vectors};
 
 async fn stream_len(prefix: &str) -> usize {
     let stream = QueueKeys::new(prefix, "process_notification", 0).stream;

@@ -27,10 +27,9 @@ use redis::AsyncCommands;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::eventually;
 use crate::payments::{ACCOUNT_ID, KEY, job};
 use crate::queue::REDIS;
-use crate::support::unique_prefix;
+use crate::support::{eventually, unique_prefix};
 
 /// How a test wants the product.
 pub struct Options {

@@ -13,10 +13,9 @@ use tokio::net::TcpStream;
 
 use super::charge;
 use super::raw::{self, Answer};
-use crate::helpers::{ChildGuard, eventually, free_port};
 use crate::payments::KEY;
 use crate::queue::{REDIS, redis};
-use crate::support::unique_prefix;
+use crate::support::{ChildGuard, eventually, free_port, unique_prefix};
 
 /// The account id `worker.yaml` configures.
 const YAML_ACCOUNT: &str = "acct_1TBVz3QUv1tsrue0";

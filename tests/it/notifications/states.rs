@@ -8,7 +8,7 @@ use payworker_sandbox::{Fault, FaultRule, NotifySettings};
 use serde_json::json;
 
 use super::{Options, Product, charge, refund, versions};
-use crate::helpers::eventually;
+use crate::support::eventually;
 
 fn count(events: &[serde_json::Value], kind: &str) -> usize {
     events.iter().filter(|e| e["type"] == kind).count()

@@ -28,9 +28,8 @@ use payworker_sandbox::{
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::eventually;
 use crate::queue::{REDIS, config, redis};
-use crate::support::unique_prefix;
+use crate::support::{eventually, unique_prefix};
 
 pub const KEY: &str = "0123456789abcdef0123456789abcdef";
 pub const ACCOUNT_ID: &str = "acct_test";

@@ -10,8 +10,7 @@ use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::helpers::eventually;
-use crate::support::RedisCluster;
+use crate::support::{RedisCluster, eventually};
 
 #[tokio::test]
 async fn a_partitioned_queue_runs_on_a_three_master_cluster() {

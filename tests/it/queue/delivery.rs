@@ -3,8 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::helpers::eventually;
-use crate::support::unique_prefix;
+use crate::support::{eventually, unique_prefix};
 
 #[tokio::test]
 async fn every_job_runs_once_and_is_acked() {

@@ -243,8 +243,8 @@ pub fn worker_process(
     prefix: &str,
     concurrency: usize,
     lease: Duration,
-) -> crate::helpers::ChildGuard {
-    crate::helpers::ChildGuard(
+) -> crate::support::ChildGuard {
+    crate::support::ChildGuard(
         fixture::command(prefix, concurrency, lease)
             .spawn()
             .unwrap(),

@@ -7,8 +7,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use super::*;
-use crate::helpers::eventually;
-use crate::support::unique_prefix;
+use crate::support::{eventually, unique_prefix};
 
 #[tokio::test]
 async fn graceful_shutdown_under_load_loses_and_duplicates_nothing() {

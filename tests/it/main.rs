@@ -6,7 +6,6 @@ mod contract;
 mod dead_reasons;
 mod docs;
 mod harness;
-mod jobs;
 mod notifications;
 mod payments;
 mod properties;

@@ -1,35 +1,28 @@
-//! The worker enforces the published contract: every valid fixture decodes through the
-//! worker's own job types, every invalid one is refused with a reason that names the field
-//! and never quotes card data, and a decoded CreatePayment becomes valid gateway fields.
-
-use std::path::PathBuf;
+//! The worker keeps the contract: every valid fixture decodes through the worker's own job
+//! types, every invalid one is refused with a reason that names the field and never quotes
+//! card data, and a decoded CreatePayment becomes valid gateway fields.
 
 use payworker::jobs::{CreatePayment, ProcessNotification};
 use payworker_gateway::limits;
 use payworker_queue::Job;
 
-fn fixtures(dir: &str, kind: &str) -> Vec<(String, String)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("jobs/fixtures")
-        .join(dir);
-    let mut out: Vec<(String, String)> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(kind))
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read_to_string(&p).unwrap(),
-            )
+use super::{fixtures, jobs_dir, kind_of};
+
+/// `(file name, text)` of every fixture of `kind` in `jobs/fixtures/<dir>`, sorted.
+fn fixture_texts(dir: &str, kind: &str) -> Vec<(String, String)> {
+    fixtures(dir)
+        .into_iter()
+        .filter(|(name, _)| kind_of(name) == kind)
+        .map(|(name, path)| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            (name, text)
         })
-        .collect();
-    out.sort();
-    out
+        .collect()
 }
 
 #[test]
 fn every_valid_job_fixture_decodes_and_its_order_fields_pass_the_gateway_rules() {
-    let valid = fixtures("valid", "create_payment");
+    let valid = fixture_texts("valid", "create_payment");
     assert!(valid.len() >= 5);
     for (name, text) in valid {
         let job = CreatePayment::decode(&text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
@@ -41,7 +34,7 @@ fn every_valid_job_fixture_decodes_and_its_order_fields_pass_the_gateway_rules()
             "{name}: {json}"
         );
     }
-    for (name, text) in fixtures("valid", "process_notification") {
+    for (name, text) in fixture_texts("valid", "process_notification") {
         let job = ProcessNotification::decode(&text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert!(!job.body.is_empty(), "{name}");
     }
@@ -49,7 +42,7 @@ fn every_valid_job_fixture_decodes_and_its_order_fields_pass_the_gateway_rules()
 
 #[test]
 fn every_invalid_job_fixture_is_refused_with_a_reason_that_quotes_no_card_data() {
-    let invalid = fixtures("invalid", "create_payment");
+    let invalid = fixture_texts("invalid", "create_payment");
     assert!(invalid.len() >= 10);
     for (name, text) in invalid {
         let (reason, detail) = CreatePayment::decode(&text)
@@ -64,7 +57,7 @@ fn every_invalid_job_fixture_is_refused_with_a_reason_that_quotes_no_card_data()
             );
         }
     }
-    for (name, text) in fixtures("invalid", "process_notification") {
+    for (name, text) in fixture_texts("invalid", "process_notification") {
         assert!(
             ProcessNotification::decode(&text).is_err(),
             "{name} was accepted"
@@ -75,8 +68,7 @@ fn every_invalid_job_fixture_is_refused_with_a_reason_that_quotes_no_card_data()
 #[test]
 fn a_plaintext_card_is_refused_with_how_to_fix_it_and_the_reason_names_fields() {
     let text = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("jobs/fixtures/invalid/create_payment-plaintext-card-object.json"),
+        jobs_dir().join("fixtures/invalid/create_payment-plaintext-card-object.json"),
     )
     .unwrap();
     let (_, detail) = CreatePayment::decode(&text).unwrap_err();

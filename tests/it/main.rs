@@ -2,6 +2,7 @@
 
 mod cli;
 mod cli_options;
+mod config;
 mod contract;
 mod dead_reasons;
 mod docs;

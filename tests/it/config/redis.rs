@@ -1,31 +1,15 @@
-//! The `redis` section: the password file, TLS files, durability and WAIT settings.
+//! The `redis` section: the password file, TLS files, durability and WAIT settings. (That
+//! the password file is read and trimmed is tested in `src/config/load.rs`: the password
+//! read never leaves the crate.)
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
-
 use super::{ACCOUNT_YAML, file, from_yaml, problems, valid};
-use crate::config::ConfigError;
+use payworker::config::ConfigError;
 
 /// The account plus `redis:` lines (indented by two).
 fn with_redis(lines: &str) -> String {
     format!("{ACCOUNT_YAML}redis:\n{lines}")
-}
-
-#[test]
-fn the_password_file_is_read_and_trimmed() {
-    let password = file("  s3cret-from-a-mounted-secret \n");
-    let settings = from_yaml(&with_redis(&format!(
-        "  password_file: {}\n",
-        password.path().display()
-    )))
-    .unwrap();
-    assert_eq!(
-        settings.redis.resolved_password().unwrap().expose_secret(),
-        "s3cret-from-a-mounted-secret"
-    );
-    assert!(!settings.redis.target().is_cluster());
-    assert!(format!("{:?}", settings.redis.target()).contains("Secured"));
 }
 
 #[test]

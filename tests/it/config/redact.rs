@@ -3,7 +3,7 @@
 use figment::providers::{Format, Yaml};
 
 use super::{ACCOUNT_YAML, TEST_KEY, figment, file, from_yaml, valid};
-use crate::config::Settings;
+use payworker::config::Settings;
 
 #[test]
 fn debug_never_shows_the_key() {

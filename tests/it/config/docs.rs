@@ -3,9 +3,9 @@
 
 /// The sources whose struct fields are configuration keys.
 const SOURCES: [&str; 3] = [
-    include_str!("../settings.rs"),
-    include_str!("../gateway.rs"),
-    include_str!("../sections.rs"),
+    include_str!("../../../src/config/settings.rs"),
+    include_str!("../../../src/config/gateway.rs"),
+    include_str!("../../../src/config/sections.rs"),
 ];
 
 const WORKER_YAML: &str = include_str!("../../../worker.yaml");

@@ -1,4 +1,6 @@
-//! Tests of loading, validation and redaction, sharing the helpers below.
+//! The configuration through its public API (`payworker::config`): loading, validation,
+//! the `redis` section, redaction, and `worker.yaml` agreeing with the field docs; sharing
+//! the helpers below.
 //!
 //! Nothing here touches the process environment: variables are passed to
 //! [`Settings::figment`] as a list.
@@ -17,7 +19,7 @@ use figment::{
 };
 use tempfile::NamedTempFile;
 
-use super::{ConfigError, Settings};
+use payworker::config::{ConfigError, Settings};
 
 /// A well-formed test key (never a real one).
 const TEST_KEY: &str = "0123456789abcdef0123456789abcdef";

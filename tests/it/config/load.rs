@@ -5,7 +5,7 @@ use std::{path::Path, time::Duration};
 use secrecy::ExposeSecret;
 
 use super::{ACCOUNT_YAML, TEST_KEY, file, from_yaml, load, problems, valid};
-use crate::config::{ConfigError, Jitter, LogFormat, Settings};
+use payworker::config::{ConfigError, Jitter, LogFormat, Settings};
 
 #[test]
 fn defaults_fill_every_section() {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{ACCOUNT_YAML, TEST_KEY, from_yaml, problems, problems_of, valid};
-use crate::config::{AccountSettings, ConfigError, Settings};
+use payworker::config::{AccountSettings, ConfigError, Settings};
 
 /// The problems of a valid configuration after `change`.
 fn after(change: impl FnOnce(&mut Settings)) -> Vec<String> {

@@ -59,8 +59,10 @@ where
     }
 }
 
-/// The independent test vectors shipped in `tests/fixtures/gateway.json`.
+/// The gateway's independent test vectors (`crates/gateway/tests/fixtures/gateway.json`,
+/// which the gateway crate's own tests check): the application's tests use its key and
+/// webhook cases.
 pub fn vectors() -> serde_json::Value {
-    let text = include_str!("../../fixtures/gateway.json");
+    let text = include_str!("../../../crates/gateway/tests/fixtures/gateway.json");
     serde_json::from_str(text).expect("fixture is JSON")
 }

@@ -6,7 +6,11 @@ use payworker_gateway::{
     CryptoError, GatewayKey, KeyError, SignatureError, SignedHeaders, UnixTime, crypto, signing,
 };
 
-use crate::support::vectors;
+/// The vectors, parsed.
+fn vectors() -> serde_json::Value {
+    let text = include_str!("../fixtures/gateway.json");
+    serde_json::from_str(text).expect("fixture is JSON")
+}
 
 fn key(text: &serde_json::Value) -> GatewayKey {
     GatewayKey::from_text(text.as_str().unwrap()).unwrap()

@@ -263,7 +263,7 @@ async fn ingress_start_logs(key_file: &std::path::Path) -> String {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY_FILE", key_file)
         .env("PAYWORKER_INGRESS__LISTEN", format!("127.0.0.1:{port}"))
-        .env("PAYWORKER_REDIS__URL", crate::queue::REDIS)
+        .env("PAYWORKER_REDIS__URL", crate::support::REDIS)
         .env("PAYWORKER_REDIS__KEY_PREFIX", &prefix)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -474,5 +474,5 @@ async fn payment_resolve_records_a_persons_decision_and_refuses_a_pending_paymen
     assert_eq!(after, before);
     let events: redis::streams::StreamRangeReply = conn.xrange_all(&results).await.unwrap();
     assert_eq!(events.ids.len(), 1, "the refusal published an event");
-    crate::queue::cleanup(&mut conn, prefix).await;
+    crate::support::cleanup(&mut conn, prefix).await;
 }

@@ -14,7 +14,7 @@ use crate::cli::{KEY, config_file, payworker};
 fn env(prefix: &str) -> Vec<(&'static str, String)> {
     vec![
         ("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY", KEY.to_owned()),
-        ("PAYWORKER_REDIS__URL", crate::queue::REDIS.to_owned()),
+        ("PAYWORKER_REDIS__URL", crate::support::REDIS.to_owned()),
         ("PAYWORKER_REDIS__KEY_PREFIX", prefix.to_owned()),
     ]
 }
@@ -30,7 +30,7 @@ fn run(args: &[&str], env: &[(&'static str, String)]) -> (bool, String, String) 
 }
 
 async fn redis() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(crate::queue::REDIS)
+    redis::Client::open(crate::support::REDIS)
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -356,7 +356,7 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
     let (ok, stdout, stderr) = run(&["--config", config, "check-config"], &env);
     assert!(ok, "{stderr}");
     assert!(!stdout.contains("\x1b[") && !stderr.contains("\x1b["));
-    let mut conn = redis::Client::open(crate::queue::REDIS)
+    let mut conn = redis::Client::open(crate::support::REDIS)
         .unwrap()
         .get_connection()
         .unwrap();

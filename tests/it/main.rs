@@ -9,7 +9,6 @@ mod docs;
 mod harness;
 mod notifications;
 mod payments;
-mod queue;
 mod redaction;
 mod redis;
 mod sandbox;

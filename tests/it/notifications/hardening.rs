@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::raw::{self, Answer};
 use super::{charge, sign};
 use crate::payments::{ACCOUNT_ID, KEY};
-use crate::queue::{REDIS, redis};
+use crate::support::{REDIS, redis};
 use crate::support::{eventually, unique_prefix};
 
 /// Far longer than any limit a test sets: a connection still open after this was not cut.
@@ -99,7 +99,7 @@ impl Door {
             .await
             .expect("the ingress stops once cancelled")
             .unwrap();
-        crate::queue::cleanup(&mut redis().await, &self.prefix).await;
+        crate::support::cleanup(&mut redis().await, &self.prefix).await;
     }
 }
 

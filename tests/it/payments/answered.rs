@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::job;
 use crate::notifications::{Options, Product};
-use crate::queue::redis;
 use crate::support::eventually;
+use crate::support::redis;
 
 /// The result-event schema, with `format` asserted.
 fn result_event_schema() -> jsonschema::Validator {

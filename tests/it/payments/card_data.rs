@@ -16,8 +16,8 @@ use payworker_gateway::{GatewayKey, crypto};
 use redis::AsyncCommands;
 
 use super::KEY;
-use crate::queue::{cleanup, redis};
 use crate::support::{ChildGuard, eventually, key_as_text, unique_prefix};
+use crate::support::{cleanup, redis};
 
 /// Every card number of the corpus (all pass the Luhn check).
 const PANS: [&str; 15] = [

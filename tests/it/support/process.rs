@@ -1,16 +1,7 @@
-//! Child processes a test starts: the `payworker` binary under test with a clean
-//! environment, a guard that kills a child when the test ends (passing or failing), and a
-//! free loopback port to hand a server.
+//! The `payworker` binary under test as a child process, with a clean environment, and
+//! the knobs the long runs read from the test's own environment.
 
-/// A child process killed (SIGKILL) when dropped, so a failing test leaves none behind.
-pub struct ChildGuard(pub std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use payworker_testkit::ChildGuard;
 
 /// `payworker` (the binary under test) with none of this process's `PAYWORKER_*`
 /// variables: to payworker they are configuration, and an unknown key (a test's own knob,
@@ -23,14 +14,6 @@ pub fn payworker_command() -> std::process::Command {
         }
     }
     cmd
-}
-
-/// A port of 127.0.0.1 that was free a moment ago (bound to port 0, read, released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
 }
 
 /// `payworker --config <config> <role>` started with the test account's gateway key in its

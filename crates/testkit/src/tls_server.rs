@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::redis_server::RedisProcess;
-use crate::support::free_port;
+use crate::free_port;
 
 /// Start attempts on fresh ports, in case another process takes a port we picked.
 const START_ATTEMPTS: usize = 5;

@@ -6,7 +6,7 @@ use payworker_queue as queue;
 use std::time::Duration;
 
 use super::*;
-use crate::support::eventually;
+use payworker_testkit::eventually;
 
 #[tokio::test]
 async fn a_lost_consumer_group_is_recreated_and_jobs_flow_again() {

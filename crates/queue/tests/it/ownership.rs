@@ -6,7 +6,7 @@ use payworker_queue as queue;
 use std::time::Duration;
 
 use super::*;
-use crate::support::eventually;
+use payworker_testkit::eventually;
 
 /// The consumer that holds `id` in the group, if it is pending.
 async fn owner(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::RedisServer;
-use crate::support::eventually;
+use crate::eventually;
 
 /// How long a replica may take to finish its first sync.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(20);

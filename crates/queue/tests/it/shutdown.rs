@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use super::*;
-use crate::support::{eventually, unique_prefix};
+use payworker_testkit::{eventually, unique_prefix};
 
 #[tokio::test]
 async fn graceful_shutdown_under_load_loses_and_duplicates_nothing() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use payworker_queue::retention;
 
 use super::*;
-use crate::support::{eventually, unique_prefix};
+use payworker_testkit::{eventually, unique_prefix};
 
 #[tokio::test]
 async fn acked_entries_old_dead_letters_and_dead_consumers_are_cleaned_up() {

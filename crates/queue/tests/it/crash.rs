@@ -5,7 +5,7 @@ use payworker_queue as queue;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::support::{eventually, unique_prefix};
+use payworker_testkit::{eventually, unique_prefix};
 
 #[tokio::test]
 async fn a_job_held_by_a_killed_worker_is_run_once_by_another_within_the_lease() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::free_port;
+use crate::free_port;
 
 /// How long a fresh `redis-server` may take to answer PING.
 const START_TIMEOUT: Duration = Duration::from_secs(10);

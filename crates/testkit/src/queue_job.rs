@@ -1,36 +1,28 @@
-//! The job queue against a real Redis: delivery, dead letters, retries, shutdown, crashes.
+//! The queue's test job ([`Ping`]) and the worker that runs it in a test: a queue
+//! configuration with short delays ([`config`]), a handler that counts runs per job
+//! ([`Runs`]), and a worker in the background ([`start`]). The queue's own tests use them,
+//! and so do the application's tests of Redis set-ups (failover, TLS, WAIT, a cluster).
 
-pub mod cluster;
-mod crash;
-mod dead_letters;
-mod delivery;
-mod fixture;
-mod ownership;
-mod recovery;
-mod retention;
-mod retries;
-mod shutdown;
-
-use payworker_queue as queue;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use payworker::config::Jitter;
+use payworker_queue::retry::Jitter;
 use payworker_queue::{
-    self, Job, JobError, JobMeta, QueueConfig, QueueKeys, RedisTarget, RetryPolicy,
+    self as queue, Job, JobError, JobMeta, QueueConfig, QueueKeys, RedisTarget, RetryPolicy,
 };
-use redis::AsyncCommands;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-pub const REDIS: &str = "redis://127.0.0.1:6379";
+use crate::shared_redis::{REDIS, redis};
 
 /// The test job: a number, and how it should behave.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ping {
+    /// The contract's version: 1 is the one this worker reads.
     pub version: u32,
+    /// The job's number, which [`Runs`] counts by.
     pub n: u64,
     /// Fail this many attempts (with a retryable error) before succeeding.
     #[serde(default)]
@@ -56,6 +48,7 @@ impl Job for Ping {
     }
 }
 
+/// The test queue `ping` under `prefix`: one partition, 32 at a time, short retries.
 pub fn config(prefix: &str) -> QueueConfig {
     QueueConfig {
         prefix: prefix.to_owned(),
@@ -87,16 +80,20 @@ pub fn config(prefix: &str) -> QueueConfig {
 pub struct Runs(pub Arc<Mutex<HashMap<u64, u32>>>);
 
 impl Runs {
+    /// Runs completed, over all jobs.
     pub fn total(&self) -> u64 {
         self.0.lock().unwrap().values().map(|&v| u64::from(v)).sum()
     }
+    /// Jobs that completed at least once.
     pub fn distinct(&self) -> usize {
         self.0.lock().unwrap().len()
     }
+    /// The most runs any one job completed (more than 1: a job ran twice).
     pub fn max_per_job(&self) -> u32 {
         self.0.lock().unwrap().values().copied().max().unwrap_or(0)
     }
 
+    /// The handler: sleeps, gives up, panics or fails as the job asks, else counts a run.
     pub fn handler(
         &self,
     ) -> impl Fn(
@@ -136,17 +133,21 @@ impl Runs {
 
 /// A worker running in the background.
 pub struct Running {
+    /// Cancels the worker: it drains and returns.
     pub cancel: CancellationToken,
+    /// The worker's task, and what `run` returned.
     pub join: tokio::task::JoinHandle<Result<String, queue::QueueError>>,
 }
 
 impl Running {
+    /// Cancels the worker and waits for it; panics if it failed.
     pub async fn stop(self) -> String {
         self.cancel.cancel();
         self.join.await.unwrap().unwrap()
     }
 }
 
+/// A worker of `config` on the shared Redis, counting into `runs`, in the background.
 pub fn start(config: QueueConfig, runs: &Runs) -> Running {
     let cancel = CancellationToken::new();
     let join = tokio::spawn(queue::run(
@@ -159,96 +160,14 @@ pub fn start(config: QueueConfig, runs: &Runs) -> Running {
     Running { cancel, join }
 }
 
-pub async fn redis() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(REDIS)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
+/// The keys of the test queue's only partition.
 pub fn keys(config: &QueueConfig) -> QueueKeys {
     QueueKeys::new(&config.prefix, &config.name, 0)
 }
 
-/// Enqueues as any producer would: one XADD with one `job` field.
-pub async fn enqueue(
-    conn: &mut redis::aio::MultiplexedConnection,
-    stream: &str,
-    jobs: impl IntoIterator<Item = String>,
-) {
-    let mut pipe = redis::pipe();
-    for job in jobs {
-        pipe.xadd(stream, "*", &[("job", job)]).ignore();
-    }
-    pipe.query_async::<()>(conn).await.unwrap();
-}
-
+/// The JSON of the test job number `n`, which succeeds at once.
 pub fn ping(n: u64) -> String {
     format!(r#"{{"version":1,"n":{n}}}"#)
-}
-
-/// Entries pending in the group (delivered, not acked).
-pub async fn pending(conn: &mut redis::aio::MultiplexedConnection, stream: &str) -> u64 {
-    // No stream or group yet counts as nothing pending.
-    let summary: redis::Value = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg(queue::GROUP)
-        .query_async(conn)
-        .await
-        .unwrap_or(redis::Value::Nil);
-    match summary {
-        redis::Value::Array(parts) => redis::from_redis_value(parts[0].clone()).unwrap(),
-        _ => 0,
-    }
-}
-
-/// Deletes every key under the prefix.
-pub async fn cleanup(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) {
-    let keys: Vec<String> = conn.keys(format!("{prefix}:*")).await.unwrap();
-    if !keys.is_empty() {
-        let _: () = conn.del(keys).await.unwrap();
-    }
-}
-
-pub async fn dlq(
-    conn: &mut redis::aio::MultiplexedConnection,
-    keys: &QueueKeys,
-) -> Vec<HashMap<String, String>> {
-    let reply: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-        .arg(&keys.dlq)
-        .arg("-")
-        .arg("+")
-        .query_async::<redis::streams::StreamRangeReply>(conn)
-        .await
-        .unwrap()
-        .ids
-        .into_iter()
-        .map(|e| {
-            let map = e
-                .map
-                .into_iter()
-                .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap()))
-                .collect();
-            (e.id, map)
-        })
-        .collect();
-    reply.into_iter().map(|(_, m)| m).collect()
-}
-
-/// A worker in a process of its own ([`fixture::counting_worker`]: each finished job
-/// increments `<prefix>:done:<n>`), killed when the guard drops. `concurrency` and `lease`
-/// are the queue's settings.
-pub fn worker_process(
-    prefix: &str,
-    concurrency: usize,
-    lease: Duration,
-) -> crate::support::ChildGuard {
-    crate::support::ChildGuard(
-        fixture::command(prefix, concurrency, lease)
-            .spawn()
-            .unwrap(),
-    )
 }
 
 /// A test's own key prefix, queue config, keys and connection.
@@ -260,7 +179,7 @@ pub async fn setup(
     QueueKeys,
     redis::aio::MultiplexedConnection,
 ) {
-    let prefix = crate::support::unique_prefix(name);
+    let prefix = crate::unique_prefix(name);
     let config = config(&prefix);
     let keys = keys(&config);
     (prefix, config, keys, redis().await)

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::support::{eventually, unique_prefix};
+use payworker_testkit::{eventually, unique_prefix};
 
 #[tokio::test]
 async fn every_job_runs_once_and_is_acked() {

@@ -5,7 +5,7 @@ use payworker_queue as queue;
 use std::time::Duration;
 
 use super::*;
-use crate::support::eventually;
+use payworker_testkit::eventually;
 
 #[tokio::test]
 async fn poison_payloads_are_dead_lettered_with_reasons_while_jobs_flow() {

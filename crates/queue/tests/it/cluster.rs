@@ -10,7 +10,7 @@ use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::support::{RedisCluster, eventually};
+use payworker_testkit::{RedisCluster, eventually, owner_of};
 
 #[tokio::test]
 async fn a_partitioned_queue_runs_on_a_three_master_cluster() {
@@ -103,32 +103,6 @@ async fn futures_slots(
         );
     }
     out
-}
-
-/// The node URL serving a slot, from `CLUSTER SLOTS` on any node.
-pub fn owner_of(cluster: &RedisCluster, slot: i64) -> String {
-    let client = redis::Client::open(cluster.nodes()[0].as_str()).unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let ranges: Vec<(i64, i64, (String, i64))> = redis::cmd("CLUSTER")
-        .arg("SLOTS")
-        .query::<Vec<redis::Value>>(&mut conn)
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            let items: Vec<redis::Value> = redis::from_redis_value(r).unwrap();
-            let start: i64 = redis::from_redis_value(items[0].clone()).unwrap();
-            let end: i64 = redis::from_redis_value(items[1].clone()).unwrap();
-            let node: Vec<redis::Value> = redis::from_redis_value(items[2].clone()).unwrap();
-            let host: String = redis::from_redis_value(node[0].clone()).unwrap();
-            let port: i64 = redis::from_redis_value(node[1].clone()).unwrap();
-            (start, end, (host, port))
-        })
-        .collect();
-    let (_, _, (host, port)) = ranges
-        .into_iter()
-        .find(|(s, e, _)| (*s..=*e).contains(&slot))
-        .unwrap();
-    format!("{host}:{port}")
 }
 
 /// The node serving a key, as a plain connection to it.

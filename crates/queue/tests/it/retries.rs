@@ -5,7 +5,7 @@ use std::time::Duration;
 use payworker_queue::envelope::RetryEnvelope;
 
 use super::*;
-use crate::support::{eventually, unique_prefix};
+use payworker_testkit::{eventually, unique_prefix};
 
 #[tokio::test]
 async fn twenty_thousand_retries_due_at_once_are_all_promoted_and_processed() {

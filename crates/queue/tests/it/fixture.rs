@@ -25,7 +25,7 @@ pub fn command(prefix: &str, concurrency: usize, lease: Duration) -> Command {
     let mut cmd = Command::new(std::env::current_exe().expect("the test binary's path"));
     cmd.args([
         "--exact",
-        "queue::fixture::counting_worker",
+        "fixture::counting_worker",
         "--ignored",
         "--nocapture",
         "--test-threads=1",

@@ -1,5 +1,6 @@
 //! A three-master Redis Cluster on loopback ports, created with `redis-cli --cluster create`,
-//! for the queue's cluster-safety tests (hash tags, partitions spread over masters).
+//! for the cluster-safety tests (hash tags, partitions spread over masters), and which node
+//! serves a slot ([`owner_of`]).
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::Stdio;
@@ -197,4 +198,30 @@ fn cluster_ports(n: usize) -> Vec<u16> {
         }
     }
     panic!("found only {} of {n} usable cluster ports", ports.len());
+}
+
+/// The node URL serving a slot, from `CLUSTER SLOTS` on any node.
+pub fn owner_of(cluster: &RedisCluster, slot: i64) -> String {
+    let client = redis::Client::open(cluster.nodes()[0].as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let ranges: Vec<(i64, i64, (String, i64))> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query::<Vec<redis::Value>>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let items: Vec<redis::Value> = redis::from_redis_value(r).unwrap();
+            let start: i64 = redis::from_redis_value(items[0].clone()).unwrap();
+            let end: i64 = redis::from_redis_value(items[1].clone()).unwrap();
+            let node: Vec<redis::Value> = redis::from_redis_value(items[2].clone()).unwrap();
+            let host: String = redis::from_redis_value(node[0].clone()).unwrap();
+            let port: i64 = redis::from_redis_value(node[1].clone()).unwrap();
+            (start, end, (host, port))
+        })
+        .collect();
+    let (_, _, (host, port)) = ranges
+        .into_iter()
+        .find(|(s, e, _)| (*s..=*e).contains(&slot))
+        .unwrap();
+    format!("{host}:{port}")
 }

@@ -28,7 +28,8 @@ use payworker_sandbox::{
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{REDIS, config, redis};
+use crate::support::queue_job::config;
+use crate::support::{REDIS, redis};
 use crate::support::{eventually, unique_prefix};
 
 pub const KEY: &str = "0123456789abcdef0123456789abcdef";

@@ -113,7 +113,7 @@ async fn an_s2s_charge_waits_until_a_replica_holds_its_send_mark() {
     let target = RedisTarget::Single(primary.url());
     let hour = Duration::from_secs(3600);
     let payments = Arc::new(handler_waiting(&prefix, &results, &sandbox, &target, hour, 1).await);
-    let mut cfg = crate::support::config(&prefix);
+    let mut cfg = crate::support::queue_job::config(&prefix);
     cfg.name = "create_payment".into();
     cfg.retry.base_delay = Duration::from_millis(200);
     cfg.retry.max_delay = Duration::from_millis(200);

@@ -15,7 +15,7 @@ pub use gateway::notifying_sandbox;
 pub use payworker_testkit::shared_redis::{REDIS, cleanup, dlq, enqueue, pending, redis};
 pub use payworker_testkit::{
     ChildGuard, RedisCluster, RedisServer, SwitchProxy, TlsRedisServer, eventually, free_port,
-    owner_of, parse_cpu_micros, queue_job, redis_cpu_micros, replication, unique_prefix,
+    owner_of, queue_job, replication, unique_prefix,
 };
 pub use process::{env_or, payworker_command, spawn_payworker};
 pub use redis_dump::key_as_text;

@@ -1,4 +1,4 @@
-//! Proves the Redis test harness in `support`: a server of the test's own starts, answers,
+//! Proves the Redis test harness of this kit: a server of the test's own starts, answers,
 //! stops (connections refused) and restarts on the same port; a three-master Redis Cluster
 //! forms on loopback ports, routes by hash tag, runs a MULTI/EXEC pipeline whose keys share a
 //! tag, and refuses keys with different tags (CROSSSLOT).
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use tokio::net::TcpStream;
 
-use crate::support::{
+use payworker_testkit::{
     RedisCluster, RedisServer, parse_cpu_micros, redis_cpu_micros, unique_prefix,
 };
 

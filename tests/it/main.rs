@@ -1,7 +1,6 @@
 //! Integration tests: one binary, real HTTP on loopback, real Redis where a test needs it.
 
 mod cli;
-mod cli_options;
 mod config;
 mod contract;
 mod dead_reasons;

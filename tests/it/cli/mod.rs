@@ -1,6 +1,8 @@
 //! The binary as an operator runs it: `check-config`, `encrypt-card`, `demo`, `dlq`, and what
 //! start-up says about the configuration (a key written twice, a key file others can read).
 
+mod options;
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -33,7 +35,7 @@ pub(crate) fn payworker(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Out
 
 pub(crate) fn config_file() -> tempfile::NamedTempFile {
     let mut file = tempfile::NamedTempFile::new().unwrap();
-    let yaml = include_str!("../../worker.yaml");
+    let yaml = include_str!("../../../worker.yaml");
     file.write_all(yaml.as_bytes()).unwrap();
     file
 }
@@ -215,7 +217,7 @@ fn a_key_written_twice_in_the_config_file_stops_start_up_naming_the_file_and_lin
     // the first one: its listen address, timeouts and all.
     let yaml = format!(
         "{}\ningress:\n  dedupe_for: 1d\n",
-        include_str!("../../worker.yaml")
+        include_str!("../../../worker.yaml")
     );
     let second = yaml.lines().count() - 1;
     let mut file = tempfile::NamedTempFile::new().unwrap();
@@ -358,7 +360,7 @@ async fn payment_resolve_records_a_persons_decision_and_refuses_a_pending_paymen
         Box::leak(crate::support::unique_prefix("resolvecli").into_boxed_str());
     let results = format!("{prefix}:{{results}}");
     let mut file = tempfile::NamedTempFile::new().unwrap();
-    let yaml = include_str!("../../worker.yaml")
+    let yaml = include_str!("../../../worker.yaml")
         .replace("\"payworker:{results}\"", &format!("{results:?}"));
     file.write_all(yaml.as_bytes()).unwrap();
     let path = file.path().to_str().unwrap().to_owned();

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use redis::AsyncCommands;
 
-use crate::cli::{KEY, config_file, payworker};
+use super::{KEY, config_file, payworker};
 
 /// The environment every run here gets: the account key and a key prefix of its own.
 fn env(prefix: &str) -> Vec<(&'static str, String)> {
@@ -240,7 +240,7 @@ fn check_config(yaml: &str, vars: &[(&'static str, String)]) -> (bool, String, S
 
 #[test]
 fn a_config_error_is_reported_once_naming_the_file_or_the_variable() {
-    let yaml = include_str!("../../worker.yaml");
+    let yaml = include_str!("../../../worker.yaml");
     let key = [("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY", KEY.to_owned())];
 
     // A key the file leaves out: missing, with both ways to set it; no variable blamed.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the producer examples in jobs/examples/ can run, for the contract tests
-# (tests/it/contract.rs): redis-py and cryptography for Python, node-redis for Node,
+# (tests/it/contract/): redis-py and cryptography for Python, node-redis for Node,
 # PHP with the phpredis extension, and redis-cli. Idempotent: each step is skipped when
 # what it provides is already there, so a second run takes about a second.
 #

@@ -293,3 +293,49 @@ fn insert(dict: &mut Dict, keys: &[&str], value: Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use figment::providers::Format;
+
+    use crate::config::Yaml;
+    use secrecy::ExposeSecret;
+
+    use super::{Figment, Serialized, Settings};
+
+    /// The password loading read stays inside the crate, so this test of reading it is here
+    /// rather than with the `redis` section's other tests (tests/it/config/redis.rs).
+    #[test]
+    fn the_password_file_is_read_and_trimmed() {
+        let mut password = tempfile::NamedTempFile::new().expect("a temporary file");
+        password
+            .write_all(b"  s3cret-from-a-mounted-secret \n")
+            .expect("write");
+        let yaml = format!(
+            "
+gateway:
+  accounts:
+    main:
+      base_url: https://uat-stripe.colawallex.com
+      account_id: acct_1TBVz3QUv1tsrue0
+      site: https://shop.example.com
+      key: 0123456789abcdef0123456789abcdef
+redis:
+  password_file: {}
+",
+            password.path().display()
+        );
+        let settings = Settings::from_figment(
+            Figment::from(Serialized::defaults(Settings::default())).merge(Yaml::string(&yaml)),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.redis.resolved_password().unwrap().expose_secret(),
+            "s3cret-from-a-mounted-secret"
+        );
+        assert!(!settings.redis.target().is_cluster());
+        assert!(format!("{:?}", settings.redis.target()).contains("Secured"));
+    }
+}

@@ -33,9 +33,6 @@ mod settings;
 mod validate;
 mod yaml;
 
-#[cfg(test)]
-mod tests;
-
 pub use error::{ConfigError, ConfigProblem};
 pub use gateway::{AccountSettings, GatewaySettings, HttpSettings, PathSettings};
 pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};

@@ -17,28 +17,20 @@
 //! ```
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use payworker_gateway::{GatewayKey, crypto};
 use payworker_queue::QueueKeys;
-use payworker_sandbox::{
-    self as sandbox, Fault, FaultRule, NotifySettings, SandboxAccount, SandboxSettings,
-};
+use payworker_sandbox::{Fault, FaultRule};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{ChildGuard, eventually, free_port, payworker_command};
 use crate::payments::{ACCOUNT_ID, KEY, job};
-use crate::support::{RedisServer, unique_prefix};
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use crate::support::{
+    ChildGuard, RedisServer, env_or, eventually, free_port, notifying_sandbox, spawn_payworker,
+    unique_prefix,
+};
 
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -53,19 +45,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn spawn(config: &std::path::Path, role: &str, log: &std::path::Path) -> ChildGuard {
-    let out = std::fs::File::create(log).unwrap();
-    let err = out.try_clone().unwrap();
-    ChildGuard(
-        payworker_command()
-            .arg("--config")
-            .arg(config)
-            .arg(role)
-            .env("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY", KEY)
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap(),
-    )
+    spawn_payworker(config, role, log, KEY)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -80,33 +60,21 @@ struct Sample {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_memory_reaches_a_plateau_under_steady_load_and_nothing_unread_is_trimmed() {
-    let secs: u64 = env("PAYWORKER_SOAK_SECS", 40);
-    let rate: u64 = env("PAYWORKER_SOAK_RATE", 100);
-    let retention: String = env("PAYWORKER_SOAK_RETENTION", "5s".to_owned());
+    let secs: u64 = env_or("PAYWORKER_SOAK_SECS", 40);
+    let rate: u64 = env_or("PAYWORKER_SOAK_RATE", 100);
+    let retention: String = env_or("PAYWORKER_SOAK_RETENTION", "5s".to_owned());
     let server = RedisServer::start().await;
     let prefix = unique_prefix("soak");
     let results = format!("{prefix}:{{results}}");
     let ingress_port = free_port();
     let cancel = CancellationToken::new();
     let key = GatewayKey::from_text(KEY).unwrap();
-    let gateway = sandbox::spawn(
-        SandboxSettings {
-            notify: NotifySettings {
-                delay: Duration::from_millis(50),
-                ..NotifySettings::default()
-            },
-            default_fault: Some(FaultRule::always(Fault::Latency(Duration::from_millis(50)))),
-            ..SandboxSettings::with_account(SandboxAccount {
-                account_id: ACCOUNT_ID.into(),
-                key: key.clone(),
-                site: None,
-            })
-        },
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    let gateway = notifying_sandbox(
+        Duration::from_millis(50),
+        Some(FaultRule::always(Fault::Latency(Duration::from_millis(50)))),
         cancel.clone(),
     )
-    .await
-    .unwrap();
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("worker.yaml");

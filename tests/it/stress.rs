@@ -30,27 +30,26 @@
 //!   cargo nextest run --profile long -E 'test(/^stress::/)' --no-capture
 //! ```
 
-use payworker_sandbox as sandbox;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use payworker::payments::record;
 use payworker_gateway::{GatewayKey, crypto};
 use payworker_queue::{GROUP, QueueKeys};
-use payworker_sandbox::{
-    self, Fault, FaultRule, NotifySettings, SandboxAccount, SandboxHandle, SandboxSettings,
-};
+use payworker_sandbox::{self, Fault, FaultRule, SandboxHandle};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{ChildGuard, free_port, payworker_command};
 use crate::payments::{ACCOUNT_ID, KEY, job};
-use crate::support::{RedisServer, unique_prefix};
+use crate::support::{
+    ChildGuard, RedisServer, env_or, free_port, key_as_text, notifying_sandbox, spawn_payworker,
+    unique_prefix,
+};
 
 /// The queue lease: every pause is longer.
 const LEASE: Duration = Duration::from_secs(2);
@@ -62,13 +61,6 @@ const DECLINED_PAN: &str = "4000000000000002";
 /// The CVC of every card: searched for in a JSON-ish context (`"cvc":"737"`), since three
 /// digits alone occur everywhere.
 const CVC: &str = "737";
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A fault the sandbox injects into an order's first matching request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -212,20 +204,7 @@ fn write_config(
 }
 
 fn spawn(config: &Path, role: &str, log: &Path) -> ChildGuard {
-    let out = std::fs::File::create(log).unwrap();
-    let err = out.try_clone().unwrap();
-    ChildGuard(
-        payworker_command()
-            .arg("--config")
-            .arg(config)
-            .arg(role)
-            .env("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY", KEY)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap(),
-    )
+    spawn_payworker(config, role, log, KEY)
 }
 
 /// Fails the test if a process the driver did not kill has exited (a bad configuration, a
@@ -496,30 +475,6 @@ fn unfinished(census: &Census, orders: &[Order], sandbox: &SandboxHandle) -> Vec
         .collect()
 }
 
-/// Renders any Redis value as text, to be searched.
-fn text(value: &redis::Value, out: &mut String) {
-    match value {
-        redis::Value::BulkString(b) => out.push_str(&String::from_utf8_lossy(b)),
-        redis::Value::SimpleString(s) => out.push_str(s),
-        redis::Value::Int(i) => out.push_str(&i.to_string()),
-        redis::Value::Array(items) | redis::Value::Set(items) => {
-            for item in items {
-                text(item, out);
-                out.push('\n');
-            }
-        }
-        redis::Value::Map(pairs) => {
-            for (k, v) in pairs {
-                text(k, out);
-                out.push('=');
-                text(v, out);
-                out.push('\n');
-            }
-        }
-        other => out.push_str(&format!("{other:?}")),
-    }
-}
-
 /// Every key of the server and its value, whatever its type, as text.
 async fn dump(conn: &mut ConnectionManager) -> Vec<(String, String)> {
     let mut names: Vec<String> = Vec::new();
@@ -530,30 +485,10 @@ async fn dump(conn: &mut ConnectionManager) -> Vec<(String, String)> {
     drop(iter);
     let mut out = Vec::new();
     for name in names {
-        let kind: String = redis::cmd("TYPE")
-            .arg(&name)
-            .query_async(conn)
-            .await
-            .unwrap();
-        let cmd = match kind.as_str() {
-            "string" => redis::cmd("GET").arg(&name).to_owned(),
-            "hash" => redis::cmd("HGETALL").arg(&name).to_owned(),
-            "stream" => redis::cmd("XRANGE").arg(&name).arg("-").arg("+").to_owned(),
-            "zset" => redis::cmd("ZRANGE")
-                .arg(&name)
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES")
-                .to_owned(),
-            "set" => redis::cmd("SMEMBERS").arg(&name).to_owned(),
-            "list" => redis::cmd("LRANGE").arg(&name).arg(0).arg(-1).to_owned(),
-            "none" => continue, // expired since the scan
-            other => panic!("{name}: a key of type {other} the test cannot read"),
-        };
-        let value: redis::Value = cmd.query_async(conn).await.unwrap();
-        let mut value_text = String::new();
-        text(&value, &mut value_text);
-        out.push((format!("{kind} {name}"), format!("{name}\n{value_text}")));
+        // None: expired since the scan.
+        if let Some((kind, value_text)) = key_as_text(conn, &name).await {
+            out.push((format!("{kind} {name}"), format!("{name}\n{value_text}")));
+        }
     }
     out
 }
@@ -649,11 +584,11 @@ fn count<K: Ord>(items: impl IntoIterator<Item = K>) -> BTreeMap<K, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_pauses_kills_a_redis_restart_and_gateway_faults_no_order_is_charged_twice_or_lost() {
-    let s2s_orders: usize = env("PAYWORKER_STRESS_ORDERS", 300);
+    let s2s_orders: usize = env_or("PAYWORKER_STRESS_ORDERS", 300);
     let host_orders = s2s_orders / 2;
-    let worker_count: usize = env("PAYWORKER_STRESS_WORKERS", 4);
-    let rate: u64 = env("PAYWORKER_STRESS_RATE", 10);
-    let seed: u64 = env("PAYWORKER_STRESS_SEED", rand::random());
+    let worker_count: usize = env_or("PAYWORKER_STRESS_WORKERS", 4);
+    let rate: u64 = env_or("PAYWORKER_STRESS_RATE", 10);
+    let seed: u64 = env_or("PAYWORKER_STRESS_SEED", rand::random());
     println!("stress: seed {seed} (PAYWORKER_STRESS_SEED={seed} replays it)");
     let began = Instant::now();
     // The scan below finds what it looks for.
@@ -672,23 +607,7 @@ async fn under_pauses_kills_a_redis_restart_and_gateway_faults_no_order_is_charg
     let results = format!("{prefix}:{{results}}");
     let ingress_port = free_port();
     let cancel = CancellationToken::new();
-    let gateway = sandbox::spawn(
-        SandboxSettings {
-            notify: NotifySettings {
-                delay: Duration::from_millis(100),
-                ..NotifySettings::default()
-            },
-            ..SandboxSettings::with_account(SandboxAccount {
-                account_id: ACCOUNT_ID.into(),
-                key: GatewayKey::from_text(KEY).unwrap(),
-                site: None,
-            })
-        },
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let gateway = notifying_sandbox(Duration::from_millis(100), None, cancel.clone()).await;
 
     let temp = tempfile::tempdir().unwrap();
     let dir =

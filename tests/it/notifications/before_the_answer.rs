@@ -10,7 +10,7 @@ use payworker_sandbox::{Fault, FaultRule};
 use redis::AsyncCommands;
 
 use super::{Options, Product, charge, refund};
-use crate::helpers::eventually;
+use crate::support::eventually;
 
 /// A refund notification for a payment whose S2S request may be on the wire changes no
 /// status; it must not clear the send mark either, or the job delivered again charges the
@@ -109,7 +109,7 @@ async fn a_later_attempt_adopts_the_notifications_that_came_before_the_order() {
     let body = charge("pi_late", "LATE-1", "20.99", "success");
     assert_eq!(product.post_signed(&body).await, 200);
     eventually(Duration::from_secs(10), || async {
-        let kept: usize = crate::queue::redis()
+        let kept: usize = crate::support::redis()
             .await
             .hlen(orphans::key(&product.prefix, "main", "LATE-1"))
             .await

@@ -9,7 +9,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 
 use super::{Options, Product, charge, sign};
-use crate::helpers::eventually;
+use crate::support::eventually;
 
 /// The same `ProcessNotification` job, pushed twice (a merchant's own webhook endpoint
 /// retrying its `XADD`): one change, one event.
@@ -36,9 +36,9 @@ async fn a_notification_job_pushed_twice_announces_its_change_once() {
     product.push("process_notification", &job).await;
     let stream = QueueKeys::new(&product.prefix, "process_notification", 0).stream;
     eventually(Duration::from_secs(15), || async {
-        let mut c = crate::queue::redis().await;
+        let mut c = crate::support::redis().await;
         let left: u64 = c.xlen(&stream).await.ok()?;
-        (left == 0 && crate::queue::pending(&mut c, &stream).await == 0).then_some(())
+        (left == 0 && crate::support::pending(&mut c, &stream).await == 0).then_some(())
     })
     .await;
     let events = product.events_of("TWICE-N").await;
@@ -109,7 +109,7 @@ async fn a_results_stream_keeps_each_event_until_every_group_has_read_it() {
     // Once it has, they go (the group's last read entry stays as the trim's mark).
     assert_eq!(read_and_ack(&product, "mailer").await, 20);
     eventually(Duration::from_secs(15), || async {
-        let left: u64 = crate::queue::redis()
+        let left: u64 = crate::support::redis()
             .await
             .xlen(&product.results)
             .await

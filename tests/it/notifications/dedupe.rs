@@ -18,7 +18,7 @@ use payworker_queue::QueueKeys;
 use redis::AsyncCommands;
 
 use crate::payments::{ACCOUNT_ID, KEY};
-use crate::queue::{REDIS, redis};
+use crate::support::{REDIS, redis};
 use crate::support::{RedisServer, unique_prefix};
 
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -123,7 +123,7 @@ async fn the_keys_under_the_prefix_stay_few_however_many_notifications_are_store
     let stream = QueueKeys::new(&prefix, "process_notification", 0).stream;
     let stored: usize = redis().await.xlen(&stream).await.unwrap();
     assert_eq!(stored, N, "nothing appended twice");
-    crate::queue::cleanup(&mut redis().await, &prefix).await;
+    crate::support::cleanup(&mut redis().await, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +151,7 @@ async fn a_fingerprint_and_a_nonce_are_found_across_a_bucket_boundary() {
     };
     // A boundary of each later: at most 6 s on, inside both retentions; a bucket is read
     // until one more boundary of its kind has passed, seconds later.
-    crate::helpers::eventually(Duration::from_secs(10), || async {
+    crate::support::eventually(Duration::from_secs(10), || async {
         let (fp, nonce) = buckets(now_ms());
         (fp > fp_at && nonce > nonce_at).then_some(())
     })
@@ -165,7 +165,7 @@ async fn a_fingerprint_and_a_nonce_are_found_across_a_bucket_boundary() {
     let stream = QueueKeys::new(&prefix, "process_notification", 0).stream;
     let appended: usize = redis().await.xlen(&stream).await.unwrap();
     assert_eq!(appended, 1);
-    crate::queue::cleanup(&mut redis().await, &prefix).await;
+    crate::support::cleanup(&mut redis().await, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +205,7 @@ async fn what_the_previous_version_remembered_is_still_read() {
     assert_eq!(reused.store(&store).await, Stored::Replay, "old nonce");
     let appended: usize = conn.xlen(&stream).await.unwrap();
     assert_eq!(appended, 0);
-    crate::queue::cleanup(&mut conn, &prefix).await;
+    crate::support::cleanup(&mut conn, &prefix).await;
 }
 
 /// `used_memory` from `INFO memory`: the bytes Redis' allocator holds for the data set.

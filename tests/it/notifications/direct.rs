@@ -8,7 +8,7 @@ use payworker_gateway::SignedHeaders;
 use serde_json::{Value, json};
 
 use super::{Options, Product, charge, sign};
-use crate::helpers::eventually;
+use crate::support::eventually;
 
 fn job(body: &str, headers: &SignedHeaders) -> Value {
     json!({

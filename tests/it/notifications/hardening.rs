@@ -16,10 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::raw::{self, Answer};
 use super::{charge, sign};
-use crate::helpers::eventually;
 use crate::payments::{ACCOUNT_ID, KEY};
-use crate::queue::{REDIS, redis};
-use crate::support::unique_prefix;
+use crate::support::{REDIS, redis};
+use crate::support::{eventually, unique_prefix};
 
 /// Far longer than any limit a test sets: a connection still open after this was not cut.
 const MARGIN: Duration = Duration::from_secs(10);
@@ -100,7 +99,7 @@ impl Door {
             .await
             .expect("the ingress stops once cancelled")
             .unwrap();
-        crate::queue::cleanup(&mut redis().await, &self.prefix).await;
+        crate::support::cleanup(&mut redis().await, &self.prefix).await;
     }
 }
 

@@ -12,10 +12,9 @@ use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
 use super::{Options, Product, charge, sign};
-use crate::helpers::vectors;
 use crate::payments::ACCOUNT_ID;
-use crate::queue::{REDIS, redis};
-use crate::support::unique_prefix;
+use crate::support::{REDIS, redis};
+use crate::support::{unique_prefix, vectors};
 
 async fn stream_len(prefix: &str) -> usize {
     let stream = QueueKeys::new(prefix, "process_notification", 0).stream;
@@ -68,7 +67,7 @@ async fn the_gateway_vectors_are_accepted_or_refused_as_marked() {
     assert_eq!(handle.ingress.metrics.count(Accepted::Stored), 2);
     assert_eq!(handle.ingress.metrics.count(Accepted::Duplicate), 1);
     cancel.cancel();
-    crate::queue::cleanup(&mut redis().await, &prefix).await;
+    crate::support::cleanup(&mut redis().await, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,10 +27,9 @@ use redis::AsyncCommands;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::eventually;
 use crate::payments::{ACCOUNT_ID, KEY, job};
-use crate::queue::REDIS;
-use crate::support::unique_prefix;
+use crate::support::REDIS;
+use crate::support::{eventually, unique_prefix};
 
 /// How a test wants the product.
 pub struct Options {
@@ -264,7 +263,7 @@ impl Product {
         queue: &str,
     ) -> Vec<std::collections::HashMap<String, String>> {
         let keys = QueueKeys::new(&self.prefix, queue, 0);
-        crate::queue::dlq(&mut crate::queue::redis().await, &keys).await
+        crate::support::dlq(&mut crate::support::redis().await, &keys).await
     }
 
     pub async fn stop(self) {
@@ -272,7 +271,7 @@ impl Product {
         self.worker.await.unwrap().unwrap();
         let _ = self.ingress.stopped.await;
         if self.settings.redis.url == REDIS {
-            crate::queue::cleanup(&mut crate::queue::redis().await, &self.prefix).await;
+            crate::support::cleanup(&mut crate::support::redis().await, &self.prefix).await;
         }
     }
 }

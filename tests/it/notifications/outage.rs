@@ -7,9 +7,8 @@ use payworker_sandbox::NotifySettings;
 use serde_json::json;
 
 use super::{Options, Product};
-use crate::helpers::eventually;
 use crate::payments::ACCOUNT_ID;
-use crate::support::RedisServer;
+use crate::support::{RedisServer, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ingress_answers_503_while_redis_is_down_and_redeliveries_finish_the_job() {

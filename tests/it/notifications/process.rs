@@ -13,10 +13,9 @@ use tokio::net::TcpStream;
 
 use super::charge;
 use super::raw::{self, Answer};
-use crate::helpers::{ChildGuard, eventually, free_port};
 use crate::payments::KEY;
-use crate::queue::{REDIS, redis};
-use crate::support::unique_prefix;
+use crate::support::{ChildGuard, eventually, free_port, unique_prefix};
+use crate::support::{REDIS, redis};
 
 /// The account id `worker.yaml` configures.
 const YAML_ACCOUNT: &str = "acct_1TBVz3QUv1tsrue0";
@@ -124,7 +123,7 @@ async fn the_ingress_process_stores_verified_notifications_and_logs_refusals_wit
     assert!(logs.contains("notification refused"), "{logs}");
     assert!(!logs.contains("MARKER-IN-THE-BODY"), "{logs}");
     assert!(!logs.contains(KEY), "{logs}");
-    crate::queue::cleanup(&mut redis().await, &prefix).await;
+    crate::support::cleanup(&mut redis().await, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,5 +200,5 @@ async fn on_sigterm_the_process_answers_requests_in_flight_and_exits_within_its_
     let stored: usize = redis().await.xlen(&stream).await.unwrap();
     assert_eq!(stored, 1);
     drop((idle, half, mute));
-    crate::queue::cleanup(&mut redis().await, &prefix).await;
+    crate::support::cleanup(&mut redis().await, &prefix).await;
 }

@@ -8,7 +8,7 @@ use payworker_sandbox::{Fault, FaultRule, NotifySettings};
 use serde_json::json;
 
 use super::{Options, Product, charge, refund, versions};
-use crate::helpers::eventually;
+use crate::support::eventually;
 
 fn count(events: &[serde_json::Value], kind: &str) -> usize {
     events.iter().filter(|e| e["type"] == kind).count()
@@ -100,7 +100,7 @@ async fn a_notification_before_its_order_is_applied_once_the_order_exists() {
     assert_eq!(product.post_signed(&body).await, 200);
     eventually(Duration::from_secs(10), || async {
         let orphans = payworker::payments::orphans::key(&product.prefix, "main", "EARLY-1");
-        let kept: usize = redis::AsyncCommands::hlen(&mut crate::queue::redis().await, orphans)
+        let kept: usize = redis::AsyncCommands::hlen(&mut crate::support::redis().await, orphans)
             .await
             .unwrap();
         (kept == 1).then_some(())

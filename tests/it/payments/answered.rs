@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::job;
-use crate::helpers::eventually;
 use crate::notifications::{Options, Product};
-use crate::queue::redis;
+use crate::support::eventually;
+use crate::support::redis;
 
 /// The result-event schema, with `format` asserted.
 fn result_event_schema() -> jsonschema::Validator {

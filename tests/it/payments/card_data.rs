@@ -16,9 +16,8 @@ use payworker_gateway::{GatewayKey, crypto};
 use redis::AsyncCommands;
 
 use super::KEY;
-use crate::helpers::{ChildGuard, eventually};
-use crate::queue::{cleanup, redis};
-use crate::support::unique_prefix;
+use crate::support::{ChildGuard, eventually, key_as_text, unique_prefix};
+use crate::support::{cleanup, redis};
 
 /// Every card number of the corpus (all pass the Luhn check).
 const PANS: [&str; 15] = [
@@ -251,54 +250,16 @@ fn assert_clean(what: &str, text: &str, base64_of_plaintext: &str) {
     );
 }
 
-fn lossy(value: &redis::Value, out: &mut String) {
-    match value {
-        redis::Value::BulkString(b) => out.push_str(&String::from_utf8_lossy(b)),
-        redis::Value::SimpleString(s) => out.push_str(s),
-        redis::Value::Int(i) => out.push_str(&i.to_string()),
-        redis::Value::Array(items) | redis::Value::Set(items) => items.iter().for_each(|v| {
-            lossy(v, out);
-            out.push('\n');
-        }),
-        redis::Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
-            lossy(k, out);
-            out.push('=');
-            lossy(v, out);
-            out.push('\n');
-        }),
-        other => out.push_str(&format!("{other:?}")),
-    }
-}
-
 /// Every value of every key under `prefix`, whatever its type, as text.
 async fn dump_all(prefix: &str) -> Vec<(String, String)> {
     let mut conn = redis().await;
     let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
     let mut out = Vec::new();
     for key in keys {
-        let kind: String = redis::cmd("TYPE")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let cmd = match kind.as_str() {
-            "stream" => redis::cmd("XRANGE").arg(&key).arg("-").arg("+").to_owned(),
-            "hash" => redis::cmd("HGETALL").arg(&key).to_owned(),
-            "zset" => redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES")
-                .to_owned(),
-            "set" => redis::cmd("SMEMBERS").arg(&key).to_owned(),
-            "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).to_owned(),
-            "string" => redis::cmd("GET").arg(&key).to_owned(),
-            other => panic!("{key}: a key of type {other} the test does not know how to read"),
-        };
-        let value: redis::Value = cmd.query_async(&mut conn).await.unwrap();
-        let mut text = String::new();
-        lossy(&value, &mut text);
-        out.push((format!("{kind} {key}"), text));
+        // None: expired since KEYS listed it, so it holds nothing to search.
+        if let Some((kind, text)) = key_as_text(&mut conn, &key).await {
+            out.push((format!("{kind} {key}"), text));
+        }
     }
     out
 }

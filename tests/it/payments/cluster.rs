@@ -102,7 +102,7 @@ async fn node_of(
         .query_async(conn)
         .await
         .unwrap();
-    let addr = crate::queue::cluster::owner_of(cluster, slot);
+    let addr = crate::support::owner_of(cluster, slot);
     let node = redis::Client::open(format!("redis://{addr}/"))
         .unwrap()
         .get_multiplexed_async_connection()
@@ -137,7 +137,7 @@ async fn an_unknown_payment_reaches_the_review_set_when_its_node_refused_a_write
     let target = RedisTarget::Cluster(cluster.nodes());
     let hour = Duration::from_secs(3600);
     let handler = Arc::new(handler(&prefix, &results, &sandbox, &target, hour).await);
-    let mut cfg = crate::queue::config(&prefix);
+    let mut cfg = crate::support::queue_job::config(&prefix);
     cfg.name = "create_payment".into();
     cfg.retry.base_delay = Duration::from_secs(1);
     cfg.retry.max_delay = Duration::from_secs(1);

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{ACCOUNT_ID, job};
 use crate::notifications::{Options, Product, charge, sign};
-use crate::queue::redis;
+use crate::support::redis;
 use crate::support::unique_prefix;
 
 /// How a hostile job ended, or `None` while it has not.

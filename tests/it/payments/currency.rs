@@ -15,9 +15,8 @@ use payworker::payments::record;
 use redis::AsyncCommands;
 
 use super::{ACCOUNT_ID, KEY, test_sandbox};
-use crate::helpers::{ChildGuard, eventually, free_port, payworker_command};
-use crate::queue::{REDIS, cleanup, redis};
-use crate::support::unique_prefix;
+use crate::support::{ChildGuard, eventually, free_port, payworker_command, unique_prefix};
+use crate::support::{REDIS, cleanup, redis};
 
 /// `(order_no, currency, amount, what must happen)`: `Ok(status)` of its payment record, or
 /// `Err(text)` its `invalid` dead letter's detail must hold.

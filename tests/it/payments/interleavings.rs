@@ -75,7 +75,7 @@ async fn two_live_copies_of_an_s2s_job_charge_the_card_once() {
     eventually(Duration::from_secs(20), || async {
         let mut c = redis().await;
         let left: u64 = c.xlen(&app.keys.stream).await.ok()?;
-        (left == 0 && crate::queue::pending(&mut c, &app.keys.stream).await == 0).then_some(())
+        (left == 0 && crate::support::pending(&mut c, &app.keys.stream).await == 0).then_some(())
     })
     .await;
     for order in &orders {

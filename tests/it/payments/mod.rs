@@ -28,9 +28,9 @@ use payworker_sandbox::{
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::eventually;
-use crate::queue::{REDIS, config, redis};
-use crate::support::unique_prefix;
+use crate::support::queue_job::config;
+use crate::support::{REDIS, redis};
+use crate::support::{eventually, unique_prefix};
 
 pub const KEY: &str = "0123456789abcdef0123456789abcdef";
 pub const ACCOUNT_ID: &str = "acct_test";
@@ -245,14 +245,14 @@ impl App {
     }
 
     pub async fn dead_letters(&self) -> Vec<std::collections::HashMap<String, String>> {
-        crate::queue::dlq(&mut redis().await, &self.keys).await
+        crate::support::dlq(&mut redis().await, &self.keys).await
     }
 
     pub async fn stop(self) {
         self.stop_review.cancel();
         self.cancel.cancel();
         self.worker.await.unwrap().unwrap();
-        crate::queue::cleanup(&mut redis().await, &self.prefix).await;
+        crate::support::cleanup(&mut redis().await, &self.prefix).await;
     }
 }
 

@@ -192,7 +192,7 @@ async fn an_unknown_payment_resolved_succeeded_is_final_and_its_job_never_sends_
     eventually(Duration::from_secs(10), || async {
         let mut c = redis().await;
         let left: u64 = c.xlen(&app.keys.stream).await.ok()?;
-        (left == 0 && crate::queue::pending(&mut c, &app.keys.stream).await == 0).then_some(())
+        (left == 0 && crate::support::pending(&mut c, &app.keys.stream).await == 0).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;

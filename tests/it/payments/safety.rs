@@ -108,7 +108,7 @@ async fn an_s2s_timeout_after_the_gateway_got_the_request_is_unknown_and_never_r
     eventually(Duration::from_secs(10), || async {
         let mut c = redis().await;
         let left: u64 = c.xlen(&app.keys.stream).await.ok()?;
-        (left == 0 && crate::queue::pending(&mut c, &app.keys.stream).await == 0).then_some(())
+        (left == 0 && crate::support::pending(&mut c, &app.keys.stream).await == 0).then_some(())
     })
     .await;
     let events: Vec<_> = app

@@ -163,13 +163,13 @@ async fn stale_copy(order_no: &str, fields: (&str, String)) -> (Left, Arc<Sandbo
             format!("{} ({})", event["type"], event["data"]["reason"])
         })
         .collect();
-    let letters = crate::queue::dlq(&mut redis().await, &keys).await.len();
+    let letters = crate::support::dlq(&mut redis().await, &keys).await.len();
 
     stop_b.cancel();
     worker_b.await.unwrap().unwrap();
     stop_a.cancel();
     worker_a.join().unwrap();
-    crate::queue::cleanup(&mut redis().await, &prefix).await;
+    crate::support::cleanup(&mut redis().await, &prefix).await;
     let left = Left {
         record,
         events,

@@ -6,8 +6,7 @@ use payworker::config::Settings;
 use payworker::startup::check_redis_durability;
 use payworker_queue::durability::{DurabilityError, DurabilityProblem};
 
-use crate::support::RedisServer;
-use crate::support::replication::admin;
+use crate::support::{RedisServer, replication::admin};
 
 /// Settings for `url`, validated through loading (with a test account).
 fn settings(url: &str, require_durable: bool) -> Settings {

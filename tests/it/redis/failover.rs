@@ -9,10 +9,13 @@ use payworker_queue::{self as queue, RedisTarget};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::eventually;
-use crate::queue::{Runs, config, enqueue, keys, pending, ping};
-use crate::support::replication::{admin, fail_over, replicate};
-use crate::support::{RedisServer, SwitchProxy, unique_prefix};
+use crate::support::queue_job::{Runs, config, keys, ping};
+use crate::support::{
+    RedisServer, SwitchProxy, eventually,
+    replication::{admin, fail_over, replicate},
+    unique_prefix,
+};
+use crate::support::{enqueue, pending};
 
 /// A primary `a` with a replica `b`, and a proxy that sends new connections to `a`.
 async fn primary_and_replica() -> (RedisServer, RedisServer, SwitchProxy) {

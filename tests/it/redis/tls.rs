@@ -8,9 +8,8 @@ use payworker::config::Settings;
 use payworker_queue::{self as queue, QueueKeys};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::eventually;
-use crate::queue::{Runs, config, ping};
-use crate::support::{TlsRedisServer, unique_prefix};
+use crate::support::queue_job::{Runs, config, ping};
+use crate::support::{TlsRedisServer, eventually, unique_prefix};
 
 const PASSWORD: &str = "correct-horse-battery-staple";
 

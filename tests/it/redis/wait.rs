@@ -7,8 +7,7 @@ use payworker_queue::RedisTarget;
 use payworker_queue::durability::{ReplicaWait, ReplicaWaiter, WaitError};
 use redis::AsyncCommands;
 
-use crate::support::replication::replicate;
-use crate::support::{RedisCluster, RedisServer, unique_prefix};
+use crate::support::{RedisCluster, RedisServer, replication::replicate, unique_prefix};
 
 #[tokio::test]
 async fn a_write_is_acknowledged_by_a_live_replica_and_not_by_a_stopped_one() {
@@ -114,7 +113,7 @@ async fn an_s2s_charge_waits_until_a_replica_holds_its_send_mark() {
     let target = RedisTarget::Single(primary.url());
     let hour = Duration::from_secs(3600);
     let payments = Arc::new(handler_waiting(&prefix, &results, &sandbox, &target, hour, 1).await);
-    let mut cfg = crate::queue::config(&prefix);
+    let mut cfg = crate::support::queue_job::config(&prefix);
     cfg.name = "create_payment".into();
     cfg.retry.base_delay = Duration::from_millis(200);
     cfg.retry.max_delay = Duration::from_millis(200);
@@ -142,7 +141,7 @@ async fn an_s2s_charge_waits_until_a_replica_holds_its_send_mark() {
         .await
         .unwrap();
     let key = payworker::payments::record::key(&prefix, "main", "W1");
-    crate::helpers::eventually(Duration::from_secs(15), || {
+    crate::support::eventually(Duration::from_secs(15), || {
         let mut conn = conn.clone();
         let key = key.clone();
         async move {
@@ -158,7 +157,7 @@ async fn an_s2s_charge_waits_until_a_replica_holds_its_send_mark() {
 
     replica.restart().await;
     replicate(&replica, &primary).await;
-    crate::helpers::eventually(Duration::from_secs(15), || {
+    crate::support::eventually(Duration::from_secs(15), || {
         let mut conn = conn.clone();
         let key = key.clone();
         async move {
@@ -193,7 +192,7 @@ async fn the_ingress_answers_503_until_a_replica_holds_the_notification() {
     replica.restart().await;
     replicate(&replica, &primary).await;
     // As the gateway does after a 503: send it again until it is answered 200.
-    crate::helpers::eventually(Duration::from_secs(15), || async {
+    crate::support::eventually(Duration::from_secs(15), || async {
         (product.post_signed(&body).await == 200).then_some(())
     })
     .await;

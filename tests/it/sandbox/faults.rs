@@ -138,7 +138,7 @@ async fn a_hang_is_ambiguous_after_charging_and_ends_at_shutdown() {
                 .await
         }
     });
-    crate::helpers::eventually(super::PATIENCE, || async {
+    crate::support::eventually(super::PATIENCE, || async {
         gw.handle.order(super::ACCOUNT, "F2").map(|_| ())
     })
     .await;

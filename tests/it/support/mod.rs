@@ -1,28 +1,29 @@
-//! Redis servers that a test owns: one standalone server it may stop and restart
-//! ([`RedisServer`]), a three-master Redis Cluster on loopback ports ([`RedisCluster`]),
-//! replication and failover between owned servers ([`replication`]), a switchable TCP proxy
-//! that stands for a DNS name moving to a new primary ([`SwitchProxy`]), a server reachable only
-//! with TLS and a password ([`TlsRedisServer`]), and Redis CPU
-//! accounting for throughput tests ([`redis_cpu_micros`]).
-//!
-//! Everything here binds 127.0.0.1 only, waits with bounded deadlines, and kills its processes on
-//! drop. Tests that only need *a* Redis use the shared one at 127.0.0.1:6379 with a key prefix
-//! from [`unique_prefix`]; they never flush it.
+//! What the application's integration tests share. The application's own: the `payworker`
+//! binary with a clean environment ([`payworker_command`], [`spawn_payworker`]), the test
+//! knobs of the long runs ([`env_or`]), the sandbox gateway of the process-level runs
+//! ([`notifying_sandbox`]), every Redis key read back as text ([`key_as_text`]) and the
+//! gateway's test vectors ([`vectors`]). The rest (Redis servers a test owns, the shared
+//! Redis, the queue's test job, child processes, [`eventually`], [`unique_prefix`]) is the
+//! workspace's test kit, `payworker-testkit`, re-exported here so that every test reaches
+//! its support through one path.
 
-mod cluster;
-mod proxy;
-mod redis_cpu;
-mod redis_server;
-pub mod replication;
-mod tls_server;
+mod gateway;
+mod process;
+mod redis_dump;
 
-pub use cluster::RedisCluster;
-pub use proxy::SwitchProxy;
-pub use redis_cpu::{parse_cpu_micros, redis_cpu_micros};
-pub use redis_server::RedisServer;
-pub use tls_server::TlsRedisServer;
+pub use gateway::notifying_sandbox;
+pub use payworker_testkit::shared_redis::{REDIS, cleanup, dlq, enqueue, pending, redis};
+pub use payworker_testkit::{
+    ChildGuard, RedisCluster, RedisServer, SwitchProxy, TlsRedisServer, eventually, free_port,
+    owner_of, queue_job, replication, unique_prefix,
+};
+pub use process::{env_or, payworker_command, spawn_payworker};
+pub use redis_dump::key_as_text;
 
-/// A key or queue prefix no other test (or run) shares: `test-<test>-<16 random hex digits>`.
-pub fn unique_prefix(test: &str) -> String {
-    format!("test-{test}-{:016x}", rand::random::<u64>())
+/// The gateway's independent test vectors (`crates/gateway/tests/fixtures/gateway.json`,
+/// which the gateway crate's own tests check): the application's tests use its key and
+/// webhook cases.
+pub fn vectors() -> serde_json::Value {
+    let text = include_str!("../../../crates/gateway/tests/fixtures/gateway.json");
+    serde_json::from_str(text).expect("fixture is JSON")
 }

@@ -61,6 +61,9 @@ fn mapped_paths() -> BTreeSet<String> {
         if indent % 2 != 0 || !(name.ends_with('/') || name.contains('.')) {
             continue; // a continuation of the previous line's description
         }
+        if name.contains('*') {
+            continue; // a pattern (`crates/*/tests/`) names a kind of file, not one
+        }
         while stack.last().is_some_and(|(level, _)| *level >= indent) {
             stack.pop();
         }

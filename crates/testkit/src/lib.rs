@@ -13,6 +13,9 @@
 //!
 //! Everything here binds 127.0.0.1 only, waits with bounded deadlines, and kills its
 //! processes on drop.
+//!
+//! Modules: `shared_redis`, `redis_server`, `cluster`, `replication`, `tls_server`,
+//! `proxy`, `redis_cpu`, `queue_job`, and `process` (child processes, a free port).
 
 mod cluster;
 mod process;

@@ -127,3 +127,15 @@ fn describe(e: &reqwest::Error) -> String {
     }
     text
 }
+
+/// The `gateway.http` section of the configuration, as the client takes it.
+impl From<&crate::config::HttpSettings> for ClientOptions {
+    fn from(http: &crate::config::HttpSettings) -> Self {
+        ClientOptions {
+            connect_timeout: http.connect_timeout,
+            request_timeout: http.request_timeout,
+            pool_idle_timeout: http.pool_idle_timeout,
+            pool_max_idle_per_host: http.pool_max_idle_per_host,
+        }
+    }
+}

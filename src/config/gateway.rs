@@ -270,14 +270,3 @@ impl AccountSettings {
         })
     }
 }
-
-impl From<&HttpSettings> for crate::client::ClientOptions {
-    fn from(http: &HttpSettings) -> Self {
-        crate::client::ClientOptions {
-            connect_timeout: http.connect_timeout,
-            request_timeout: http.request_timeout,
-            pool_idle_timeout: http.pool_idle_timeout,
-            pool_max_idle_per_host: http.pool_max_idle_per_host,
-        }
-    }
-}

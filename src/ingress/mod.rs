@@ -13,7 +13,7 @@
 //!
 //! - `receive`: the route that receives a notification: verification on the raw bytes, then
 //!   storage; [`NotifyError`].
-//! - `store`: deduplication, replay cache and enqueue in one atomic Redis step.
+//! - `enqueue`: deduplication, replay cache and enqueue in one atomic Redis step ([`Store`]).
 //! - `buckets`: the time buckets that keep what deduplication remembers in a few keys.
 //! - `metrics`: counters and the rate-limited refusal log.
 //! - `server`: the accept loop: connection cap, bounded graceful shutdown; [`Limits`].
@@ -21,16 +21,16 @@
 
 mod buckets;
 mod connection;
+mod enqueue;
 mod metrics;
 mod receive;
 mod server;
-mod store;
 
 pub use buckets::Buckets;
+pub use enqueue::{Store, StoreError, Stored, Target};
 pub use metrics::{Accepted, Metrics, Refusal};
 pub use receive::NotifyError;
 pub use server::Limits;
-pub use store::{Store, StoreError, Stored, Target};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

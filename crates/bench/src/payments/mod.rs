@@ -274,9 +274,19 @@ async fn measure(
         }
         if worker.is_finished() || progress.elapsed() > STALL {
             let dead: u64 = conn.xlen(&keys.dlq).await.unwrap_or(0);
+            // Why the first one was dead-lettered, so a stalled run says what went wrong.
+            let first: redis::streams::StreamRangeReply = conn
+                .xrange_count(&keys.dlq, "-", "+", 1)
+                .await
+                .unwrap_or_default();
+            let why = first.ids.first().map(|letter| {
+                let field = |name: &str| letter.get::<String>(name).unwrap_or_default();
+                format!(" (first: {}: {})", field("reason"), field("detail"))
+            });
             anyhow::bail!(
-                "stalled: {done} of {} payments finished, {dead} dead letters, sandbox {:?}",
+                "stalled: {done} of {} payments finished, {dead} dead letters{}, sandbox {:?}",
                 args.payments,
+                why.unwrap_or_default(),
                 gateway.stats().await
             );
         }
@@ -399,7 +409,9 @@ impl JobMaker {
         let mut job = serde_json::json!({
             "version": 1,
             "method": self.method.as_str(),
-            "order_no": format!("{}-{n}", self.prefix),
+            // A letter before the number: with an all-decimal prefix, `<prefix>-<n>` would be
+            // a digit run that passes the Luhn check one time in ten, and be refused as a card.
+            "order_no": format!("{}-o{n}", self.prefix),
             "amount": "20.99",
             "currency": "EUR",
             "return_url": "https://shop.example.com/done",

@@ -150,3 +150,25 @@ fn every_crate_and_module_doc_names_its_modules() {
         "modules missing from their parent's doc: {unnamed:#?}"
     );
 }
+
+#[test]
+fn no_two_files_of_one_crate_share_a_basename() {
+    // Two `notify.rs` in one crate with different jobs made readers open the wrong one.
+    let mut seen: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    for file in source_files() {
+        let krate = if file.starts_with("crates/") {
+            file.split('/').take(2).collect::<Vec<_>>().join("/")
+        } else {
+            "payworker".to_owned()
+        };
+        let base = file.rsplit('/').next().unwrap().to_owned();
+        if !["mod.rs", "lib.rs", "main.rs"].contains(&base.as_str()) {
+            seen.entry((krate, base)).or_default().push(file);
+        }
+    }
+    let repeated: Vec<&Vec<String>> = seen.values().filter(|files| files.len() > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "one basename, several files: {repeated:?}"
+    );
+}

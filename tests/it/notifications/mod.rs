@@ -134,6 +134,8 @@ impl Product {
             queue.reclaim_interval = Duration::from_millis(500);
         }
         settings.queues.shutdown_deadline = Duration::from_secs(5);
+        // Tests run side by side: the worker's health server takes any free port.
+        settings.telemetry.listen = "127.0.0.1:0".parse().unwrap();
         settings.retry.base_delay = Duration::from_millis(50);
         settings.retry.max_delay = Duration::from_millis(500);
         let ingress = Ingress::from_settings(&settings).await.unwrap();

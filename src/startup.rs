@@ -143,6 +143,9 @@ pub fn orphans(settings: &Settings) -> Orphans {
     }
 }
 
+/// How long the health server's last requests may take once the queues have stopped.
+const HEALTH_SERVER_GRACE: Duration = Duration::from_secs(2);
+
 /// Runs both queues (`create_payment`, `process_notification`) until `shutdown` is
 /// cancelled, then drains within `queues.shutdown_deadline`; meanwhile reviews overdue
 /// `unknown` payments and expired orphan notifications, and serves health and metrics on
@@ -188,7 +191,9 @@ pub async fn run_worker_on(
     .context("telemetry.listen")?;
     let worked = work(settings, shutdown).await;
     stop_serving.cancel();
-    let _ = server.stopped.await;
+    // A scrape or probe in progress may finish; a client that holds its connection open
+    // does not hold the process up.
+    let _ = tokio::time::timeout(HEALTH_SERVER_GRACE, server.stopped).await;
     worked
 }
 

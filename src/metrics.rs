@@ -1,7 +1,7 @@
 //! The process's one metrics registry: the Prometheus exporter's recorder, installed once
 //! per process behind the `metrics` facade, and the text it renders for `/metrics` (the
 //! worker's health server and the ingress both serve it). The application's own metric
-//! names live here too (gateway requests, notifications); the queue's are in
+//! names live here too (gateway requests, payments in `unknown`, notifications); the queue's are in
 //! `payworker_queue::metrics`, recorded through the same facade.
 //!
 //! Why one global recorder: the queue crate records through the `metrics` facade without
@@ -26,6 +26,8 @@ pub const NOTIFICATIONS_RECEIVED: &str = "payworker_notifications_received_total
 pub const NOTIFICATIONS_DUPLICATES: &str = "payworker_notifications_duplicates_total";
 /// `payworker_notifications_refused_total{reason}`.
 pub const NOTIFICATIONS_REFUSED: &str = "payworker_notifications_refused_total";
+/// `payworker_payments_unknown`: payments waiting in `unknown`.
+pub const PAYMENTS_UNKNOWN: &str = "payworker_payments_unknown";
 /// `payworker_redis_errors_total{component}`.
 pub const REDIS_ERRORS: &str = "payworker_redis_errors_total";
 
@@ -77,6 +79,12 @@ pub fn gateway_request<T>(account: &str, endpoint: Endpoint, outcome: &Outcome<T
     .increment(1);
     metrics::histogram!(GATEWAY_REQUEST_DURATION, "endpoint" => endpoint.as_str())
         .record(took.as_secs_f64());
+}
+
+/// Sets how many payments wait in `unknown` (for the gateway's notification or a person).
+pub fn payments_unknown(waiting: u64) {
+    #[allow(clippy::cast_precision_loss)] // gauges are f64; far below 2^52 payments
+    metrics::gauge!(PAYMENTS_UNKNOWN).set(waiting as f64);
 }
 
 /// The `outcome` label of a gateway request.

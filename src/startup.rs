@@ -302,8 +302,8 @@ pub async fn check_redis_durability(settings: &Settings) -> anyhow::Result<Durab
     Ok(report.enforce(settings.redis.require_durable)?)
 }
 
-/// Every second, hands overdue `unknown` payments to a person and reports expired orphan
-/// notifications; every few seconds, trims the results streams (see [`trim_results`]).
+/// Every second, hands overdue `unknown` payments to a person, sets the count of those
+/// still `unknown` (`payworker_payments_unknown`) and reports expired orphan notifications; every few seconds, trims the results streams (see [`trim_results`]).
 async fn review(
     handler: Arc<ProcessNotifications>,
     results: ResultsSettings,
@@ -318,6 +318,10 @@ async fn review(
         }
         if let Err(error) = handler.store.review_overdue_unknowns().await {
             tracing::warn!(%error, "reviewing unknown payments failed");
+        }
+        match handler.store.count_unknown().await {
+            Ok(waiting) => crate::metrics::payments_unknown(waiting),
+            Err(error) => tracing::warn!(%error, "counting unknown payments failed"),
         }
         if let Err(error) = handler.orphans.review(&mut conn).await {
             tracing::warn!(%error, "reviewing orphan notifications failed");

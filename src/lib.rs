@@ -20,6 +20,8 @@
 //! startup     the composition root: the worker and the ingress built from settings
 //! clock       the one clock: Unix milliseconds, RFC 3339, the gateway's timestamp
 //! telemetry   tracing set-up
+//! metrics     the process's one metrics registry (Prometheus text) and the app's metric names
+//! health      the worker's health server: /healthz, /readyz, /metrics
 //! cli/        the production binary's subcommands
 //! ```
 
@@ -27,8 +29,10 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod health;
 pub mod ingress;
 pub mod jobs;
+pub mod metrics;
 pub mod payments;
 pub mod startup;
 pub mod telemetry;

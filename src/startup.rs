@@ -143,12 +143,62 @@ pub fn orphans(settings: &Settings) -> Orphans {
     }
 }
 
+/// How long the health server's last requests may take once the queues have stopped.
+const HEALTH_SERVER_GRACE: Duration = Duration::from_secs(2);
+
 /// Runs both queues (`create_payment`, `process_notification`) until `shutdown` is
 /// cancelled, then drains within `queues.shutdown_deadline`; meanwhile reviews overdue
-/// `unknown` payments and expired orphan notifications. Each queue validates its jobs
-/// with [`key_rules`] before they run.
+/// `unknown` payments and expired orphan notifications, and serves health and metrics on
+/// `telemetry.listen` (see [`run_worker_on`]). Each queue validates its jobs with
+/// [`key_rules`] before they run.
 pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listen = settings.telemetry.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("telemetry.listen: cannot listen on {listen}"))?;
+    run_worker_on(settings, listener, shutdown).await
+}
+
+/// [`run_worker`], serving `/healthz`, `/readyz` and `/metrics` on `health` (a listener
+/// the caller bound: tests bind a free port and know it). The health server is up from
+/// the start until the queues have stopped; `/readyz` answers 503 from the moment
+/// `shutdown` is cancelled.
+pub async fn run_worker_on(
+    settings: &Settings,
+    health: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     settings.log_warnings();
+    crate::metrics::registry();
+    let prefix = &settings.redis.key_prefix;
+    let q = &settings.queues;
+    let partitions = [
+        (queues::CREATE_PAYMENT, q.create_payment.partitions),
+        (
+            queues::PROCESS_NOTIFICATION,
+            q.process_notification.partitions,
+        ),
+    ]
+    .into_iter()
+    .flat_map(|(queue, partitions)| queue::QueueKeys::all(prefix, queue, partitions))
+    .collect();
+    let stop_serving = CancellationToken::new();
+    let server = crate::health::spawn(
+        crate::health::Health::new(settings.redis.target(), partitions, shutdown.clone()),
+        health,
+        stop_serving.clone(),
+    )
+    .context("telemetry.listen")?;
+    let worked = work(settings, shutdown).await;
+    stop_serving.cancel();
+    // A scrape or probe in progress may finish; a client that holds its connection open
+    // does not hold the process up.
+    let _ = tokio::time::timeout(HEALTH_SERVER_GRACE, server.stopped).await;
+    worked
+}
+
+/// The worker's queues and review loop, until `shutdown` and the drain after it.
+async fn work(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     check_redis_durability(settings).await?;
     let store = Arc::new(payment_store(settings).await?);
     let orphans = orphans(settings);
@@ -252,8 +302,8 @@ pub async fn check_redis_durability(settings: &Settings) -> anyhow::Result<Durab
     Ok(report.enforce(settings.redis.require_durable)?)
 }
 
-/// Every second, hands overdue `unknown` payments to a person and reports expired orphan
-/// notifications; every few seconds, trims the results streams (see [`trim_results`]).
+/// Every second, hands overdue `unknown` payments to a person, sets the count of those
+/// still `unknown` (`payworker_payments_unknown`) and reports expired orphan notifications; every few seconds, trims the results streams (see [`trim_results`]).
 async fn review(
     handler: Arc<ProcessNotifications>,
     results: ResultsSettings,
@@ -268,6 +318,10 @@ async fn review(
         }
         if let Err(error) = handler.store.review_overdue_unknowns().await {
             tracing::warn!(%error, "reviewing unknown payments failed");
+        }
+        match handler.store.count_unknown().await {
+            Ok(waiting) => crate::metrics::payments_unknown(waiting),
+            Err(error) => tracing::warn!(%error, "counting unknown payments failed"),
         }
         if let Err(error) = handler.orphans.review(&mut conn).await {
             tracing::warn!(%error, "reviewing orphan notifications failed");

@@ -102,13 +102,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "jobs             XADD {} * job '<json>'",
         QueueKeys::new(&settings.redis.key_prefix, "create_payment", 0).stream
     );
-    println!("events           {}\n", settings.results.streams[0]);
+    // Any free port, as for the ingress: demos (and a worker) may run side by side.
+    let health_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let health = health_listener.local_addr()?;
+    println!("events           {}", settings.results.streams[0]);
+    println!(
+        "metrics          http://{health}/metrics (worker and ingress; health: /healthz, /readyz)\n"
+    );
 
     let worker_settings = settings.clone();
     let worker_cancel = cancel.child_token();
     let worker = tokio::spawn({
         let token = worker_cancel.clone();
-        async move { crate::startup::run_worker(&worker_settings, token).await }
+        async move { crate::startup::run_worker_on(&worker_settings, health_listener, token).await }
     });
 
     let mut conn = settings

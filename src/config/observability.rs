@@ -1,9 +1,16 @@
-//! The `telemetry` section: logs and traces (what `crate::telemetry` sets up from it).
+//! The `telemetry` section: logs, traces, and where the worker serves its health and
+//! metrics (what `crate::telemetry` and `crate::health` set up from it).
+//!
+//! The worker's health and metrics address is `telemetry.listen`: it is how the worker is
+//! observed, like its logs and traces, and the ingress's own `ingress.listen` stays the one
+//! address the gateway is given (the ingress serves its health and metrics there).
+
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-/// Logs and traces.
+/// Logs, traces, and the worker's health and metrics server.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {
@@ -13,6 +20,9 @@ pub struct TelemetrySettings {
     pub log_level: String,
     /// OpenTelemetry collector (OTLP) URL; traces are exported only when it is set.
     pub otlp_endpoint: Option<Url>,
+    /// Address and port the worker serves `/healthz`, `/readyz` and `/metrics` on (port 0
+    /// picks a free one, named in the log).
+    pub listen: SocketAddr,
 }
 
 impl Default for TelemetrySettings {
@@ -21,6 +31,7 @@ impl Default for TelemetrySettings {
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
             otlp_endpoint: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
         }
     }
 }

@@ -1,12 +1,21 @@
-//! The ingress's counters, served at `/metrics` in the Prometheus text format, and the
-//! rate-limited log line for refused requests.
+//! The ingress's counters, recorded in the process's one registry (`crate::metrics`, served
+//! at `/metrics`), and the rate-limited log line for refused requests.
 //!
 //! A refused request is logged at most once a second (with how many were refused since),
 //! by reason and account: never its body or headers, so a flood of forgeries can neither
-//! fill the logs nor smuggle text into them.
+//! fill the logs nor smuggle text into them. Labels are bounded the same way: `account` is
+//! a configured account's name (a request reaches an account's counter only once its route
+//! matched one), `reason` a [`Refusal`].
+//!
+//! This ingress's own accepted counts are also kept here ([`Metrics::count`]): the demo,
+//! the benchmark and tests ask what *this* ingress stored, which the process-wide registry
+//! cannot tell apart when several run in one process.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::metrics::{
+    NOTIFICATIONS_DUPLICATES, NOTIFICATIONS_RECEIVED, NOTIFICATIONS_REFUSED, REDIS_ERRORS,
+};
 
 /// Why a request was refused (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,17 +38,6 @@ pub enum Refusal {
     Replay,
 }
 
-const REFUSALS: [Refusal; 8] = [
-    Refusal::UnknownAccount,
-    Refusal::TooLarge,
-    Refusal::SlowBody,
-    Refusal::Headers,
-    Refusal::WrongAccount,
-    Refusal::Stale,
-    Refusal::Signature,
-    Refusal::Replay,
-];
-
 impl Refusal {
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -56,51 +54,51 @@ impl Refusal {
     }
 }
 
-/// Counters, shared by every request.
+/// This ingress's accepted counts and the refusal log's state, shared by every request.
 #[derive(Debug, Default)]
 pub struct Metrics {
     stored: AtomicU64,
     duplicates: AtomicU64,
     dead_lettered: AtomicU64,
-    unavailable: AtomicU64,
-    refused: [AtomicU64; 8],
     last_log_second: AtomicU64,
     unlogged: AtomicU64,
 }
 
-/// What happened to an accepted request (the `outcome` label).
+/// What happened to an accepted request.
 #[derive(Debug, Clone, Copy)]
 pub enum Accepted {
-    /// Enqueued as a `ProcessNotification` job.
+    /// Enqueued as a `ProcessNotification` job
+    /// (`payworker_notifications_received_total`).
     Stored,
-    /// Already stored before.
+    /// Already stored before (`payworker_notifications_duplicates_total`).
     Duplicate,
-    /// Valid signature, malformed body: dead-lettered.
+    /// Valid signature, malformed body: dead-lettered (the worker's
+    /// `payworker_queue_dead_letters{queue="process_notification"}` shows it).
     DeadLettered,
 }
 
 impl Metrics {
-    /// Counts an accepted notification.
-    pub fn accepted(&self, outcome: Accepted) {
-        let counter = match outcome {
-            Accepted::Stored => &self.stored,
-            Accepted::Duplicate => &self.duplicates,
-            Accepted::DeadLettered => &self.dead_lettered,
+    /// Counts a notification accepted for `account` (a configured account's name).
+    pub fn accepted(&self, outcome: Accepted, account: &str) {
+        let (mine, name) = match outcome {
+            Accepted::Stored => (&self.stored, Some(NOTIFICATIONS_RECEIVED)),
+            Accepted::Duplicate => (&self.duplicates, Some(NOTIFICATIONS_DUPLICATES)),
+            Accepted::DeadLettered => (&self.dead_lettered, None),
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        mine.fetch_add(1, Ordering::Relaxed);
+        if let Some(name) = name {
+            ::metrics::counter!(name, "account" => account.to_owned()).increment(1);
+        }
     }
 
-    /// Counts a 503 (Redis unavailable).
+    /// Counts a 503 (Redis could not store the notification).
     pub fn unavailable(&self) {
-        self.unavailable.fetch_add(1, Ordering::Relaxed);
+        ::metrics::counter!(REDIS_ERRORS, "component" => "ingress").increment(1);
     }
 
     /// Counts a refusal and logs it, at most once a second.
     pub fn refused(&self, reason: Refusal, account: &str) {
-        let index = REFUSALS.iter().position(|r| *r == reason).unwrap_or(0);
-        if let Some(counter) = self.refused.get(index) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        ::metrics::counter!(NOTIFICATIONS_REFUSED, "reason" => reason.as_str()).increment(1);
         let second = chrono::Utc::now().timestamp().unsigned_abs();
         if self.last_log_second.swap(second, Ordering::Relaxed) == second {
             self.unlogged.fetch_add(1, Ordering::Relaxed);
@@ -115,7 +113,7 @@ impl Metrics {
         );
     }
 
-    /// A count, for tests and the benchmark.
+    /// How many notifications this ingress accepted so.
     pub fn count(&self, outcome: Accepted) -> u64 {
         match outcome {
             Accepted::Stored => &self.stored,
@@ -123,47 +121,5 @@ impl Metrics {
             Accepted::DeadLettered => &self.dead_lettered,
         }
         .load(Ordering::Relaxed)
-    }
-
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP payworker_ingress_notifications_total Notifications answered 200, by outcome.\n\
-             # TYPE payworker_ingress_notifications_total counter"
-        );
-        for (outcome, counter) in [
-            ("stored", &self.stored),
-            ("duplicate", &self.duplicates),
-            ("dead_lettered", &self.dead_lettered),
-        ] {
-            let n = counter.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "payworker_ingress_notifications_total{{outcome=\"{outcome}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP payworker_ingress_refused_total Requests refused, by reason.\n\
-             # TYPE payworker_ingress_refused_total counter"
-        );
-        for (reason, counter) in REFUSALS.iter().zip(&self.refused) {
-            let n = counter.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "payworker_ingress_refused_total{{reason=\"{}\"}} {n}",
-                reason.as_str()
-            );
-        }
-        let n = self.unavailable.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP payworker_ingress_unavailable_total Requests answered 503 because Redis could not store them.\n\
-             # TYPE payworker_ingress_unavailable_total counter\n\
-             payworker_ingress_unavailable_total {n}"
-        );
-        out
     }
 }

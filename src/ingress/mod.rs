@@ -5,7 +5,7 @@
 //! Routes: `POST /notify/{account}` (one per configured account: give the gateway
 //! `{ingress.public_url}/notify/{account}` as `callback_url`, which the worker does by
 //! default), `GET /healthz` (the process is up), `GET /readyz` (Redis answers), and
-//! `GET /metrics` (Prometheus text).
+//! `GET /metrics` (Prometheus text: the process's one registry, `crate::metrics`).
 //!
 //! It faces the internet, so no client holds it for long: a request head, a body and the
 //! wait between keep-alive requests each have a deadline, connections are capped, and a
@@ -15,7 +15,7 @@
 //!   storage; [`NotifyError`].
 //! - `enqueue`: deduplication, replay cache and enqueue in one atomic Redis step ([`Store`]).
 //! - `buckets`: the time buckets that keep what deduplication remembers in a few keys.
-//! - `metrics`: counters and the rate-limited refusal log.
+//! - `metrics`: the ingress's counters and the rate-limited refusal log.
 //! - `server`: the accept loop: connection cap, bounded graceful shutdown; [`Limits`].
 //! - `connection`: one connection: hyper, the header and idle deadlines.
 
@@ -77,6 +77,8 @@ impl Ingress {
     /// The ingress for these settings. Connects to Redis lazily: it starts (and answers
     /// 503) while Redis is down.
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Ingress> {
+        // The registry is installed before the first request records anything.
+        crate::metrics::registry();
         let mut accounts = HashMap::new();
         for (name, account) in &settings.gateway.accounts {
             let creds = account
@@ -142,8 +144,8 @@ async fn ready(State(ingress): State<Arc<Ingress>>) -> (StatusCode, &'static str
     }
 }
 
-async fn metrics_text(State(ingress): State<Arc<Ingress>>) -> String {
-    ingress.metrics.render()
+async fn metrics_text() -> String {
+    crate::metrics::render()
 }
 
 /// A running ingress.

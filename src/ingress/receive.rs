@@ -297,11 +297,11 @@ async fn store(
                     "signed notification with a malformed body: dead-lettered"
                 );
             }
-            metrics.accepted(outcome);
+            metrics.accepted(outcome, account);
             Ok((StatusCode::OK, "stored\n"))
         }
         Stored::Duplicate => {
-            metrics.accepted(Accepted::Duplicate);
+            metrics.accepted(Accepted::Duplicate, account);
             Ok((StatusCode::OK, "already stored\n"))
         }
         Stored::Replay => Err(NotifyError::Replay),

@@ -390,11 +390,10 @@ impl CreatePayments {
         request: &SignedRequest,
         endpoint: Endpoint,
     ) -> Decision<T> {
-        decide(
-            endpoint,
-            self.client.send::<T>(&account.base_url, request).await,
-            &self.s2s_resend_on,
-        )
+        let sent = std::time::Instant::now();
+        let outcome = self.client.send::<T>(&account.base_url, request).await;
+        crate::metrics::gateway_request(&account.name, endpoint, &outcome, sent.elapsed());
+        decide(endpoint, outcome, &self.s2s_resend_on)
     }
 
     /// Records what the gateway's answer (or the lack of one) decided.

@@ -236,6 +236,16 @@ impl PaymentStore {
         Ok(())
     }
 
+    /// How many payments wait in `unknown`: the review set follows the status in the same
+    /// step as every change, so its size is the count.
+    pub async fn count_unknown(&self) -> Result<u64, StoreError> {
+        let n = redis::cmd("ZCARD")
+            .arg(unknown_key(&self.prefix))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(n)
+    }
+
     /// Hands payments still `unknown` past their review time to a person: status
     /// `review_required`, event `payment.review_required`. Never fails a payment. Returns
     /// how many were moved; safe to run from every worker at once (version-checked). A

@@ -18,3 +18,4 @@ mod sandbox;
 mod soak;
 mod stress;
 mod support;
+mod telemetry;

@@ -5,12 +5,13 @@
 //! apalis 1.0's `Backend` has no ack method; results reach a backend only through its
 //! middleware layer, which is this. The retry decision is made here, in the job's own task,
 //! so that a job about to be dead-lettered can first tell its domain (the dead-letter hook),
-//! and the flusher only writes.
+//! and the flusher only writes. It is also where a run's outcome and duration are counted
+//! (`metrics`).
 
 use super::reason::DeadReason;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apalis_core::error::{AbortError, BoxDynError};
 use apalis_core::task::Task;
@@ -23,6 +24,7 @@ use super::hooks::DeadNotice;
 use super::job::JobError;
 use super::keys::GROUP;
 use super::lease::JobMeta;
+use super::metrics::{self, JobOutcome};
 use super::reply;
 use super::shared::{Outcome, Shared, Write, now_ms};
 
@@ -80,7 +82,9 @@ where
         let run = self.inner.call(task);
         let shared = self.shared.clone();
         Box::pin(async move {
+            let started = Instant::now();
             let result = run.await.map_err(Into::into);
+            metrics::job_ran(&shared.config.name, started.elapsed());
             if let Some(meta) = meta {
                 let ended = match &result {
                     Ok(_) => Ended::Succeeded,
@@ -88,6 +92,12 @@ where
                 };
                 let (partition, entry_id) = (meta.partition, meta.entry_id.clone());
                 let write = decide(&shared, meta, ended).await;
+                let outcome = match &write {
+                    Write::Ack => JobOutcome::Succeeded,
+                    Write::Retry { .. } => JobOutcome::Retried,
+                    Write::Dead(_) => JobOutcome::DeadLettered,
+                };
+                metrics::job_ended(&shared.config.name, outcome);
                 // If the flusher is gone the process is stopping: the entry stays pending
                 // and is reclaimed, never lost.
                 let _ = shared

@@ -24,6 +24,7 @@ use super::hooks::{DeadNotice, Refused};
 use super::job::{Job, Validator};
 use super::keys::GROUP;
 use super::lease::JobMeta;
+use super::metrics::{self, JobOutcome};
 use super::reply::{self, Entry};
 use super::shared::{Outcome, Shared, Write, now_ms};
 
@@ -159,6 +160,7 @@ pub(crate) async fn reclaim<J: Job>(
         .map(|(id, _, _, n)| (id, n))
         .collect();
     tracing::info!(count = claimed.len(), queue = %config.name, partition, "reclaimed idle entries");
+    metrics::reclaimed(&config.name, claimed.len());
     let mut entries = Vec::with_capacity(claimed.len());
     for e in claimed {
         if shared.is_held(partition, &e.0) {
@@ -244,6 +246,7 @@ async fn into_tasks<J: Job>(
                     detail,
                     errors,
                 );
+                metrics::job_ended(&config.name, JobOutcome::DeadLettered);
                 dead(shared, partition, id, fields).await;
             }
             Err(Undecodable {
@@ -283,6 +286,7 @@ async fn into_tasks<J: Job>(
                     dead_ms: now_ms(),
                 }
                 .fields();
+                metrics::job_ended(&config.name, JobOutcome::Refused);
                 dead(shared, partition, id, fields).await;
             }
         }

@@ -75,6 +75,8 @@
 //! - `dlq`: dead letters, and `reason` their one list of reason codes.
 //! - `conn`: single-server or Cluster connections (TLS, failover).
 //! - `durability`: the persistence check at start, and waiting for replicas (`WAIT`).
+//! - `metrics`: the queue's metric names, recorded through the `metrics` facade (runs by
+//!   outcome and duration, reclaims, each partition's depth); the application exports them.
 //! - `worker`: running a queue (the composition root for one queue).
 
 mod ack;
@@ -90,6 +92,7 @@ pub mod hooks;
 pub mod job;
 pub mod keys;
 pub mod lease;
+pub mod metrics;
 pub mod reason;
 pub mod redact;
 mod reply;

@@ -1,6 +1,7 @@
 //! Background upkeep of one partition: lease renewal, promotion of due retries, and the
 //! retention loop (see `retention`: trimming acked entries and old dead letters, removing
-//! dead consumers).
+//! dead consumers), which also sets the partition's depth gauges (see `metrics`) from one
+//! read of its keys, every few seconds.
 //!
 //! None of it depends on apalis polling the backend: leases keep being renewed while a
 //! worker drains at shutdown, which is exactly when apalis stops calling `poll_ready`.
@@ -12,8 +13,9 @@ use redis::{RedisResult, Script};
 use tokio_util::sync::CancellationToken;
 
 use super::keys::GROUP;
+use super::metrics;
 use super::retention;
-use super::shared::Shared;
+use super::shared::{Shared, now_ms};
 
 /// Due retries moved per script call; a backlog drains in bounded steps.
 const PROMOTE_LIMIT: usize = 1000;
@@ -155,6 +157,10 @@ async fn maintain(shared: Arc<Shared>, partition: usize) {
         let mut conn = shared.conn.clone();
         if let Err(error) = retention::trim_acked(&mut conn, keys).await {
             tracing::warn!(%error, "trimming acked entries failed");
+        }
+        match metrics::read_depth(&mut conn, keys, now_ms()).await {
+            Ok(depth) => metrics::set_depth(&shared.config.name, keys.partition, &depth),
+            Err(error) => tracing::warn!(%error, "reading the queue's depth failed"),
         }
         let max_age = shared.config.dlq_max_age;
         match retention::trim_dead_letters(&mut conn, keys, max_age).await {

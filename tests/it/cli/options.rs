@@ -311,6 +311,10 @@ fn piped_output(args: &[&str], env: &[(&'static str, String)], extra: &[(&str, &
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .envs(extra.iter().copied())
+        .env(
+            crate::support::ANY_HEALTH_PORT.0,
+            crate::support::ANY_HEALTH_PORT.1,
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

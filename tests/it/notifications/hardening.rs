@@ -163,8 +163,8 @@ async fn a_body_trickled_slower_than_the_body_timeout_is_refused_and_not_stored(
         1,
         "only the prompt notification is stored"
     );
-    let metrics = door.handle.ingress.metrics.render();
-    let line = "payworker_ingress_refused_total{reason=\"slow_body\"} 1";
+    let metrics = payworker::metrics::render();
+    let line = "payworker_notifications_refused_total{reason=\"slow_body\"} 1";
     assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     door.stop().await;
 }

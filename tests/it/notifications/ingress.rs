@@ -159,14 +159,14 @@ async fn forgeries_are_refused_at_the_door_with_the_right_status() {
         .await
         .unwrap();
     for line in [
-        "payworker_ingress_refused_total{reason=\"signature\"} 2",
-        "payworker_ingress_refused_total{reason=\"wrong_account\"} 1",
-        "payworker_ingress_refused_total{reason=\"stale\"} 1",
-        "payworker_ingress_refused_total{reason=\"headers\"} 2",
-        "payworker_ingress_refused_total{reason=\"too_large\"} 1",
-        "payworker_ingress_refused_total{reason=\"replay\"} 1",
-        "payworker_ingress_notifications_total{outcome=\"stored\"} 1",
-        "payworker_ingress_notifications_total{outcome=\"duplicate\"} 2",
+        "payworker_notifications_refused_total{reason=\"signature\"} 2",
+        "payworker_notifications_refused_total{reason=\"wrong_account\"} 1",
+        "payworker_notifications_refused_total{reason=\"stale\"} 1",
+        "payworker_notifications_refused_total{reason=\"headers\"} 2",
+        "payworker_notifications_refused_total{reason=\"too_large\"} 1",
+        "payworker_notifications_refused_total{reason=\"replay\"} 1",
+        "payworker_notifications_received_total{account=\"main\"} 1",
+        "payworker_notifications_duplicates_total{account=\"main\"} 2",
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }

@@ -77,6 +77,8 @@ pub struct Product {
     pub results: String,
     pub sandbox: SandboxHandle,
     pub ingress: IngressHandle,
+    /// Where the worker serves `/healthz`, `/readyz` and `/metrics`.
+    pub health: std::net::SocketAddr,
     pub http: reqwest::Client,
     cancel: CancellationToken,
     worker: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -134,6 +136,13 @@ impl Product {
             queue.reclaim_interval = Duration::from_millis(500);
         }
         settings.queues.shutdown_deadline = Duration::from_secs(5);
+        // Tests run side by side: the worker's health server takes any free port (its
+        // listener is bound here, so the test knows it).
+        settings.telemetry.listen = "127.0.0.1:0".parse().unwrap();
+        let health_listener = tokio::net::TcpListener::bind(settings.telemetry.listen)
+            .await
+            .unwrap();
+        let health = health_listener.local_addr().unwrap();
         settings.retry.base_delay = Duration::from_millis(50);
         settings.retry.max_delay = Duration::from_millis(500);
         let ingress = Ingress::from_settings(&settings).await.unwrap();
@@ -141,7 +150,7 @@ impl Product {
         let worker = tokio::spawn({
             let settings = settings.clone();
             let token = cancel.clone();
-            async move { payworker::startup::run_worker(&settings, token).await }
+            async move { payworker::startup::run_worker_on(&settings, health_listener, token).await }
         });
         Product {
             settings,
@@ -149,6 +158,7 @@ impl Product {
             results,
             sandbox,
             ingress,
+            health,
             http: reqwest::Client::new(),
             cancel,
             worker,

@@ -86,9 +86,10 @@ async fn the_ingress_answers_503_while_redis_is_down_and_redeliveries_finish_the
             .count();
         assert_eq!(succeeded, 1, "{order}");
     }
-    let text = product.ingress.ingress.metrics.render();
+    let text = payworker::metrics::render();
     assert!(
-        !text.contains("payworker_ingress_unavailable_total 0"),
+        text.contains("payworker_redis_errors_total{component=\"ingress\"}")
+            && !text.contains("payworker_redis_errors_total{component=\"ingress\"} 0"),
         "{text}"
     );
     product.stop().await;

@@ -300,6 +300,10 @@ fn payworker(dir: &Path, config: &Path, args: &[&str]) -> Command {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY", KEY)
+        .env(
+            crate::support::ANY_HEALTH_PORT.0,
+            crate::support::ANY_HEALTH_PORT.1,
+        )
         .stdin(Stdio::null());
     cmd
 }

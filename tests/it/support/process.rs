@@ -5,7 +5,8 @@ use payworker_testkit::ChildGuard;
 
 /// `payworker` (the binary under test) with none of this process's `PAYWORKER_*`
 /// variables: to payworker they are configuration, and an unknown key (a test's own knob,
-/// such as `PAYWORKER_SOAK_SECS`) stops it at start.
+/// such as `PAYWORKER_SOAK_SECS`) stops it at start. A worker it starts serves its health
+/// and metrics on a free port ([`ANY_HEALTH_PORT`]).
 pub fn payworker_command() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_payworker"));
     for (name, _) in std::env::vars_os() {
@@ -13,8 +14,13 @@ pub fn payworker_command() -> std::process::Command {
             cmd.env_remove(name);
         }
     }
+    cmd.env(ANY_HEALTH_PORT.0, ANY_HEALTH_PORT.1);
     cmd
 }
+
+/// `telemetry.listen` on a free port: tests run workers side by side, and the default port
+/// would let only one of them start.
+pub const ANY_HEALTH_PORT: (&str, &str) = ("PAYWORKER_TELEMETRY__LISTEN", "127.0.0.1:0");
 
 /// `payworker --config <config> <role>` started with the test account's gateway key in its
 /// environment, no standard input, and its standard output and error both to the file

@@ -1,0 +1,267 @@
+//! The queue's metrics, recorded through the `metrics` facade: this crate never installs a
+//! recorder or an exporter (the application does), so a process without one records
+//! nothing, at no cost.
+//!
+//! Where each is recorded: a run's end and duration in the ack layer (where its outcome is
+//! decided), a refusal where an entry that cannot run is dead-lettered (fetch), reclaims
+//! where `XAUTOCLAIM` takes entries over, and the depth gauges in each partition's upkeep
+//! loop, from one read of the partition's keys ([`read_depth`]). Labels are the queue's
+//! name, the partition number and a fixed outcome: never anything a job carries.
+
+use std::time::Duration;
+
+use redis::{RedisResult, Value};
+
+use super::conn::RedisConn;
+use super::keys::{GROUP, QueueKeys};
+
+/// `payworker_jobs_total{queue, outcome}`: outcome ∈ [`JobOutcome`].
+pub const JOBS: &str = "payworker_jobs_total";
+/// `payworker_job_duration_seconds{queue}`: a handler's run (histogram).
+pub const JOB_DURATION: &str = "payworker_job_duration_seconds";
+/// `payworker_queue_stream_length{queue, partition}`.
+pub const STREAM_LENGTH: &str = "payworker_queue_stream_length";
+/// `payworker_queue_pending{queue, partition}`: delivered, not acked.
+pub const PENDING: &str = "payworker_queue_pending";
+/// `payworker_queue_lag{queue, partition}`: entries not yet delivered to the group.
+pub const LAG: &str = "payworker_queue_lag";
+/// `payworker_queue_oldest_pending_age_seconds{queue, partition}`.
+pub const OLDEST_PENDING_AGE: &str = "payworker_queue_oldest_pending_age_seconds";
+/// `payworker_queue_delayed{queue, partition}`: retries waiting for their time.
+pub const DELAYED: &str = "payworker_queue_delayed";
+/// `payworker_queue_dead_letters{queue, partition}`.
+pub const DEAD_LETTERS: &str = "payworker_queue_dead_letters";
+/// `payworker_queue_reclaimed_total{queue}`: entries taken over from dead consumers.
+pub const RECLAIMED: &str = "payworker_queue_reclaimed_total";
+
+/// How a job's delivery ended (the `outcome` label of [`JOBS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// The handler succeeded: acked.
+    Succeeded,
+    /// The handler failed and another attempt is scheduled.
+    Retried,
+    /// The handler gave up, ran out of attempts, or the entry was delivered too often.
+    DeadLettered,
+    /// The entry did not decode or the queue's validator refused it: dead-lettered before
+    /// any handler ran.
+    Refused,
+}
+
+impl JobOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Succeeded => "succeeded",
+            JobOutcome::Retried => "retried",
+            JobOutcome::DeadLettered => "dead_lettered",
+            JobOutcome::Refused => "refused",
+        }
+    }
+}
+
+/// Counts a delivery of `queue` that ended so.
+pub(crate) fn job_ended(queue: &str, outcome: JobOutcome) {
+    metrics::counter!(JOBS, "queue" => queue.to_owned(), "outcome" => outcome.as_str())
+        .increment(1);
+}
+
+/// Records how long a handler of `queue` ran.
+pub(crate) fn job_ran(queue: &str, took: Duration) {
+    metrics::histogram!(JOB_DURATION, "queue" => queue.to_owned()).record(took.as_secs_f64());
+}
+
+/// Counts entries of `queue` taken over from consumers that stopped renewing them.
+pub(crate) fn reclaimed(queue: &str, count: usize) {
+    metrics::counter!(RECLAIMED, "queue" => queue.to_owned())
+        .increment(u64::try_from(count).unwrap_or(u64::MAX));
+}
+
+/// What one partition holds, as read by [`read_depth`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Depth {
+    /// Entries in the stream (acked ones are deleted, so: pending and not yet delivered).
+    pub stream_length: u64,
+    /// Entries delivered to a consumer and not acked.
+    pub pending: u64,
+    /// Entries not yet delivered to the group.
+    pub lag: u64,
+    /// Age of the oldest pending entry, from its id's time, in milliseconds.
+    pub oldest_pending_age_ms: u64,
+    /// Retries waiting in the delayed set.
+    pub delayed: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+}
+
+/// Reads a partition's depth in one pipelined round trip (every key shares the partition's
+/// slot): `XLEN`, the `XPENDING` summary, `XINFO GROUPS` (its `lag`), `ZCARD` of the
+/// delayed set, `XLEN` of the dead letters. A stream or group that does not exist yet reads
+/// as empty.
+pub async fn read_depth(conn: &mut RedisConn, keys: &QueueKeys, now_ms: u64) -> RedisResult<Depth> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("XLEN").arg(&keys.stream);
+    pipe.cmd("EXISTS").arg(&keys.stream);
+    pipe.cmd("ZCARD").arg(&keys.delayed);
+    pipe.cmd("XLEN").arg(&keys.dlq);
+    let (stream_length, exists, delayed, dead_letters): (u64, bool, u64, u64) =
+        pipe.query_async(conn).await?;
+    let mut depth = Depth {
+        stream_length,
+        delayed,
+        dead_letters,
+        ..Depth::default()
+    };
+    if !exists {
+        return Ok(depth);
+    }
+    let mut pipe = redis::pipe();
+    pipe.cmd("XPENDING").arg(&keys.stream).arg(GROUP);
+    pipe.cmd("XINFO").arg("GROUPS").arg(&keys.stream);
+    let (summary, groups): (Value, Value) = match pipe.query_async(conn).await {
+        Ok(replies) => replies,
+        // No group yet: nothing was delivered.
+        Err(e) if e.code() == Some("NOGROUP") => {
+            depth.lag = stream_length;
+            return Ok(depth);
+        }
+        Err(e) => return Err(e),
+    };
+    let (pending, oldest) = pending_summary(&summary);
+    depth.pending = pending;
+    depth.oldest_pending_age_ms = oldest
+        .and_then(|id| id_ms(&id))
+        .map_or(0, |at| now_ms.saturating_sub(at));
+    // Redis leaves `lag` nil when it cannot count it (entries deleted past the group's last
+    // delivered id). Acked entries are deleted, so what is left in the stream and not
+    // pending has not been delivered yet: the same count, read another way.
+    depth.lag = group_lag(&groups).unwrap_or_else(|| stream_length.saturating_sub(pending));
+    Ok(depth)
+}
+
+/// Sets the depth gauges of `queue` partition `partition`.
+pub(crate) fn set_depth(queue: &str, partition: u32, depth: &Depth) {
+    let partition = partition.to_string();
+    #[allow(clippy::cast_precision_loss)] // gauges are f64; queue depths are far below 2^52
+    for (name, value) in [
+        (STREAM_LENGTH, depth.stream_length as f64),
+        (PENDING, depth.pending as f64),
+        (LAG, depth.lag as f64),
+        (
+            OLDEST_PENDING_AGE,
+            Duration::from_millis(depth.oldest_pending_age_ms).as_secs_f64(),
+        ),
+        (DELAYED, depth.delayed as f64),
+        (DEAD_LETTERS, depth.dead_letters as f64),
+    ] {
+        metrics::gauge!(name, "queue" => queue.to_owned(), "partition" => partition.clone())
+            .set(value);
+    }
+}
+
+fn int(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The `XPENDING` summary `[count, smallest id, greatest id, consumers]`: the count and the
+/// oldest pending id.
+fn pending_summary(v: &Value) -> (u64, Option<String>) {
+    match v {
+        Value::Array(items) => (
+            items.first().and_then(int).unwrap_or(0),
+            items.get(1).and_then(text),
+        ),
+        _ => (0, None),
+    }
+}
+
+/// The `lag` of the queue's group in an `XINFO GROUPS` reply (RESP2 flat arrays or RESP3
+/// maps); `None` when Redis could not count it, or is older than 7.0.
+fn group_lag(v: &Value) -> Option<u64> {
+    let Value::Array(groups) = v else { return None };
+    groups.iter().find_map(|group| {
+        let pairs: Vec<(&Value, &Value)> = match group {
+            Value::Array(flat) => flat
+                .chunks_exact(2)
+                .map(|pair| (&pair[0], &pair[1]))
+                .collect(),
+            Value::Map(map) => map.iter().map(|(k, v)| (k, v)).collect(),
+            _ => return None,
+        };
+        let field = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| text(k).as_deref() == Some(name))
+                .map(|(_, v)| *v)
+        };
+        (field("name").and_then(text).as_deref() == Some(GROUP))
+            .then(|| field("lag").and_then(int))
+            .flatten()
+    })
+}
+
+/// The milliseconds part of a stream id `<ms>-<seq>`.
+fn id_ms(id: &str) -> Option<u64> {
+    id.split_once('-')?.0.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn the_pending_summary_gives_count_and_oldest_id() {
+        let v = Value::Array(vec![
+            Value::Int(3),
+            bulk("1700000000000-0"),
+            bulk("1700000000500-2"),
+            Value::Array(vec![]),
+        ]);
+        assert_eq!(pending_summary(&v), (3, Some("1700000000000-0".into())));
+        let empty = Value::Array(vec![Value::Int(0), Value::Nil, Value::Nil, Value::Nil]);
+        assert_eq!(pending_summary(&empty), (0, None));
+        assert_eq!(id_ms("1700000000000-7"), Some(1_700_000_000_000));
+    }
+
+    #[test]
+    fn the_lag_is_read_from_the_queue_group_only_and_nil_is_none() {
+        let group =
+            |name: &str, lag: Value| Value::Array(vec![bulk("name"), bulk(name), bulk("lag"), lag]);
+        let v = Value::Array(vec![
+            group("other", Value::Int(9)),
+            group(GROUP, Value::Int(4)),
+        ]);
+        assert_eq!(group_lag(&v), Some(4));
+        let unknown = Value::Array(vec![group(GROUP, Value::Nil)]);
+        assert_eq!(group_lag(&unknown), None);
+    }
+
+    #[test]
+    fn outcomes_have_the_agreed_labels() {
+        let labels = [
+            JobOutcome::Succeeded,
+            JobOutcome::Retried,
+            JobOutcome::DeadLettered,
+            JobOutcome::Refused,
+        ]
+        .map(JobOutcome::as_str);
+        assert_eq!(labels, ["succeeded", "retried", "dead_lettered", "refused"]);
+    }
+}

@@ -1,0 +1,20 @@
+//! What an operator watches: the worker's health server and the metrics it and the ingress
+//! serve, through real HTTP on loopback against a worker started in-process on real Redis
+//! (a unique key prefix per test).
+//!
+//! - `health`: `/healthz` and `/readyz` of the worker: ready once its groups exist, not ready
+//!   once shutting down or when Redis does not answer.
+//! - `metrics`: `/metrics` counts the jobs run, the dead letters and the gateway requests,
+//!   and no label carries an order number.
+
+mod health;
+mod metrics;
+
+use std::net::SocketAddr;
+
+/// `GET http://{addr}{path}`: the status and the body.
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}

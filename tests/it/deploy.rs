@@ -678,8 +678,9 @@ fn the_dashboard_and_the_alerts_name_only_listed_metrics_and_their_queries_parse
 
 /// Why the ScaledObject reads stream lengths: payworker deletes an entry when its job
 /// finishes, and then Redis cannot always say the group's lag (XINFO GROUPS answers null,
-/// which KEDA's lag trigger reads as 0), while the stream's length is exactly the unfinished
-/// jobs: the pending ones and the unread ones.
+/// which KEDA's lag trigger reads as 0 or -1), while the stream's length is exactly the
+/// unfinished jobs: the pending ones and the unread ones. (Redis 7.0, Debian 12's: should a
+/// later Redis compute this lag, the length stays right all the same.)
 #[tokio::test]
 async fn deleting_finished_entries_blinds_the_group_lag_but_not_the_stream_length() {
     let prefix = unique_prefix("deploy-lag");

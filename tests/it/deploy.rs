@@ -470,6 +470,14 @@ fn the_pods_are_locked_down_and_outlive_the_shutdown_deadlines() {
             read("worker.yaml"),
             "the ConfigMap holds the repository's worker.yaml"
         );
+        let secret_mode = volumes
+            .iter()
+            .find_map(|v| v["secret"]["defaultMode"].as_u64())
+            .expect("the Secret is mounted with a mode");
+        assert_eq!(
+            secret_mode, 0o440,
+            "{name}: keys readable by owner and group (fsGroup) only"
+        );
         // Each role has a disruption budget selecting exactly its pods.
         let labels = &deployment["spec"]["template"]["metadata"]["labels"];
         let budget = find(&resources, "PodDisruptionBudget", name);

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod contract;
 mod dead_reasons;
+mod deploy;
 mod docs;
 mod layering;
 mod notifications;

@@ -15,20 +15,20 @@
 //!   storage; [`NotifyError`].
 //! - `enqueue`: deduplication, replay cache and enqueue in one atomic Redis step ([`Store`]).
 //! - `buckets`: the time buckets that keep what deduplication remembers in a few keys.
-//! - `metrics`: the ingress's counters and the rate-limited refusal log.
+//! - `counters`: the ingress's counters and the rate-limited refusal log.
 //! - `server`: the accept loop: connection cap, bounded graceful shutdown; [`Limits`].
 //! - `connection`: one connection: hyper, the header and idle deadlines.
 
 mod buckets;
 mod connection;
+mod counters;
 mod enqueue;
-mod metrics;
 mod receive;
 mod server;
 
 pub use buckets::Buckets;
+pub use counters::{Accepted, Metrics, Refusal};
 pub use enqueue::{Store, StoreError, Stored, Target};
-pub use metrics::{Accepted, Metrics, Refusal};
 pub use receive::NotifyError;
 pub use server::Limits;
 

@@ -25,8 +25,8 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::Ingress;
+use super::counters::{Accepted, Metrics, Refusal};
 use super::enqueue::{StoreError, Stored, Target};
-use super::metrics::{Accepted, Metrics, Refusal};
 use crate::clock::now_ms;
 use crate::jobs::{NotificationHeaders, ProcessNotification, queues};
 use payworker_gateway::SignedHeaders;

@@ -35,17 +35,43 @@ pub fn continue_from(span: &tracing::Span, trace: Option<&Trace>) {
     }
 }
 
-/// The `traceparent` (and `tracestate`) among `headers`, if any.
+/// The `traceparent` (and `tracestate`) among `headers`, if the `traceparent` is well
+/// formed: the headers come from outside, and a job carries only what its schema allows.
 pub fn from_headers(headers: &axum::http::HeaderMap) -> Option<Trace> {
     let text = |name| {
         headers
             .get(name)
             .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
     };
+    let traceparent = text(TRACEPARENT).filter(|t| well_formed(t))?;
     Some(Trace {
-        traceparent: text(TRACEPARENT)?.to_owned(),
-        tracestate: text(TRACESTATE).map(str::to_owned),
+        traceparent: traceparent.to_owned(),
+        tracestate: text(TRACESTATE)
+            .filter(|s| !s.is_empty() && s.len() <= MAX_TRACESTATE)
+            .map(str::to_owned),
     })
+}
+
+/// The longest `tracestate` kept (the W3C limit, and the job schemas').
+const MAX_TRACESTATE: usize = 512;
+
+/// `version-traceid-parentid-flags` in lowercase hex, with ids not all zero.
+fn well_formed(traceparent: &str) -> bool {
+    let hex =
+        |s: &str, len| s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    match traceparent.split('-').collect::<Vec<_>>()[..] {
+        [version, trace, parent, flags] => {
+            hex(version, 2)
+                && version != "ff"
+                && hex(trace, 32)
+                && nonzero(trace)
+                && hex(parent, 16)
+                && nonzero(parent)
+                && hex(flags, 2)
+        }
+        _ => false,
+    }
 }
 
 /// Links `span` to `trace`: the span stays in its own trace and points at the other one.
@@ -91,4 +117,28 @@ fn carrier_of(trace: &Trace) -> HashMap<String, String> {
 
 fn extract(carrier: &HashMap<String, String>) -> opentelemetry::Context {
     opentelemetry::global::get_text_map_propagator(|p| p.extract(carrier))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::well_formed;
+
+    #[test]
+    fn only_a_well_formed_traceparent_is_taken_from_outside() {
+        assert!(well_formed(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert!(!well_formed(bad), "{bad}");
+        }
+        assert!(!well_formed(&"0".repeat(300)));
+    }
 }

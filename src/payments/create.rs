@@ -131,7 +131,8 @@ struct Run<'a> {
     pub meta: &'a JobMeta,
     /// This run's send token (S2S): `<origin>:<attempt>:<random>`, unique per run.
     pub token: Option<String>,
-    /// The job's trace context, echoed in events.
+    /// The trace context events carry: the job span's (the job's own when traces are not
+    /// exported).
     pub trace: Option<serde_json::Value>,
 }
 

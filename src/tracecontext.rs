@@ -107,6 +107,17 @@ pub fn headers_of_current() -> Vec<(&'static str, String)> {
     headers
 }
 
+/// A job span's `outcome` attribute: what the run's result does with the job.
+pub fn run_outcome(result: &Result<(), payworker_queue::JobError>) -> &'static str {
+    use payworker_queue::JobError;
+    match result {
+        Ok(()) => "succeeded",
+        Err(JobError::Retry { .. }) => "retry",
+        Err(JobError::GiveUp(_)) => "gave_up",
+        Err(JobError::Refuse { .. }) => "refused",
+    }
+}
+
 fn carrier_of(trace: &Trace) -> HashMap<String, String> {
     let mut carrier = HashMap::from([(TRACEPARENT.to_owned(), trace.traceparent.clone())]);
     if let Some(state) = &trace.tracestate {

@@ -150,12 +150,15 @@ impl CreatePayments {
             partition = meta.partition,
             account = self.account(&job).map(|a| a.name.as_str()).unwrap_or_default(),
             method = endpoint(job.method).as_str(),
+            outcome = tracing::field::Empty,
         );
         crate::tracecontext::continue_from(&span, job.trace.as_ref());
         // Events carry the job span's context, so consumers continue this run's trace; the
         // job's own context when traces are not exported.
         let trace = crate::tracecontext::of(&span).or_else(|| job.trace.clone());
-        self.run(job, meta, trace).instrument(span).await
+        let result = self.run(job, meta, trace).instrument(span.clone()).await;
+        span.record("outcome", crate::tracecontext::run_outcome(&result));
+        result
     }
 
     async fn run(
@@ -426,12 +429,14 @@ impl CreatePayments {
             "gateway_request",
             endpoint = endpoint.as_str(),
             account = %account.name,
+            outcome = tracing::field::Empty,
         );
         let outcome = self
             .client
             .send::<T>(&account.base_url, request)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
+        span.record("outcome", crate::metrics::outcome_label(&outcome));
         crate::metrics::gateway_request(&account.name, endpoint, &outcome, sent.elapsed());
         decide(endpoint, outcome, &self.s2s_resend_on)
     }

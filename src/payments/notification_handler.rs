@@ -56,11 +56,14 @@ impl ProcessNotifications {
             source = job.source.as_deref().unwrap_or(""),
             account = job.account.as_deref().unwrap_or(""),
             order_no = tracing::field::Empty,
+            outcome = tracing::field::Empty,
         );
         crate::tracecontext::continue_from(&span, job.trace.as_ref());
         // Events carry this span's context; the job's own when traces are not exported.
         let trace = crate::tracecontext::of(&span).or_else(|| job.trace.clone());
-        self.run(job, meta, trace).instrument(span).await
+        let result = self.run(job, meta, trace).instrument(span.clone()).await;
+        span.record("outcome", crate::tracecontext::run_outcome(&result));
+        result
     }
 
     async fn run(

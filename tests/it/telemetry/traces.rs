@@ -186,6 +186,10 @@ async fn one_payment_is_one_trace_from_the_producer_to_the_gateway_and_its_notif
         attribute(job_span, "order_no"),
         Some(&any_value::Value::StringValue(order.into()))
     );
+    assert_eq!(
+        attribute(job_span, "outcome"),
+        Some(&any_value::Value::StringValue("succeeded".into()))
+    );
     for key in ["job_id", "attempt", "queue", "partition", "account"] {
         assert!(attribute(job_span, key).is_some(), "{key}: {job_span:?}");
     }
@@ -196,6 +200,10 @@ async fn one_payment_is_one_trace_from_the_producer_to_the_gateway_and_its_notif
     let request_span = requests[0];
     assert_eq!(id(&request_span.trace_id), producer_trace);
     assert_eq!(request_span.parent_span_id, job_span.span_id);
+    assert_eq!(
+        attribute(request_span, "outcome"),
+        Some(&any_value::Value::StringValue("success".into()))
+    );
     let stats = product.sandbox.stats();
     let sent = format!("00-{producer_trace}-{}-01", id(&request_span.span_id));
     assert!(

@@ -4,7 +4,7 @@
 //! protobuf definitions (`opentelemetry-proto`). The test asserts the span tree of one S2S
 //! payment with a producer-supplied `traceparent`, and of its notification arriving with the
 //! gateway's own, and that no span holds the key, the card number, the CVC or the encrypted
-//! card.
+//! card. Without an endpoint, the trace context given passes through to the events as is.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -248,4 +248,61 @@ async fn one_payment_is_one_trace_from_the_producer_to_the_gateway_and_its_notif
     }
     product.stop().await;
     drop(guard);
+}
+
+/// Without an OTLP endpoint nothing is exported, and trace context still passes through as
+/// given: the producer's to its payment's events, a well-formed incoming `traceparent` to
+/// the notification's events; a malformed one is dropped, not dead-lettered with its job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_export_the_given_trace_context_passes_through_and_a_malformed_one_is_dropped() {
+    let product = Product::start(Options::silent()).await;
+    let (_, _, producer_header) = traceparent();
+    let order = "TRACE-2";
+    let mut j = job("host", order);
+    j["trace"] = serde_json::json!({ "traceparent": producer_header, "tracestate": "shop=1" });
+    product.push("create_payment", &j).await;
+    let created = product.event(order, "payment.created").await;
+    assert_eq!(
+        created["trace"],
+        serde_json::json!({ "traceparent": producer_header, "tracestate": "shop=1" })
+    );
+    let payment_id = created["payment_id"].as_str().unwrap().to_owned();
+
+    let post = |body: String, traceparent: String| {
+        let mut request = product
+            .http
+            .post(product.notify_url())
+            .header("traceparent", traceparent)
+            .body(body.clone());
+        for (name, value) in crate::notifications::sign(&body).pairs() {
+            request = request.header(name, value);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let (_, _, gateway_header) = traceparent();
+    let body = charge(&payment_id, order, "20.99", "success");
+    assert_eq!(post(body, gateway_header.clone()).await, 200);
+    let succeeded = product.event(order, "payment.succeeded").await;
+    assert_eq!(
+        succeeded["trace"],
+        serde_json::json!({ "traceparent": gateway_header })
+    );
+
+    // A malformed header: the notification is still applied, its event has no trace.
+    let order = "TRACE-3";
+    product.push("create_payment", &job("host", order)).await;
+    let created = product.event(order, "payment.created").await;
+    assert!(created.get("trace").is_none(), "{created}");
+    let payment_id = created["payment_id"].as_str().unwrap().to_owned();
+    let body = charge(&payment_id, order, "20.99", "success");
+    assert_eq!(post(body, "x".repeat(300)).await, 200);
+    let succeeded = product.event(order, "payment.succeeded").await;
+    assert!(succeeded.get("trace").is_none(), "{succeeded}");
+    assert!(
+        product
+            .dead_letters("process_notification")
+            .await
+            .is_empty()
+    );
+    product.stop().await;
 }

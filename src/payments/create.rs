@@ -140,7 +140,9 @@ impl CreatePayments {
     /// Runs one job in its span: the child of the job's `trace` (a new root without one),
     /// with ids only as attributes (never card data, key or bodies).
     pub async fn handle(&self, job: CreatePayment, meta: JobMeta) -> Result<(), JobError> {
+        // A root unless the job carries a trace: no ambient span of the queue's is its parent.
         let span = tracing::info_span!(
+            parent: None,
             "create_payment",
             order_no = %job.order_no,
             job_id = %meta.origin_id,

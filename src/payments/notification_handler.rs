@@ -46,7 +46,9 @@ impl ProcessNotifications {
     /// ingress's), linked to the payment's trace once the record is read
     /// (docs/design/notifications.md, "Traces"). Ids only as attributes.
     pub async fn handle(&self, job: ProcessNotification, meta: JobMeta) -> Result<(), JobError> {
+        // A root unless the job carries a trace: no ambient span of the queue's is its parent.
         let span = tracing::info_span!(
+            parent: None,
             "process_notification",
             job_id = %meta.origin_id,
             entry_id = %meta.entry_id,

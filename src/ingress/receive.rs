@@ -153,7 +153,8 @@ pub async fn notify(
     body: Body,
 ) -> Response {
     // The gateway's trace, when it sends one, continues here and in the queued job.
-    let span = tracing::info_span!("receive_notification", account = %account);
+    // `account` is recorded once it names a configured account: the path is anyone's.
+    let span = tracing::info_span!("receive_notification", account = tracing::field::Empty);
     let incoming = crate::tracecontext::from_headers(&headers);
     crate::tracecontext::continue_from(&span, incoming.as_ref());
     let trace = crate::tracecontext::of(&span).or(incoming);
@@ -201,6 +202,7 @@ async fn receive(
         .accounts
         .get(account)
         .ok_or(NotifyError::UnknownAccount)?;
+    tracing::Span::current().record("account", account);
     let body = read_body(
         body,
         ingress.max_body_bytes,

@@ -225,6 +225,10 @@ async fn one_payment_is_one_trace_from_the_producer_to_the_gateway_and_its_notif
     assert_eq!(receiving.len(), 1, "{receiving:?}");
     assert_eq!(id(&receiving[0].trace_id), gateway_trace);
     assert_eq!(id(&receiving[0].parent_span_id), gateway_span);
+    assert_eq!(
+        attribute(receiving[0], "account"),
+        Some(&any_value::Value::StringValue("main".into()))
+    );
     let processing = named("process_notification");
     assert_eq!(processing[0].trace_id, receiving[0].trace_id);
     assert_eq!(processing[0].parent_span_id, receiving[0].span_id);

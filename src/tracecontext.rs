@@ -5,7 +5,8 @@
 //! (or starts a new root without it). What leaves the worker (the gateway request's
 //! `traceparent` header, a result event's `trace`, a `ProcessNotification` the ingress
 //! queues) carries the context of the span it leaves from, so whoever reads it continues
-//! the same trace.
+//! the same trace. The job spans' `outcome` attribute is named here too, with the spans'
+//! other conventions.
 //!
 //! Everything goes through OpenTelemetry's global propagator, which `crate::telemetry`
 //! sets to the W3C one only when traces are exported. Without it these functions change

@@ -3,7 +3,8 @@
 //! This is the only code that touches reqwest. It keeps one pooled client (HTTP/1.1
 //! keep-alive, connect and request timeouts from config) and maps transport failures onto
 //! [`Exchange`]: failures before any byte could reach the gateway are `NotSent`, anything
-//! after is `MaybeReceived`. All judgement is `gateway::classify`'s.
+//! after is `MaybeReceived`. All judgement is `gateway::classify`'s. Each request carries the
+//! current span's W3C `traceparent` (when traces are exported).
 
 use std::time::Duration;
 
@@ -72,6 +73,10 @@ impl GatewayClient {
         };
         let mut builder = self.http.post(url).body(request.body.clone());
         for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        // The request span's context, so the gateway's side joins the payment's trace.
+        for (name, value) in crate::tracecontext::headers_of_current() {
             builder = builder.header(name, value);
         }
         let response = match builder.send().await {

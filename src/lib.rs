@@ -19,7 +19,8 @@
 //! client      adapter: reqwest, sends a SignedRequest, reports an Exchange
 //! startup     the composition root: the worker and the ingress built from settings
 //! clock       the one clock: Unix milliseconds, RFC 3339, the gateway's timestamp
-//! telemetry   tracing set-up
+//! telemetry   tracing set-up: logs, and traces over OTLP when an endpoint is set
+//! tracecontext W3C trace context in and out of jobs, events and HTTP headers
 //! metrics     the process's one metrics registry (Prometheus text) and the app's metric names
 //! health      the worker's health server: /healthz, /readyz, /metrics
 //! cli/        the production binary's subcommands
@@ -36,3 +37,4 @@ pub mod metrics;
 pub mod payments;
 pub mod startup;
 pub mod telemetry;
+pub mod tracecontext;

@@ -87,8 +87,8 @@ pub fn payments_unknown(waiting: u64) {
     metrics::gauge!(PAYMENTS_UNKNOWN).set(waiting as f64);
 }
 
-/// The `outcome` label of a gateway request.
-fn outcome_label<T>(outcome: &Outcome<T>) -> &'static str {
+/// The `outcome` label of a gateway request (also the gateway request span's `outcome`).
+pub fn outcome_label<T>(outcome: &Outcome<T>) -> &'static str {
     match outcome {
         Outcome::Success(_) => "success",
         Outcome::Rejected { .. } => "rejected",

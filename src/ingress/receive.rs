@@ -12,6 +12,8 @@
 //! | 503 | Redis could not store it in time: the gateway sends it again |
 //!
 //! Nothing is parsed before the signature verifies, and nothing of the request is echoed.
+//! An incoming W3C `traceparent` is continued: the queued job carries the receiving span's
+//! trace context (or the header's own when traces are not exported).
 //! Every refusal is one [`NotifyError`], which is counted and logged once, and answers itself.
 
 use std::sync::Arc;
@@ -28,10 +30,11 @@ use super::Ingress;
 use super::counters::{Accepted, Metrics, Refusal};
 use super::enqueue::{StoreError, Stored, Target};
 use crate::clock::now_ms;
-use crate::jobs::{NotificationHeaders, ProcessNotification, queues};
+use crate::jobs::{NotificationHeaders, ProcessNotification, Trace, queues};
 use payworker_gateway::SignedHeaders;
 use payworker_gateway::notification::{self, Notification, NotificationError, raw_fingerprint};
 use payworker_queue::dlq::DeadLetter;
+use tracing::Instrument as _;
 
 /// Why a notification is not answered 200. The text (`Display`) is the whole answer body:
 /// short, fixed, and quoting nothing of the request.
@@ -149,7 +152,16 @@ pub async fn notify(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match receive(&ingress, &account, &headers, body).await {
+    // The gateway's trace, when it sends one, continues here and in the queued job.
+    // `account` is recorded once it names a configured account: the path is anyone's.
+    let span = tracing::info_span!("receive_notification", account = tracing::field::Empty);
+    let incoming = crate::tracecontext::from_headers(&headers);
+    crate::tracecontext::continue_from(&span, incoming.as_ref());
+    let trace = crate::tracecontext::of(&span).or(incoming);
+    match receive(&ingress, &account, &headers, body, trace)
+        .instrument(span)
+        .await
+    {
         Ok(answer) => answer.into_response(),
         Err(error) => {
             error.record(&ingress.metrics, &account);
@@ -184,11 +196,13 @@ async fn receive(
     account: &str,
     headers: &HeaderMap,
     body: Body,
+    trace: Option<Trace>,
 ) -> Result<(StatusCode, &'static str), NotifyError> {
     let expected = ingress
         .accounts
         .get(account)
         .ok_or(NotifyError::UnknownAccount)?;
+    tracing::Span::current().record("account", account);
     let body = read_body(
         body,
         ingress.max_body_bytes,
@@ -224,7 +238,7 @@ async fn receive(
         NotificationError::Stale { .. } => NotifyError::Stale,
         NotificationError::Signature(_) => NotifyError::Signature,
     })?;
-    store(ingress, account, signed, &body).await
+    store(ingress, account, signed, &body, trace).await
 }
 
 async fn store(
@@ -232,6 +246,7 @@ async fn store(
     account: &str,
     signed: SignedHeaders,
     body: &[u8],
+    trace: Option<Trace>,
 ) -> Result<(StatusCode, &'static str), NotifyError> {
     let text = std::str::from_utf8(body);
     let parsed = text
@@ -254,7 +269,7 @@ async fn store(
         body: String::from_utf8_lossy(body).into_owned(),
         received_at: crate::clock::now_rfc3339(),
         source: Some("ingress".to_owned()),
-        trace: None,
+        trace,
     };
     let job = serde_json::to_string(&job).map_err(NotifyError::Encode)?;
     let store = &ingress.store;

@@ -37,7 +37,7 @@ pub struct Trace {
     /// `traceparent`.
     pub traceparent: String,
     /// `tracestate`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracestate: Option<String>,
 }
 

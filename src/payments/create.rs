@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::account::PaymentAccount;
 use super::events::Change;
@@ -44,7 +45,7 @@ use super::rejected;
 use super::store::{Marks, PaymentStore, StoreError};
 use super::transition::Transition;
 use crate::client::GatewayClient;
-use crate::jobs::{CreatePayment, Method};
+use crate::jobs::{CreatePayment, Method, Trace};
 use payworker_gateway::domain::{Amount, PaymentStatus};
 use payworker_gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
 use payworker_gateway::wire::{OrderFields, S2sRequest};
@@ -130,14 +131,44 @@ struct Run<'a> {
     pub meta: &'a JobMeta,
     /// This run's send token (S2S): `<origin>:<attempt>:<random>`, unique per run.
     pub token: Option<String>,
-    /// The job's trace context, echoed in events.
+    /// The trace context events carry: the job span's (the job's own when traces are not
+    /// exported).
     pub trace: Option<serde_json::Value>,
 }
 
 impl CreatePayments {
-    /// Runs one job.
-    #[tracing::instrument(skip_all, fields(order_no = %job.order_no, job_id = %meta.origin_id, attempt = meta.attempts_before + 1))]
+    /// Runs one job in its span: the child of the job's `trace` (a new root without one),
+    /// with ids only as attributes (never card data, key or bodies).
     pub async fn handle(&self, job: CreatePayment, meta: JobMeta) -> Result<(), JobError> {
+        // A root unless the job carries a trace: no ambient span of the queue's is its parent.
+        let span = tracing::info_span!(
+            parent: None,
+            "create_payment",
+            order_no = %job.order_no,
+            job_id = %meta.origin_id,
+            entry_id = %meta.entry_id,
+            attempt = meta.attempts_before + 1,
+            queue = crate::jobs::queues::CREATE_PAYMENT,
+            partition = meta.partition,
+            account = self.account(&job).map(|a| a.name.as_str()).unwrap_or_default(),
+            method = endpoint(job.method).as_str(),
+            outcome = tracing::field::Empty,
+        );
+        crate::tracecontext::continue_from(&span, job.trace.as_ref());
+        // Events carry the job span's context, so consumers continue this run's trace; the
+        // job's own context when traces are not exported.
+        let trace = crate::tracecontext::of(&span).or_else(|| job.trace.clone());
+        let result = self.run(job, meta, trace).instrument(span.clone()).await;
+        span.record("outcome", crate::tracecontext::run_outcome(&result));
+        result
+    }
+
+    async fn run(
+        &self,
+        job: CreatePayment,
+        meta: JobMeta,
+        trace: Option<Trace>,
+    ) -> Result<(), JobError> {
         // Fetched, then paused past the lease: another worker may have taken the job over
         // and hold its send mark. Claiming the order now would turn that payment `unknown`
         // and publish for a job this run may not own, so it does nothing and retries; the
@@ -203,6 +234,14 @@ impl CreatePayments {
                     .unwrap_or_default(),
             ),
             ("reply_to", job.reply_to.clone().unwrap_or_default()),
+            // The payment's trace, which its notifications' processing links to.
+            (
+                "traceparent",
+                trace
+                    .as_ref()
+                    .map(|t| t.traceparent.clone())
+                    .unwrap_or_default(),
+            ),
         ];
         // Absent, not empty: a field with nothing to say is not stored.
         let initial: Vec<(&str, String)> =
@@ -216,10 +255,7 @@ impl CreatePayments {
             job: &job,
             meta: &meta,
             token,
-            trace: job
-                .trace
-                .as_ref()
-                .and_then(|t| serde_json::to_value(t).ok()),
+            trace: trace.as_ref().and_then(|t| serde_json::to_value(t).ok()),
         };
         let outcome = self
             .proceed(&mut conn, &run, claim.record, claim.created, account, order)
@@ -391,7 +427,18 @@ impl CreatePayments {
         endpoint: Endpoint,
     ) -> Decision<T> {
         let sent = std::time::Instant::now();
-        let outcome = self.client.send::<T>(&account.base_url, request).await;
+        let span = tracing::info_span!(
+            "gateway_request",
+            endpoint = endpoint.as_str(),
+            account = %account.name,
+            outcome = tracing::field::Empty,
+        );
+        let outcome = self
+            .client
+            .send::<T>(&account.base_url, request)
+            .instrument(span.clone())
+            .await;
+        span.record("outcome", crate::metrics::outcome_label(&outcome));
         crate::metrics::gateway_request(&account.name, endpoint, &outcome, sent.elapsed());
         decide(endpoint, outcome, &self.s2s_resend_on)
     }

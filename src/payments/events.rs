@@ -34,7 +34,8 @@ pub struct Change<'a> {
     pub version: u64,
     /// Method-specific data (`checkout_link`, `reason`, …).
     pub data: serde_json::Value,
-    /// Trace context carried by the job.
+    /// The trace context of the span that made the change (the job's own when traces are
+    /// not exported).
     pub trace: Option<serde_json::Value>,
     /// Distinguishes events that share a version (a duplicate job's notice), if any.
     pub id_seed: Option<String>,

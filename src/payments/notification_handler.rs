@@ -21,10 +21,11 @@ use super::orphans::Orphans;
 use super::record::{self, Record};
 use super::rules::{self, Verdict};
 use super::store::{Marks, PaymentStore, StoreError};
-use crate::jobs::ProcessNotification;
+use crate::jobs::{ProcessNotification, Trace};
 use payworker_gateway::domain::OrderNo;
 use payworker_gateway::notification::{EventType, Notification, verify};
 use payworker_queue::{JobError, JobMeta, RedisConn};
+use tracing::Instrument as _;
 
 /// How many lost compare-and-sets a job retries at once before it backs off.
 const MAX_RACES: usize = 64;
@@ -41,9 +42,38 @@ pub struct ProcessNotifications {
 }
 
 impl ProcessNotifications {
-    /// Runs one job.
-    #[tracing::instrument(skip_all, fields(job_id = %meta.origin_id, source = job.source.as_deref().unwrap_or("")))]
+    /// Runs one job in its span: the child of the trace the notification arrived with (the
+    /// ingress's), linked to the payment's trace once the record is read
+    /// (docs/design/notifications.md, "Traces"). Ids only as attributes.
     pub async fn handle(&self, job: ProcessNotification, meta: JobMeta) -> Result<(), JobError> {
+        // A root unless the job carries a trace: no ambient span of the queue's is its parent.
+        let span = tracing::info_span!(
+            parent: None,
+            "process_notification",
+            job_id = %meta.origin_id,
+            entry_id = %meta.entry_id,
+            attempt = meta.attempts_before + 1,
+            queue = crate::jobs::queues::PROCESS_NOTIFICATION,
+            partition = meta.partition,
+            source = job.source.as_deref().unwrap_or(""),
+            account = job.account.as_deref().unwrap_or(""),
+            order_no = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        crate::tracecontext::continue_from(&span, job.trace.as_ref());
+        // Events carry this span's context; the job's own when traces are not exported.
+        let trace = crate::tracecontext::of(&span).or_else(|| job.trace.clone());
+        let result = self.run(job, meta, trace).instrument(span.clone()).await;
+        span.record("outcome", crate::tracecontext::run_outcome(&result));
+        result
+    }
+
+    async fn run(
+        &self,
+        job: ProcessNotification,
+        meta: JobMeta,
+        trace: Option<Trace>,
+    ) -> Result<(), JobError> {
         let account = self.account_for(&job)?;
         let headers = job.signed_headers();
         let (id, key) = (&account.creds.account_id, &account.creds.key);
@@ -71,10 +101,10 @@ impl ProcessNotifications {
             JobError::GiveUp(format!("event_data.order_no {e}; nothing was applied"))
         })?;
         let fingerprint = notification.fingerprint(id);
-        let trace = job
-            .trace
-            .as_ref()
-            .and_then(|t| serde_json::to_value(t).ok());
+        let span = tracing::Span::current();
+        span.record("order_no", order_no.as_str());
+        let trace = trace.as_ref().and_then(|t| serde_json::to_value(t).ok());
+        let mut linked = false;
         let key = self.store.key(&account.name, order_no.as_str());
         let mut conn = self.store.conn.clone();
         for _ in 0..MAX_RACES {
@@ -88,6 +118,14 @@ impl ProcessNotifications {
                     .keep(&mut conn, name, order, &fingerprint, meta.raw())
                     .await
                     .map_err(|e| StoreError::from(e).into());
+            }
+            if !linked && let Some(traceparent) = rec.get("traceparent") {
+                let payment = Trace {
+                    traceparent: traceparent.to_owned(),
+                    tracestate: None,
+                };
+                crate::tracecontext::link_to(&span, &payment);
+                linked = true;
             }
             let applied = self
                 .apply(

@@ -79,6 +79,13 @@ async fn create(
             .requests_by_path
             .entry(path.to_owned())
             .or_default() += 1;
+        if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+            let kept = &mut store.stats.traceparents;
+            if kept.len() == crate::views::Stats::TRACEPARENTS_KEPT {
+                kept.remove(0);
+            }
+            kept.push(traceparent.to_owned());
+        }
     }
     let peek: Peek = serde_json::from_slice(&body).unwrap_or_default();
     let kind = match kinds {

@@ -87,4 +87,14 @@ pub struct Stats {
     pub sessions_total: u64,
     /// Notification delivery attempts.
     pub deliveries_total: u64,
+    /// The W3C `traceparent` header of the latest create requests that carried one (the
+    /// last [`Stats::TRACEPARENTS_KEPT`], oldest first): how a test sees that the worker
+    /// propagates its trace to the gateway.
+    #[serde(default)]
+    pub traceparents: Vec<String>,
+}
+
+impl Stats {
+    /// How many `traceparent` headers the stats keep.
+    pub const TRACEPARENTS_KEPT: usize = 256;
 }

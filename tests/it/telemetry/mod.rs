@@ -6,9 +6,13 @@
 //!   once shutting down or when Redis does not answer.
 //! - `metrics`: `/metrics` counts the jobs run, the dead letters and the gateway requests,
 //!   and no label carries an order number.
+//! - `traces`: one payment's span tree, exported over OTLP/HTTP to a receiver in the test,
+//!   from the producer's `traceparent` to the gateway request, the result event and the
+//!   notification's processing, with no secret in any span.
 
 mod health;
 mod metrics;
+mod traces;
 
 use std::net::SocketAddr;
 

@@ -31,13 +31,27 @@ function sampleJob() {
   };
 }
 
+// Joins the job to the caller's trace (W3C Trace Context), so the worker's spans are
+// children of it and the result events carry it. An application with OpenTelemetry fills
+// the carrier with its propagator: `const carrier = {}; propagation.inject(context.active(),
+// carrier); job.trace = carrier;` (@opentelemetry/api). This script takes the context from
+// TRACEPARENT (and TRACESTATE), the variables OpenTelemetry uses to pass it to a process.
+function withTrace(job) {
+  const { TRACEPARENT: traceparent, TRACESTATE: tracestate } = process.env;
+  if (traceparent) {
+    job.trace = { traceparent };
+    if (tracestate) job.trace.tracestate = tracestate;
+  }
+  return job;
+}
+
 async function main() {
   const [path, streamArg] = process.argv.slice(2);
   const stream = streamArg ?? process.env.PAYWORKER_STREAM ?? DEFAULT_STREAM;
   const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
   let job;
-  if (path === undefined) job = sampleJob();
+  if (path === undefined) job = withTrace(sampleJob());
   else if (path === '-') job = JSON.parse(readFileSync(0, 'utf8'));
   else job = JSON.parse(readFileSync(path, 'utf8'));
 

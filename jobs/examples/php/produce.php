@@ -40,6 +40,26 @@ function sample_job(): array
     ];
 }
 
+/**
+ * Joins the job to the caller's trace (W3C Trace Context), so the worker's spans are
+ * children of it and the result events carry it. An application with OpenTelemetry fills
+ * the carrier with its propagator (`TraceContextPropagator::getInstance()->inject($carrier)`,
+ * then `$job['trace'] = $carrier`). This script takes the context from TRACEPARENT (and
+ * TRACESTATE), the variables OpenTelemetry uses to pass it to a process.
+ */
+function with_trace(array $job): array
+{
+    $traceparent = getenv('TRACEPARENT');
+    if ($traceparent !== false && $traceparent !== '') {
+        $job['trace'] = ['traceparent' => $traceparent];
+        $tracestate = getenv('TRACESTATE');
+        if ($tracestate !== false && $tracestate !== '') {
+            $job['trace']['tracestate'] = $tracestate;
+        }
+    }
+    return $job;
+}
+
 /** Connects phpredis to redis://[user:password@]host[:port][/db] (rediss:// for TLS). */
 function connect(string $url): Redis
 {
@@ -69,7 +89,7 @@ $url = getenv('REDIS_URL') ?: 'redis://127.0.0.1:6379';
 
 try {
     if ($path === null) {
-        $payload = json_encode(sample_job(), JSON_FLAGS);
+        $payload = json_encode(with_trace(sample_job()), JSON_FLAGS);
     } else {
         $text = match ($path) {
             '-' => stream_get_contents(STDIN),

@@ -39,13 +39,27 @@ def sample_job():
     }
 
 
+def with_trace(job):
+    """Joins the job to the caller's trace (W3C Trace Context), so the worker's spans are
+    children of it and the result events carry it. An application with OpenTelemetry fills
+    the carrier with its propagator: `carrier = {}; opentelemetry.propagate.inject(carrier);
+    job["trace"] = carrier`. This script takes the context from `TRACEPARENT` (and
+    `TRACESTATE`), the environment variables OpenTelemetry uses to pass it to a process."""
+    traceparent = os.environ.get("TRACEPARENT")
+    if traceparent:
+        job["trace"] = {"traceparent": traceparent}
+        if os.environ.get("TRACESTATE"):
+            job["trace"]["tracestate"] = os.environ["TRACESTATE"]
+    return job
+
+
 def main(argv):
     path = argv[1] if len(argv) > 1 else None
     stream = argv[2] if len(argv) > 2 else os.environ.get("PAYWORKER_STREAM", DEFAULT_STREAM)
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
 
     if path is None:
-        job = sample_job()
+        job = with_trace(sample_job())
     elif path == "-":
         job = json.load(sys.stdin)
     else:

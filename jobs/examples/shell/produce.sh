@@ -22,8 +22,13 @@ if [[ $# -ge 1 ]]; then
 else
   # Money is a decimal STRING: "20.99", never 20.99.
   order_no="sh-$(date +%s)-$RANDOM$RANDOM"
-  job=$(printf '{"version":1,"method":"host","order_no":"%s","amount":"20.99","currency":"EUR","return_url":"https://shop.example.com/orders/%s/done","metadata":{"source":"produce.sh"}}' \
-    "$order_no" "$order_no")
+  # The caller's trace (W3C Trace Context), from TRACEPARENT as OpenTelemetry passes it to a
+  # process: the worker's spans become its children and the result events carry it. It is
+  # 55 characters of [0-9a-f-] (the schema checks), so it needs no JSON escaping.
+  trace=""
+  if [[ -n "${TRACEPARENT:-}" ]]; then trace=$(printf ',"trace":{"traceparent":"%s"}' "$TRACEPARENT"); fi
+  job=$(printf '{"version":1,"method":"host","order_no":"%s","amount":"20.99","currency":"EUR","return_url":"https://shop.example.com/orders/%s/done","metadata":{"source":"produce.sh"}%s}' \
+    "$order_no" "$order_no" "$trace")
 fi
 
 if (($(printf '%s' "$job" | wc -c) > max_bytes)); then

@@ -252,17 +252,27 @@ pub async fn enqueues_jobs(p: &Producer) {
         worker_processes(&mut con, &stream, kind_of(&fixture), name, &fixture).await;
     }
 
+    // The sample job joins the caller's trace, passed as OpenTelemetry passes it to a
+    // process (the `TRACEPARENT` environment variable).
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let stream = unique_stream("create_payment");
     let (ok, stdout, stderr) = run(
         p.program,
         &base_args,
-        &[("PAYWORKER_STREAM", stream.as_str())],
+        &[
+            ("PAYWORKER_STREAM", stream.as_str()),
+            ("TRACEPARENT", TRACEPARENT),
+        ],
         None,
     )
     .await;
     let entries = entries_of(&mut con, &stream).await;
     assert!(ok, "{name} producer failed on its sample job: {stderr}");
     let job = single_job(name, "sample job", &entries, stdout.trim());
+    assert_eq!(
+        job["trace"]["traceparent"], TRACEPARENT,
+        "{name} sample job does not carry the caller's trace: {job}"
+    );
     worker_processes(&mut con, &stream, "create_payment", name, "sample job").await;
     let errors: Vec<String> = validator("create_payment")
         .iter_errors(&job)

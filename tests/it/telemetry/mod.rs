@@ -6,12 +6,15 @@
 //!   once shutting down or when Redis does not answer.
 //! - `metrics`: `/metrics` counts the jobs run, the dead letters and the gateway requests,
 //!   and no label carries an order number.
+//! - `prometheus`: a real Prometheus scrapes the worker and the ingress; PromQL counts the
+//!   jobs run and sees the dead letter.
 //! - `traces`: one payment's span tree, exported over OTLP/HTTP to a receiver in the test,
 //!   from the producer's `traceparent` to the gateway request, the result event and the
 //!   notification's processing, with no secret in any span.
 
 mod health;
 mod metrics;
+mod prometheus;
 mod traces;
 
 use std::net::SocketAddr;

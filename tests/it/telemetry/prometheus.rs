@@ -82,10 +82,12 @@ async fn a_real_prometheus_counts_the_jobs_run_and_sees_the_dead_letter() {
             .then_some(())
     })
     .await;
-    // Both targets are up: the ingress is scraped as well.
-    assert_eq!(
-        query(port, r#"sum(up{job=~"worker|ingress"})"#).await,
-        Some(2.0)
-    );
+    // Both targets are up: the ingress is scraped as well (its first scrape may come later
+    // than the worker's).
+    let up = r#"sum(up{job=~"worker|ingress"})"#;
+    eventually(Duration::from_secs(30), || async {
+        (query(port, up).await == Some(2.0)).then_some(())
+    })
+    .await;
     product.stop().await;
 }

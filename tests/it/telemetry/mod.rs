@@ -8,13 +8,15 @@
 //!   and no label carries an order number.
 //! - `prometheus`: a real Prometheus scrapes the worker and the ingress; PromQL counts the
 //!   jobs run and sees the dead letter.
-//! - `traces`: one payment's span tree, exported over OTLP/HTTP to a receiver in the test,
-//!   from the producer's `traceparent` to the gateway request, the result event and the
-//!   notification's processing, with no secret in any span.
+//! - `traces`: one payment's span tree, exported over OTLP/HTTP by real worker and ingress
+//!   processes to a receiver in the test, from the producer's `traceparent` to the gateway
+//!   request, the result event and the notification's processing, with no secret in any span.
+//! - `trace_view`: those traces drawn as an SVG waterfall, the README's picture.
 
 mod health;
 mod metrics;
 mod prometheus;
+mod trace_view;
 mod traces;
 
 use std::net::SocketAddr;

@@ -1,11 +1,14 @@
-//! One trace per payment, read back from a real OTLP/HTTP receiver: the worker and ingress
-//! (in-process, on real Redis, against the sandbox) export with `telemetry.otlp_endpoint`
-//! pointing at a loopback server that decodes `ExportTraceServiceRequest` with the official
-//! protobuf definitions (`opentelemetry-proto`). The test asserts the span tree of one S2S
-//! payment with a producer-supplied `traceparent`, and of its notification arriving with the
-//! gateway's own, and that no span holds the key, the card number, the CVC or the encrypted
-//! card. Without an endpoint, the trace context given passes through to the events as is.
+//! One trace per payment, read back from a real OTLP/HTTP receiver: a `payworker worker`
+//! and a `payworker ingress` process (on real Redis, against the sandbox) export with
+//! `telemetry.otlp_endpoint` pointing at a loopback server in the test that decodes
+//! `ExportTraceServiceRequest` with the official protobuf definitions (`opentelemetry-proto`).
+//! The test asserts the span tree of one S2S payment with a producer-supplied
+//! `traceparent`, and of its notification arriving with the gateway's own; that no span and
+//! no log line holds the key, the card number, the CVC or the encrypted card; and draws the
+//! two traces for the README (`trace_view`). Without an endpoint, the trace context given
+//! passes through to the events as is (in-process).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,13 +19,22 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
-use payworker::config::TelemetrySettings;
 use payworker_gateway::{GatewayKey, crypto};
+use payworker_queue::QueueKeys;
+use payworker_sandbox::{
+    self as sandbox, NotifySettings, SandboxAccount, SandboxHandle, SandboxSettings,
+};
 use prost::Message as _;
+use redis::AsyncCommands as _;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
+use super::trace_view;
 use crate::notifications::{Options, Product, charge};
-use crate::payments::{KEY, job};
-use crate::support::eventually;
+use crate::payments::{ACCOUNT_ID, KEY, job};
+use crate::support::{
+    ChildGuard, REDIS, eventually, free_port, redis, spawn_payworker, unique_prefix,
+};
 
 const PAN: &str = "4242424242424242";
 const CVC: &str = "8173";
@@ -117,62 +129,158 @@ fn traceparent() -> (String, String, String) {
     (trace, span, header)
 }
 
+/// `worker.yaml` for the worker and ingress processes: the shared Redis on `prefix`, the
+/// sandbox, the ingress on `ingress_port`, spans to `otlp`. The key comes from the
+/// environment ([`spawn_payworker`]).
+fn process_config(
+    prefix: &str,
+    results: &str,
+    gateway: &url::Url,
+    ingress_port: u16,
+    otlp: &url::Url,
+) -> String {
+    format!(
+        "redis:\n  url: {REDIS}\n  key_prefix: {prefix}\n\
+         gateway:\n  accounts:\n    main:\n      base_url: {gateway}\n      account_id: {ACCOUNT_ID}\n      site: https://shop.example.com\n\
+         ingress:\n  listen: 127.0.0.1:{ingress_port}\n  public_url: http://127.0.0.1:{ingress_port}\n\
+         results:\n  streams: [\"{results}\"]\n\
+         telemetry:\n  log_level: info\n  otlp_endpoint: {otlp}\n"
+    )
+}
+
+/// A sandbox that answers but sends no notification: the test plays the gateway's.
+async fn silent_sandbox(cancel: CancellationToken) -> SandboxHandle {
+    sandbox::spawn(
+        SandboxSettings {
+            notify: NotifySettings {
+                max_deliveries: 0,
+                ..NotifySettings::default()
+            },
+            ..SandboxSettings::with_account(SandboxAccount {
+                account_id: ACCOUNT_ID.into(),
+                key: GatewayKey::from_text(KEY).unwrap(),
+                site: None,
+            })
+        },
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        cancel,
+    )
+    .await
+    .unwrap()
+}
+
+/// Sends SIGTERM to `child` and waits (at most 30 s) for it to exit; its exit status.
+async fn stop(child: &mut ChildGuard) -> std::process::ExitStatus {
+    let pid = child.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually(Duration::from_secs(30), || {
+        let status = child.0.try_wait().unwrap();
+        async move { status }
+    })
+    .await
+}
+
+/// Where the README's picture of one payment's trace lives.
+const TRACE_PICTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/docs/operating/one-payment-trace.svg"
+);
+
+/// The whole path through real processes: a producer's S2S job with its `traceparent` is
+/// run by a `payworker worker` process, the gateway's notification arrives at a `payworker
+/// ingress` process with the gateway's own `traceparent`, and both processes export over
+/// OTLP/HTTP to the receiver; the spans still in their batches leave when SIGTERM stops
+/// them (the flush on shutdown). The span tree is asserted, drawn for the README, and
+/// searched for the key and the card.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_payment_is_one_trace_from_the_producer_to_the_gateway_and_its_notification_links_to_it()
  {
     let (endpoint, received) = receiver().await;
-    let guard = payworker::telemetry::init(&TelemetrySettings {
-        log_level: "info".into(),
-        otlp_endpoint: Some(endpoint),
-        ..TelemetrySettings::default()
-    });
-    let product = Product::start(Options::silent()).await;
+    let cancel = CancellationToken::new();
+    let gateway = silent_sandbox(cancel.clone()).await;
+    let prefix = unique_prefix("traces");
+    let results = format!("{prefix}:{{results}}");
+    let ingress_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("worker.yaml");
+    std::fs::write(
+        &config,
+        process_config(&prefix, &results, &gateway.base_url, ingress_port, &endpoint),
+    )
+    .unwrap();
+    let (worker_log, ingress_log) = (dir.path().join("worker.log"), dir.path().join("ingress.log"));
+    let mut worker = spawn_payworker(&config, "worker", &worker_log, KEY);
+    let mut ingress = spawn_payworker(&config, "ingress", &ingress_log, KEY);
+    let mut conn = redis().await;
 
     // A producer's S2S job in its own trace.
     let (producer_trace, producer_span, producer_header) = traceparent();
-    let order = "TRACE-1";
+    let order = "TRACE-P1";
     let key = GatewayKey::from_text(KEY).unwrap();
     let card = format!(r#"{{"number":"{PAN}","cvc":"{CVC}","exp_month":"12","exp_year":"2030"}}"#);
     let sealed = crypto::encrypt(&key, card.as_bytes(), &mut rand::rng());
     let mut j = job("s2s", order);
     j["card"] = sealed.clone().into();
     j["trace"] = serde_json::json!({ "traceparent": producer_header });
-    product.push("create_payment", &j).await;
-    let event = eventually(Duration::from_secs(15), || async {
-        product.events_of(order).await.into_iter().next()
+    let stream = QueueKeys::new(&prefix, "create_payment", 0).stream;
+    let _: String = conn
+        .xadd(&stream, "*", &[("job", j.to_string())])
+        .await
+        .unwrap();
+    let event = eventually(Duration::from_secs(30), || {
+        let (mut conn, results) = (conn.clone(), results.clone());
+        async move {
+            let reply: redis::streams::StreamRangeReply = conn.xrange_all(&results).await.ok()?;
+            reply.ids.iter().find_map(|entry| {
+                let text: String = redis::from_redis_value(entry.map["event"].clone()).ok()?;
+                let event: Value = serde_json::from_str(&text).ok()?;
+                (event["order_no"] == order).then_some(event)
+            })
+        }
     })
     .await;
-    let payment_id = product
-        .record(order)
-        .await
-        .get("payment_id")
-        .unwrap()
-        .to_owned();
+    let payment_id = event["payment_id"].as_str().unwrap().to_owned();
 
-    // The gateway's notification, in the gateway's own trace.
+    // The gateway's notification, in the gateway's own trace, to the ingress process.
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{ingress_port}");
+    eventually(Duration::from_secs(20), || async {
+        let ready = http.get(format!("{base}/readyz")).send().await.ok()?;
+        ready.status().is_success().then_some(())
+    })
+    .await;
     let (gateway_trace, gateway_span, gateway_header) = traceparent();
     let body = charge(&payment_id, order, "20.99", "success");
-    let mut request = product
-        .http
-        .post(product.notify_url())
+    let mut request = http
+        .post(format!("{base}/notify/main"))
         .header("traceparent", &gateway_header)
         .body(body.clone());
     for (name, value) in crate::notifications::sign(&body).pairs() {
         request = request.header(name, value);
     }
     assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
-
-    // Spans leave in batches: flush until the notification's processing is in.
-    let spans = eventually(Duration::from_secs(20), || async {
-        tokio::task::block_in_place(|| guard.flush());
-        let received = received.lock().unwrap();
-        received
-            .spans
-            .iter()
-            .any(|s| s.name == "process_notification")
-            .then(|| received.spans.clone())
+    // Processed and acknowledged: an acknowledged entry leaves the stream.
+    let notifications = QueueKeys::new(&prefix, "process_notification", 0).stream;
+    eventually(Duration::from_secs(20), || {
+        let mut conn = conn.clone();
+        let notifications = notifications.clone();
+        async move {
+            let length: u64 = conn.xlen(&notifications).await.ok()?;
+            (length == 0).then_some(())
+        }
     })
     .await;
+
+    // Both processes stop; what their batches still held is flushed on the way out.
+    assert!(stop(&mut worker).await.success(), "worker exit");
+    assert!(stop(&mut ingress).await.success(), "ingress exit");
+    let spans = received.lock().unwrap().spans.clone();
     let named = |name: &str| -> Vec<&Span> { spans.iter().filter(|s| s.name == name).collect() };
     let id = hex::encode;
 
@@ -204,8 +312,8 @@ async fn one_payment_is_one_trace_from_the_producer_to_the_gateway_and_its_notif
         attribute(request_span, "outcome"),
         Some(&any_value::Value::StringValue("success".into()))
     );
-    let stats = product.sandbox.stats();
     let sent = format!("00-{producer_trace}-{}-01", id(&request_span.span_id));
+    let stats = gateway.stats();
     assert!(
         stats.traceparents.contains(&sent),
         "{:?} lacks {sent}",
@@ -219,8 +327,8 @@ async fn one_payment_is_one_trace_from_the_producer_to_the_gateway_and_its_notif
         "{event}"
     );
 
-    // The notification: received in the gateway's trace, processed as its child, linked
-    // to the payment's trace.
+    // The notification: received in the gateway's trace by the ingress, processed as its
+    // child by the worker, linked to the payment's trace.
     let receiving = named("receive_notification");
     assert_eq!(receiving.len(), 1, "{receiving:?}");
     assert_eq!(id(&receiving[0].trace_id), gateway_trace);
@@ -230,6 +338,7 @@ async fn one_payment_is_one_trace_from_the_producer_to_the_gateway_and_its_notif
         Some(&any_value::Value::StringValue("main".into()))
     );
     let processing = named("process_notification");
+    assert_eq!(processing.len(), 1, "{processing:?}");
     assert_eq!(processing[0].trace_id, receiving[0].trace_id);
     assert_eq!(processing[0].parent_span_id, receiving[0].span_id);
     assert!(
@@ -241,17 +350,53 @@ async fn one_payment_is_one_trace_from_the_producer_to_the_gateway_and_its_notif
         processing[0].links
     );
 
-    // No key, card number, CVC or sealed card anywhere in what was exported.
+    // No key, card number, CVC or sealed card anywhere in what was exported or logged.
     let exported = received.lock().unwrap().strings.clone();
     assert!(exported.iter().any(|s| s == order), "the values are read");
+    let logs = std::fs::read_to_string(&worker_log).unwrap()
+        + &std::fs::read_to_string(&ingress_log).unwrap();
     for secret in [KEY, PAN, CVC, sealed.as_str()] {
         assert!(
             !exported.iter().any(|s| s.contains(secret)),
             "a span holds a secret"
         );
+        assert!(!logs.contains(secret), "a log line holds a secret");
     }
-    product.stop().await;
-    drop(guard);
+
+    // The picture: drawn from these spans; the README's copy must show the same tree.
+    let links = HashMap::from([(job_span.span_id.clone(), "create_payment".to_owned())]);
+    let svg = trace_view::render(&[
+        trace_view::Block::of(
+            "The payment: a producer's S2S job",
+            &job_span.trace_id,
+            "producer",
+            &spans,
+            &links,
+        ),
+        trace_view::Block::of(
+            "Its notification: the gateway's request to the ingress",
+            &receiving[0].trace_id,
+            "gateway",
+            &spans,
+            &links,
+        ),
+    ]);
+    let drawn = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("one-payment-trace.svg");
+    std::fs::write(&drawn, &svg).unwrap();
+    if std::env::var_os("PAYWORKER_WRITE_DOCS").is_some() {
+        std::fs::write(TRACE_PICTURE, &svg).unwrap();
+    }
+    let committed = std::fs::read_to_string(TRACE_PICTURE).unwrap_or_default();
+    assert_eq!(
+        trace_view::shape(&committed),
+        trace_view::shape(&svg),
+        "{TRACE_PICTURE} shows another span tree than this run's ({}): \
+         run this test with PAYWORKER_WRITE_DOCS=1 to draw it again",
+        drawn.display()
+    );
+
+    cancel.cancel();
+    crate::support::cleanup(&mut conn, &prefix).await;
 }
 
 /// Without an OTLP endpoint nothing is exported, and trace context still passes through as

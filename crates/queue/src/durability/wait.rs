@@ -116,12 +116,18 @@ impl ReplicaWaiter {
     /// [`WaitError::TooFewReplicas`] or [`WaitError::NotFsynced`] when too few acknowledged
     /// within `redis.wait_timeout` (each of `WAIT` and `WAITAOF` may take that long), and
     /// [`WaitError::Redis`] when Redis failed.
-    #[tracing::instrument(skip_all, fields(replicas = self.wait.replicas))]
     pub async fn wait_for(&self, conn: &mut RedisConn, key: &str) -> Result<u32, WaitError> {
-        let ReplicaWait { replicas, timeout } = self.wait;
-        if replicas == 0 {
+        if self.wait.replicas == 0 {
             return Ok(0);
         }
+        self.wait_replicas(conn, key).await
+    }
+
+    /// [`Self::wait_for`] when there are replicas to wait for: a span of its own (a trace
+    /// shows what the wait costs), which the common case without replicas does not open.
+    #[tracing::instrument(name = "redis_wait", skip_all, fields(replicas = self.wait.replicas))]
+    async fn wait_replicas(&self, conn: &mut RedisConn, key: &str) -> Result<u32, WaitError> {
+        let ReplicaWait { replicas, timeout } = self.wait;
         let millis = u64::try_from(timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);

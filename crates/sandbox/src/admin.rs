@@ -9,6 +9,8 @@
 //! | `GET /admin/faults` | the rules in force |
 //! | `POST /admin/faults` | adds a [`FaultRule`] |
 //! | `DELETE /admin/faults` | removes the rules added at run time |
+//! | `PUT /admin/quotas/{account_id}` | `{"per_second":50,"burst":10,"max_in_flight":8}`: puts a [`Quota`](super::Quota) in force (counts start again) |
+//! | `DELETE /admin/quotas` | lifts every quota |
 //!
 //! Errors are `{"error": "…"}` with HTTP 400 or 404.
 
@@ -17,13 +19,14 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::faults::FaultRule;
+use super::quota::Quota;
 use super::settle::{Settle, SettleError};
 use super::state::Shared;
 use payworker_gateway::domain::Amount;
@@ -40,6 +43,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/admin/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
         )
+        .route("/admin/quotas/{account_id}", put(set_quota))
+        .route("/admin/quotas", delete(clear_quotas))
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -76,7 +81,7 @@ async fn order(
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
-    Json(shared.store().stats.clone()).into_response()
+    Json(shared.stats()).into_response()
 }
 
 #[derive(Deserialize)]
@@ -152,4 +157,22 @@ async fn add_fault(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
 async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
     shared.faults.clear();
     Json(shared.faults.list()).into_response()
+}
+
+async fn set_quota(
+    State(shared): State<Arc<Shared>>,
+    Path(account_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let quota: Quota = match parse(&body) {
+        Ok(quota) => quota,
+        Err(response) => return *response,
+    };
+    shared.quotas.set(&account_id, quota);
+    Json(serde_json::json!({ "account_id": account_id, "quota": quota })).into_response()
+}
+
+async fn clear_quotas(State(shared): State<Arc<Shared>>) -> Response {
+    shared.quotas.clear();
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -1,4 +1,5 @@
-//! The three create endpoints: counting, faults, authentication, order validation, then
+//! The three create endpoints: counting, the account's quota, faults, authentication, order
+//! validation, then
 //! Host and Element sessions here and S2S charges in [`super::s2s`].
 //!
 //! Every answer is an HTTP 200 envelope unless a fault says otherwise. On a path shared by
@@ -87,6 +88,20 @@ async fn create(
             kept.push(traceparent.to_owned());
         }
     }
+    // The quota sees the request first, as a gateway's front door does; the permit is held
+    // until the answer is written, so a slow answer counts as in flight.
+    let account_id = headers
+        .get(payworker_gateway::headers::ACCOUNT_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let _in_flight = match shared.quotas.admit(account_id) {
+        Ok(permit) => permit,
+        Err(throttled) => {
+            tracing::info!(path, "sandbox quota: 429");
+            let retry_after = throttled.retry_after_secs.to_string();
+            return inject::status_answer(429, Some(&retry_after));
+        }
+    };
     let peek: Peek = serde_json::from_slice(&body).unwrap_or_default();
     let kind = match kinds {
         [only] => *only,

@@ -79,7 +79,7 @@ pub(crate) fn answer_instead(fault: &Fault) -> Option<Response> {
 
 /// An HTTP error status with a JSON body that is not the gateway's envelope (what a proxy
 /// or a web server in front of the gateway sends).
-fn status_answer(code: u16, retry_after: Option<&str>) -> Response {
+pub(crate) fn status_answer(code: u16, retry_after: Option<&str>) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::json!({ "error": format!("sandbox fault: HTTP {code}") });
     let mut response = (status, axum::Json(body)).into_response();

@@ -49,9 +49,13 @@
 //!   `callback_url`; see [`NotifySettings`] for delay, duplicates, order and redelivery.
 //! - Faults: [`Fault`], [`FaultRule`], the [`FAULT_HEADER`] header and
 //!   [`SandboxSettings::default_fault`].
+//! - Quotas: [`Quota`] per account ([`SandboxSettings::quotas`]): a request rate and a cap
+//!   on requests in flight, answered 429 with `Retry-After` past them; [`Stats::quota`]
+//!   counts what each saw.
 //! - Admin (JSON): `GET /admin/orders/{account_id}/{order_no}` ([`OrderView`]),
 //!   `GET /admin/stats` ([`Stats`]), `POST /admin/payments/{payment_id}/charge` and
-//!   `…/refund` (trigger a notification), `GET|POST|DELETE /admin/faults`.
+//!   `…/refund` (trigger a notification), `GET|POST|DELETE /admin/faults`,
+//!   `PUT /admin/quotas/{account_id}`, `DELETE /admin/quotas`.
 //!
 //! # Modules
 //! - `settings`: what a sandbox is started with; `state`: its memory (orders, payments,
@@ -61,7 +65,8 @@
 //! - `api`: the three create endpoints; `s2s`: card charges; `cards`: the test cards.
 //! - `pages`: the hosted checkout and 3-D Secure pages; `settle`: settling a payment.
 //! - `notifier`: signed notification delivery; `faults`: injected failures and which
-//!   requests they hit; `inject`: applying them; `admin`: the admin API.
+//!   requests they hit; `inject`: applying them; `quota`: per-account quotas; `admin`: the
+//!   admin API.
 
 mod admin;
 mod api;
@@ -71,6 +76,7 @@ mod faults;
 mod inject;
 mod notifier;
 mod pages;
+mod quota;
 mod reply;
 mod s2s;
 mod settings;
@@ -93,6 +99,7 @@ pub use cards::{
     DECLINED_REASON, INSUFFICIENT_FUNDS_REASON, behaviour as card_behaviour,
 };
 pub use faults::{FAULT_HEADER, Fault, FaultRule};
+pub use quota::{Quota, QuotaStats};
 pub use reply::codes;
 pub use settings::{NotifySettings, SandboxAccount, SandboxPaths, SandboxSettings};
 pub use views::{NotificationView, OrderView, SandboxStatus, Stats};
@@ -129,7 +136,12 @@ impl SandboxHandle {
 
     /// The counters, as `GET /admin/stats` reports them.
     pub fn stats(&self) -> Stats {
-        self.shared.store().stats.clone()
+        self.shared.stats()
+    }
+
+    /// Puts a quota in force for an account, as `PUT /admin/quotas/{account_id}` does.
+    pub fn set_quota(&self, account_id: &str, quota: Quota) {
+        self.shared.quotas.set(account_id, quota);
     }
 
     /// Adds a fault rule, as `POST /admin/faults` does.
@@ -171,6 +183,7 @@ pub async fn spawn(
         public: public.as_str().trim_end_matches('/').to_owned(),
         notify: settings.notify,
         faults: FaultTable::new(settings.default_fault),
+        quotas: quota::Quotas::new(&settings.quotas),
         store: Mutex::new(Store::default()),
         http,
         tasks: Mutex::new(JoinSet::new()),

@@ -1,12 +1,14 @@
 //! What a sandbox is started with: merchant accounts, endpoint paths, public URL,
-//! notification behaviour and a default fault. Checked once, in [`super::spawn`].
+//! notification behaviour, a default fault and quotas. Checked once, in [`super::spawn`].
 
+use std::collections::BTreeMap;
 use std::io;
 use std::time::Duration;
 
 use url::Url;
 
 use super::faults::FaultRule;
+use super::quota::Quota;
 use payworker_gateway::GatewayKey;
 
 /// Everything [`super::spawn`] needs besides a listener and a cancellation token.
@@ -23,6 +25,10 @@ pub struct SandboxSettings {
     /// A fault applied to every matching create request after the rules added at run time
     /// (e.g. a fixed latency for benchmarks). `DELETE /admin/faults` leaves it in place.
     pub default_fault: Option<FaultRule>,
+    /// Quotas by account id (none by default): past them a create request is answered 429
+    /// with `Retry-After` (see [`Quota`]). `PUT /admin/quotas/{account_id}` sets one at run
+    /// time.
+    pub quotas: BTreeMap<String, Quota>,
 }
 
 impl SandboxSettings {

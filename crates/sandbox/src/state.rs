@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::inject::FaultTable;
+use super::quota::Quotas;
 use super::settings::{NotifySettings, SandboxAccount, SandboxPaths};
 use super::views::{NotificationView, OrderView, SandboxStatus, Stats};
 use payworker_gateway::Endpoint;
@@ -181,6 +182,7 @@ pub(crate) struct Shared {
     pub public: String,
     pub notify: NotifySettings,
     pub faults: FaultTable,
+    pub quotas: Quotas,
     pub store: Mutex<Store>,
     pub http: reqwest::Client,
     pub tasks: Mutex<JoinSet<()>>,
@@ -190,6 +192,13 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The counters, with what each quota saw.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = self.store().stats.clone();
+        stats.quota = self.quotas.stats();
+        stats
     }
 
     /// `{public}/{page}/{payment_id}`.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::quota::QuotaStats;
 use payworker_gateway::Endpoint;
 use payworker_gateway::notification::{EventType, NotifiedStatus};
 
@@ -92,6 +93,9 @@ pub struct Stats {
     /// propagates its trace to the gateway.
     #[serde(default)]
     pub traceparents: Vec<String>,
+    /// What each account's quota saw, by account id (accounts with a quota only).
+    #[serde(default)]
+    pub quota: BTreeMap<String, QuotaStats>,
 }
 
 impl Stats {

@@ -1,11 +1,12 @@
 //! The sandbox gateway over real HTTP on loopback: each test starts its own sandbox (and,
 //! where notifications matter, its own merchant receiver) on port 0, sends requests built
 //! with `SignedRequest` through `GatewayClient`, and reads the outcome through
-//! `gateway::classify` and the admin API.
+//! `gateway::classify` and the admin API; `quotas`: per-account quotas answered 429.
 
 mod endpoints;
 mod faults;
 mod notifications;
+mod quotas;
 
 use payworker_sandbox as sandbox;
 use std::sync::{Arc, Mutex};

@@ -17,7 +17,13 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// The attributes shown beside a span's name, in this order, when it has them.
 const SHOWN: &[&str] = &[
-    "queue", "attempt", "order_no", "payment_id", "account", "endpoint", "outcome",
+    "queue",
+    "attempt",
+    "order_no",
+    "payment_id",
+    "account",
+    "endpoint",
+    "outcome",
 ];
 
 /// One row of the drawing.
@@ -52,7 +58,10 @@ impl Block {
             name: outside.to_owned(),
             depth: 0,
             time: None,
-            detail: format!("traceparent from outside payworker · trace {}", short(trace_id)),
+            detail: format!(
+                "traceparent from outside payworker · trace {}",
+                short(trace_id)
+            ),
         }];
         let roots: Vec<&Span> = ours
             .iter()
@@ -158,7 +167,12 @@ pub fn render(blocks: &[Block]) -> String {
     for block in blocks {
         let timed: Vec<(u64, u64)> = block.rows.iter().filter_map(|r| r.time).collect();
         let t0 = timed.iter().map(|t| t.0).min().unwrap_or(0);
-        let t1 = timed.iter().map(|t| t.1).max().unwrap_or(t0 + 1).max(t0 + 1);
+        let t1 = timed
+            .iter()
+            .map(|t| t.1)
+            .max()
+            .unwrap_or(t0 + 1)
+            .max(t0 + 1);
         writeln!(
             svg,
             r##"<text x="10" y="{}" font-size="14" font-weight="bold" fill="#222">{} ({})</text>"##,
@@ -200,24 +214,27 @@ pub fn render(blocks: &[Block]) -> String {
             .unwrap();
             match row.time {
                 Some((start, end)) => {
+                    // Tenths of a pixel, in integers (the workspace allows no float
+                    // arithmetic anywhere).
                     let scale = |t: u64| {
-                        #[allow(clippy::cast_precision_loss)]
-                        let share = (t - t0) as f64 / (t1 - t0) as f64;
-                        f64::from(LABELS) + share * f64::from(BARS)
+                        u128::from(LABELS) * 10
+                            + u128::from(t - t0) * u128::from(BARS) * 10 / u128::from(t1 - t0)
                     };
                     let left = scale(start);
-                    let width = (scale(end) - left).max(2.0);
+                    let width = (scale(end) - left).max(20);
                     writeln!(
                         svg,
-                        r##"<rect x="{left:.1}" y="{}" width="{width:.1}" height="14" rx="2" fill="{}"/>"##,
+                        r##"<rect x="{}" y="{}" width="{}" height="14" rx="2" fill="{}"/>"##,
+                        tenths(left),
                         y + 6,
+                        tenths(width),
                         BAR_COLOURS[row.depth % BAR_COLOURS.len()]
                     )
                     .unwrap();
                     writeln!(
                         svg,
-                        r##"<text x="{:.1}" y="{}" font-size="10" fill="#333">{}</text>"##,
-                        left + width + 4.0,
+                        r##"<text x="{}" y="{}" font-size="10" fill="#333">{}</text>"##,
+                        tenths(left + width + 40),
                         y + 17,
                         millis(end - start)
                     )
@@ -241,10 +258,14 @@ pub fn render(blocks: &[Block]) -> String {
 
 const BAR_COLOURS: &[&str] = &["#8c8c8c", "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1"];
 
+/// `1234` tenths as `123.4`.
+fn tenths(value: u128) -> String {
+    format!("{}.{}", value / 10, value % 10)
+}
+
+/// Nanoseconds as milliseconds with one decimal.
 fn millis(nanos: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
-    let ms = nanos as f64 / 1e6;
-    format!("{ms:.1} ms")
+    format!("{} ms", tenths(u128::from(nanos / 100_000)))
 }
 
 fn escape(text: &str) -> String {

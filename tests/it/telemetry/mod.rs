@@ -4,6 +4,8 @@
 //!
 //! - `health`: `/healthz` and `/readyz` of the worker: ready once its groups exist, not ready
 //!   once shutting down or when Redis does not answer.
+//! - `logs`: a worker process's JSON logs: one line per job outcome with the job's ids,
+//!   what the queue did and how long it took, and no secret or body in any line.
 //! - `metrics`: `/metrics` counts the jobs run, the dead letters and the gateway requests,
 //!   and no label carries an order number.
 //! - `prometheus`: a real Prometheus scrapes the worker and the ingress; PromQL counts the
@@ -13,6 +15,7 @@
 //!   notification's processing, with no secret in any span.
 
 mod health;
+mod logs;
 mod metrics;
 mod prometheus;
 mod traces;

@@ -1,6 +1,6 @@
 //! What an operator watches: the worker's health server and the metrics it and the ingress
 //! serve, through real HTTP on loopback against a worker started in-process on real Redis
-//! (a unique key prefix per test).
+//! (a unique key prefix per test), and the logs of a worker process.
 //!
 //! - `health`: `/healthz` and `/readyz` of the worker: ready once its groups exist, not ready
 //!   once shutting down or when Redis does not answer.

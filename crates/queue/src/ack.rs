@@ -105,6 +105,7 @@ where
                 });
                 let (write, action) = decide(&shared, meta, ended).await;
                 joblog::ended(&span, ran, action, took);
+                // The job's span ends with its line, not when the entry's write is flushed.
                 drop(span);
                 let outcome = match &write {
                     Write::Ack => JobOutcome::Succeeded,

@@ -17,6 +17,10 @@
 //! code only (the bounded list of [`DeadReason`](super::DeadReason)), never the detail,
 //! which may quote what the producer sent.
 //!
+//! A run whose entry another worker has taken over meanwhile still gets its line, saying what
+//! this process decided; the flusher then writes nothing for it (each write checks the
+//! owner) and says so in a warning of its own.
+//!
 //! Levels: `info` for an acked run, `warn` for a retry (something failed, and the job will
 //! run again by itself), `error` for a dead letter (the job will not run again until a
 //! person re-drives it: what a log-based alert keys on).

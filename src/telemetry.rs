@@ -16,6 +16,15 @@
 //! Logs go to standard error. The pretty format is coloured only when standard error is a
 //! terminal and `NO_COLOR` is unset or empty: escape codes in a log file or a collector's
 //! pipe are noise that breaks `grep`.
+//!
+//! The JSON format writes one object per line with the event's own fields at the top
+//! (`flatten_event`: `.message`, `.outcome`, `.duration_ms`), the innermost span's fields in
+//! `.span` (`with_current_span`: a job's ids on every line logged inside its run, and on its
+//! outcome line) and every enclosing span's in `.spans`, root first (`with_span_list`: a
+//! line logged in a span nested in the job's, such as a wait for replicas, still carries
+//! the job's ids). Spans carry ids only, so the ids are what the lines gain.
+//! The ids are only there while their spans are enabled: the job spans are at `info`, so a
+//! filter that drops `info` for payworker's targets drops them from its warnings too.
 
 use std::ffi::OsStr;
 use std::io::IsTerminal as _;
@@ -85,6 +94,9 @@ pub fn init(settings: &TelemetrySettings) -> TelemetryGuard {
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(true)
                     .with_ansi(false)
                     .with_writer(std::io::stderr),
             )

@@ -20,26 +20,31 @@ use opentelemetry::trace::TraceContextExt as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::jobs::Trace;
+use payworker_queue::JobMeta;
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
 
-/// Runs a job in `span`: the span continues the job's `trace`, `run` is given the context
-/// its events carry (the span's, or the job's own when traces are not exported), and the
-/// span's `outcome` attribute is recorded from the result. Both job handlers run this way.
+/// Runs a job in `span`: the span continues the job's `trace`, `run` is given the job's
+/// `meta` and the context its events carry (the span's, or the job's own when traces are
+/// not exported), the span's `outcome` attribute is recorded from the result, and the
+/// queue writes the run's one outcome line in the span (so its ids are the line's). Both
+/// job handlers run this way.
 pub async fn run_job<F, Fut>(
     span: tracing::Span,
+    meta: JobMeta,
     trace: Option<Trace>,
     run: F,
 ) -> Result<(), payworker_queue::JobError>
 where
-    F: FnOnce(Option<Trace>) -> Fut,
+    F: FnOnce(JobMeta, Option<Trace>) -> Fut,
     Fut: std::future::Future<Output = Result<(), payworker_queue::JobError>>,
 {
     use tracing::Instrument as _;
     continue_from(&span, trace.as_ref());
+    meta.log_outcome_in(&span);
     let carried = of(&span).or(trace);
-    let result = run(carried).instrument(span.clone()).await;
+    let result = run(meta, carried).instrument(span.clone()).await;
     span.record("outcome", run_outcome(&result));
     result
 }
@@ -128,7 +133,8 @@ pub fn headers_of_current() -> Vec<(&'static str, String)> {
     headers
 }
 
-/// A job span's `outcome` attribute: what the run's result does with the job.
+/// A job span's `outcome` attribute: what the run's result does with the job (the words of
+/// the queue's outcome line, which also knows a panic and a timeout).
 fn run_outcome(result: &Result<(), payworker_queue::JobError>) -> &'static str {
     use payworker_queue::JobError;
     match result {

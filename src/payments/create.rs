@@ -49,7 +49,7 @@ use crate::jobs::{CreatePayment, Method, Trace};
 use payworker_gateway::domain::{Amount, PaymentStatus};
 use payworker_gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
 use payworker_gateway::wire::{OrderFields, S2sRequest};
-use payworker_gateway::{Decision, Endpoint, Oncestr, SignedRequest, decide, limits};
+use payworker_gateway::{Decision, Endpoint, Oncestr, Outcome, SignedRequest, decide, limits};
 use payworker_queue::durability::ReplicaWaiter;
 use payworker_queue::{DeadNotice, Job, JobError, JobMeta, RedisConn, Refused};
 
@@ -112,6 +112,30 @@ pub struct CreatePayments {
     pub send_conn: RedisConn,
 }
 
+/// A gateway answer that names the payment it made: its id goes on the spans.
+trait Created {
+    /// The gateway's payment id.
+    fn payment_id(&self) -> &str;
+}
+
+impl Created for HostCreated {
+    fn payment_id(&self) -> &str {
+        &self.payment_id
+    }
+}
+
+impl Created for ElementCreated {
+    fn payment_id(&self) -> &str {
+        &self.payment_id
+    }
+}
+
+impl Created for S2sCharged {
+    fn payment_id(&self) -> &str {
+        &self.payment_id
+    }
+}
+
 /// The endpoint a job's method is sent to.
 fn endpoint(method: Method) -> Endpoint {
     match method {
@@ -152,11 +176,13 @@ impl CreatePayments {
             partition = meta.partition,
             account = self.account(&job).map(|a| a.name.as_str()).unwrap_or_default(),
             method = endpoint(job.method).as_str(),
+            payment_id = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
         // Events carry the job span's context, so consumers continue this run's trace.
         let trace = job.trace.clone();
-        crate::tracecontext::run_job(span, trace, |trace| self.run(job, meta, trace)).await
+        crate::tracecontext::run_job(span, meta, trace, |meta, trace| self.run(job, meta, trace))
+            .await
     }
 
     async fn run(
@@ -246,6 +272,10 @@ impl CreatePayments {
         let claim = record::claim(&mut conn, &key, &orphans, &initial)
             .await
             .map_err(StoreError::from)?;
+        // An order seen before may have its payment already (a redelivery, a duplicate).
+        if let Some(id) = claim.record.get("payment_id") {
+            tracing::Span::current().record("payment_id", id);
+        }
         let run = Run {
             key: &key,
             job: &job,
@@ -416,7 +446,7 @@ impl CreatePayments {
         Err(JobError::retry(format!("{why}: not sent")))
     }
 
-    async fn send<T: DeserializeOwned>(
+    async fn send<T: DeserializeOwned + Created>(
         &self,
         account: &PaymentAccount,
         request: &SignedRequest,
@@ -427,6 +457,7 @@ impl CreatePayments {
             "gateway_request",
             endpoint = endpoint.as_str(),
             account = %account.name,
+            payment_id = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
         let outcome = self
@@ -435,6 +466,11 @@ impl CreatePayments {
             .instrument(span.clone())
             .await;
         span.record("outcome", crate::metrics::outcome_label(&outcome));
+        if let Outcome::Success(answer) = &outcome {
+            // The payment the gateway made, on the request's span and the job's.
+            span.record("payment_id", answer.payment_id());
+            tracing::Span::current().record("payment_id", answer.payment_id());
+        }
         crate::metrics::gateway_request(&account.name, endpoint, &outcome, sent.elapsed());
         decide(endpoint, outcome, &self.s2s_resend_on)
     }

@@ -57,10 +57,12 @@ impl ProcessNotifications {
             source = job.source.as_deref().unwrap_or(""),
             account = job.account.as_deref().unwrap_or(""),
             order_no = tracing::field::Empty,
+            payment_id = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
         let trace = job.trace.clone();
-        crate::tracecontext::run_job(span, trace, |trace| self.run(job, meta, trace)).await
+        crate::tracecontext::run_job(span, meta, trace, |meta, trace| self.run(job, meta, trace))
+            .await
     }
 
     async fn run(
@@ -98,6 +100,7 @@ impl ProcessNotifications {
         let fingerprint = notification.fingerprint(id);
         let span = tracing::Span::current();
         span.record("order_no", order_no.as_str());
+        span.record("payment_id", notification.event_data.payment_id.as_str());
         let trace = trace.as_ref().and_then(|t| serde_json::to_value(t).ok());
         let mut linked = false;
         let key = self.store.key(&account.name, order_no.as_str());
@@ -226,7 +229,7 @@ impl ProcessNotifications {
         {
             return Ok(false);
         }
-        tracing::info!(order_no = %data.order_no, kind = transition.kind, status = %transition.status, "notification applied");
+        // Its outcome line (the queue's) says it succeeded; the change is the event's.
         Ok(true)
     }
 }

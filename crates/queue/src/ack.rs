@@ -6,7 +6,7 @@
 //! middleware layer, which is this. The retry decision is made here, in the job's own task,
 //! so that a job about to be dead-lettered can first tell its domain (the dead-letter hook),
 //! and the flusher only writes. It is also where a run's outcome and duration are counted
-//! (`metrics`).
+//! (`metrics`) and written in its one log line (`joblog`).
 
 use super::reason::DeadReason;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use super::dlq::DeadLetter;
 use super::envelope::{ErrorRecord, MAX_HISTORY, RetryEnvelope};
 use super::hooks::DeadNotice;
 use super::job::JobError;
+use super::joblog::{self, Action};
 use super::keys::GROUP;
 use super::lease::JobMeta;
 use super::metrics::{self, JobOutcome};
@@ -84,14 +85,28 @@ where
         Box::pin(async move {
             let started = Instant::now();
             let result = run.await.map_err(Into::into);
-            metrics::job_ran(&shared.config.name, started.elapsed());
+            let took = started.elapsed();
+            metrics::job_ran(&shared.config.name, took);
             if let Some(meta) = meta {
                 let ended = match &result {
                     Ok(_) => Ended::Succeeded,
                     Err(e) => classify(e.as_ref()),
                 };
+                let ran = ended.as_str();
                 let (partition, entry_id) = (meta.partition, meta.entry_id.clone());
-                let write = decide(&shared, meta, ended).await;
+                let span = meta.take_outcome_span().unwrap_or_else(|| {
+                    joblog::queue_span(
+                        &shared.config.name,
+                        &meta.origin_id,
+                        &meta.entry_id,
+                        meta.partition,
+                        meta.attempts_before + 1,
+                    )
+                });
+                let (write, action) = decide(&shared, meta, ended).await;
+                joblog::ended(&span, ran, action, took);
+                // The job's span ends with its line, not when the entry's write is flushed.
+                drop(span);
                 let outcome = match &write {
                     Write::Ack => JobOutcome::Succeeded,
                     Write::Retry { .. } => JobOutcome::Retried,
@@ -125,6 +140,19 @@ enum Ended {
     GiveUp(DeadReason, String),
 }
 
+impl Ended {
+    /// The outcome line's `outcome` (and the handlers' spans' word for it): `refused` when a
+    /// handler named a reason code of its own.
+    fn as_str(&self) -> &'static str {
+        match self {
+            Ended::Succeeded => "succeeded",
+            Ended::Retry { .. } => "retry",
+            Ended::GiveUp(DeadReason::GaveUp, _) => "gave_up",
+            Ended::GiveUp(..) => joblog::REFUSED,
+        }
+    }
+}
+
 /// Maps a run's error onto retry or give-up.
 fn classify(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Ended {
     if let Some(job) = find::<JobError>(error) {
@@ -155,13 +183,14 @@ fn classify(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Ended {
     }
 }
 
-/// What to write for a run that ended so: the retry policy decides between another attempt
-/// and a dead letter; before a dead letter the hook is told.
-async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> Write {
+/// What to write for a run that ended so (and what the outcome line says of it): the retry
+/// policy decides between another attempt and a dead letter; before a dead letter the hook
+/// is told.
+async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> (Write, Action) {
     let now = now_ms();
     let attempts = meta.attempts_before + 1;
     let (reason, detail, last_error) = match ended {
-        Ended::Succeeded => return Write::Ack,
+        Ended::Succeeded => return (Write::Ack, Action::Acked),
         Ended::Retry { after, reason } => {
             let first_failed = meta.first_failed_ms.unwrap_or(now);
             let policy = &shared.config.retry;
@@ -174,11 +203,13 @@ async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> Write {
                         first_failed_ms: first_failed,
                         errors: history(shared, &meta, attempts, now, reason),
                     };
-                    return Write::Retry {
+                    let write = Write::Retry {
                         origin: meta.origin_id,
                         due,
                         envelope: serde_json::to_string(&envelope).expect("envelope serializes"),
                     };
+                    let in_ms = due.saturating_sub(now);
+                    return (write, Action::Retried { in_ms });
                 }
                 Err(why) => (DeadReason::Exhausted.as_str(), why.to_string(), reason),
             }
@@ -201,7 +232,8 @@ async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> Write {
         }
     }
     let errors = history(shared, &meta, attempts, now, last_error);
-    Write::Dead(letter(shared, meta, attempts, now, reason, detail, errors))
+    let write = Write::Dead(letter(shared, meta, attempts, now, reason, detail, errors));
+    (write, Action::DeadLettered { reason })
 }
 
 /// Whether this process still owns the entry of `meta`, before the dead-letter hook tells

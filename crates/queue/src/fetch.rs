@@ -22,6 +22,7 @@ use super::dlq::DeadLetter;
 use super::envelope::{self, Undecodable};
 use super::hooks::{DeadNotice, Refused};
 use super::job::{Job, Validator};
+use super::joblog::{self, Action};
 use super::keys::GROUP;
 use super::lease::JobMeta;
 use super::metrics::{self, JobOutcome};
@@ -186,6 +187,7 @@ async fn into_tasks<J: Job>(
     let config = &shared.config;
     let mut tasks = Vec::with_capacity(entries.len());
     for ((id, fields), deliveries) in entries {
+        let began = Instant::now();
         let hold = shared.hold(partition, &id, sent);
         let decoded = envelope::decode::<J>(&id, &fields, config.max_payload_bytes)
             .and_then(|d| envelope::validated(d, validate));
@@ -202,6 +204,7 @@ async fn into_tasks<J: Job>(
                     raw: d.raw.into(),
                     first_failed_ms: d.first_failed_ms,
                     errors: d.errors,
+                    outcome_span: Arc::default(),
                 };
                 if !poison {
                     let task = TaskBuilder::new(d.job)
@@ -227,6 +230,8 @@ async fn into_tasks<J: Job>(
                 }
                 let attempts = meta.attempts_before;
                 let errors = meta.errors.clone();
+                let span =
+                    joblog::queue_span(&config.name, &meta.origin_id, &id, partition, attempts + 1);
                 let fields = super::ack::letter(
                     shared,
                     meta,
@@ -237,6 +242,9 @@ async fn into_tasks<J: Job>(
                     errors,
                 );
                 metrics::job_ended(&config.name, JobOutcome::DeadLettered);
+                let reason = DeadReason::Poison.as_str();
+                let action = Action::DeadLettered { reason };
+                joblog::ended(&span, joblog::REFUSED, action, began.elapsed());
                 dead(shared, partition, id, fields).await;
             }
             Err(Undecodable {
@@ -246,7 +254,6 @@ async fn into_tasks<J: Job>(
                 attempts_before,
                 errors,
             }) => {
-                tracing::warn!(queue = %config.name, entry = %id, reason, "undecodable entry dead-lettered");
                 if let Some(hook) = &shared.on_refused {
                     let notice = Refused {
                         origin_id: id.clone(),
@@ -277,6 +284,11 @@ async fn into_tasks<J: Job>(
                 }
                 .fields();
                 metrics::job_ended(&config.name, JobOutcome::Refused);
+                // The dead letter's `origin_id`: the entry's own id.
+                let span =
+                    joblog::queue_span(&config.name, &id, &id, partition, attempts_before + 1);
+                let action = Action::DeadLettered { reason };
+                joblog::ended(&span, joblog::REFUSED, action, began.elapsed());
                 dead(shared, partition, id, fields).await;
             }
         }

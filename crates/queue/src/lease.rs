@@ -3,7 +3,7 @@
 //! clock, so a paused process learns that its lease lapsed before it acts.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use super::envelope::ErrorRecord;
@@ -26,12 +26,31 @@ pub struct JobMeta {
     pub(crate) raw: Arc<str>,
     pub(crate) first_failed_ms: Option<u64>,
     pub(crate) errors: Vec<ErrorRecord>,
+    /// The span this run's outcome line is written in, once the handler names it (shared by
+    /// every copy of the meta: the handler's and the ack path's).
+    pub(crate) outcome_span: Arc<Mutex<Option<tracing::Span>>>,
 }
 
 impl JobMeta {
     /// The job's payload exactly as the producer pushed it.
     pub fn raw(&self) -> &str {
         &self.raw
+    }
+
+    /// Names the span the queue writes this run's outcome line in (see the `joblog`
+    /// module): the handler's job span, whose ids (the queue's and the job's domain's)
+    /// then are the line's. The span stays open until the line is written. Without it the
+    /// line goes in a span of the queue's ids only.
+    pub fn log_outcome_in(&self, span: &tracing::Span) {
+        *self.outcome_span.lock().unwrap_or_else(|e| e.into_inner()) = Some(span.clone());
+    }
+
+    /// The span named by [`JobMeta::log_outcome_in`], taken (it closes with the line).
+    pub(crate) fn take_outcome_span(&self) -> Option<tracing::Span> {
+        self.outcome_span
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 }
 

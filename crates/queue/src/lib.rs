@@ -77,6 +77,8 @@
 //! - `durability`: the persistence check at start, and waiting for replicas (`WAIT`).
 //! - `metrics`: the queue's metric names, recorded through the `metrics` facade (runs by
 //!   outcome and duration, reclaims, each partition's depth); the application exports them.
+//! - `joblog`: one log line per job outcome (what the run ended with, what the queue wrote,
+//!   how long it took), in the span the handler names ([`JobMeta::log_outcome_in`]).
 //! - `worker`: running a queue (the composition root for one queue).
 
 mod ack;
@@ -90,6 +92,7 @@ mod fetch;
 mod flusher;
 pub mod hooks;
 pub mod job;
+mod joblog;
 pub mod keys;
 pub mod lease;
 pub mod metrics;

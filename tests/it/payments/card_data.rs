@@ -443,7 +443,7 @@ async fn misplaced_card_data_is_dead_lettered_and_kept_nowhere_and_its_letter_is
         "debug logs were on:\n{log_text}"
     );
     assert!(
-        log_text.contains("undecodable entry dead-lettered"),
+        log_text.contains("job ended") && log_text.contains("dead_reason=invalid"),
         "{log_text}"
     );
     assert_clean("the worker's logs", &log_text, &base64_of_plaintext);

@@ -1,9 +1,11 @@
 //! What an operator watches: the worker's health server and the metrics it and the ingress
 //! serve, through real HTTP on loopback against a worker started in-process on real Redis
-//! (a unique key prefix per test).
+//! (a unique key prefix per test), and the logs of a worker process.
 //!
 //! - `health`: `/healthz` and `/readyz` of the worker: ready once its groups exist, not ready
 //!   once shutting down or when Redis does not answer.
+//! - `logs`: a worker process's JSON logs: one line per job outcome with the job's ids,
+//!   what the queue did and how long it took, and no secret or body in any line.
 //! - `metrics`: `/metrics` counts the jobs run, the dead letters and the gateway requests,
 //!   and no label carries an order number.
 //! - `prometheus`: a real Prometheus scrapes the worker and the ingress; PromQL counts the
@@ -14,6 +16,7 @@
 //! - `trace_view`: those traces drawn as an SVG waterfall, the README's picture.
 
 mod health;
+mod logs;
 mod metrics;
 mod prometheus;
 mod trace_view;

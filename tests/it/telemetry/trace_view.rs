@@ -139,8 +139,8 @@ fn short(id: &[u8]) -> String {
     format!("{}…", &hex[..8.min(hex.len())])
 }
 
-const WIDTH: u32 = 1000;
-const LABELS: u32 = 520;
+const WIDTH: u32 = 1120;
+const LABELS: u32 = 560;
 const BARS: u32 = WIDTH - LABELS - 90;
 const ROW: u32 = 36;
 const HEADER: u32 = 30;

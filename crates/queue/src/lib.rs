@@ -77,6 +77,7 @@
 //! - `durability`: the persistence check at start, and waiting for replicas (`WAIT`).
 //! - `metrics`: the queue's metric names, recorded through the `metrics` facade (runs by
 //!   outcome and duration, reclaims, each partition's depth); the application exports them.
+//! - `quiet`: the [`Quiet`] switch that stops fetching and starts it again, for deploys.
 //! - `worker`: running a queue (the composition root for one queue).
 
 mod ack;
@@ -93,6 +94,7 @@ pub mod job;
 pub mod keys;
 pub mod lease;
 pub mod metrics;
+pub mod quiet;
 pub mod reason;
 pub mod redact;
 mod reply;
@@ -109,6 +111,7 @@ pub use hooks::{DeadHook, DeadNotice, Refused, RefusedHook};
 pub use job::{Invalid, Job, JobError, NotAJob, Validator};
 pub use keys::{GROUP, QueueKeys};
 pub use lease::{JobMeta, Lease};
+pub use quiet::Quiet;
 pub use reason::DeadReason;
 pub use retry::RetryPolicy;
 pub use shared::now_ms;

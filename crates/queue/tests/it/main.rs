@@ -1,5 +1,5 @@
 //! The queue's integration tests against a real Redis, one binary: delivery, dead letters,
-//! retries, ownership, recovery, retention, shutdown, crashes, and a partitioned queue on a
+//! retries, ownership, recovery, retention, shutdown, quiet, crashes, and a partitioned queue on a
 //! Redis Cluster. The test job, the shared Redis and the servers a test owns come from
 //! `payworker-testkit`, which the application's tests use too.
 
@@ -9,6 +9,7 @@ mod dead_letters;
 mod delivery;
 mod fixture;
 mod ownership;
+mod quiet;
 mod recovery;
 mod retention;
 mod retries;

@@ -6,6 +6,8 @@
 //!   once shutting down or when Redis does not answer.
 //! - `metrics`: `/metrics` counts the jobs run, the dead letters and the gateway requests,
 //!   and no label carries an order number.
+//! - `quiet`: a real worker process quieted by SIGTSTP (503 `quiet`, a job left waiting) and
+//!   resumed by `POST /resume` from loopback, which any other address is refused.
 //! - `prometheus`: a real Prometheus scrapes the worker and the ingress; PromQL counts the
 //!   jobs run and sees the dead letter.
 //! - `traces`: one payment's span tree, exported over OTLP/HTTP to a receiver in the test,
@@ -15,6 +17,7 @@
 mod health;
 mod metrics;
 mod prometheus;
+mod quiet;
 mod traces;
 
 use std::net::SocketAddr;

@@ -8,10 +8,13 @@
 //! flight, hands back what was fetched but never started, waits until every outcome is
 //! written, then stops lease renewal.
 //!
-//! `poll_next` also watches the queue's [`Quiet`] switch: on quiet it hands back what was
-//! fetched and not started (ending a blocked read first, as `poll_close` does) and returns
-//! `Pending` until the switch is turned off again; jobs already running are apalis' and
-//! finish as usual (see `quiet`).
+//! `poll_ready` and `poll_next` also watch the queue's [`Quiet`] switch: on quiet they hand
+//! back what was fetched and not started (ending a blocked read first, as `poll_close`
+//! does) and answer `Pending` until the switch is turned off again; jobs already running
+//! are apalis' and finish as usual (see `quiet`). `poll_ready` watches it because apalis
+//! calls it even while every slot of the concurrency limit is taken (and then not
+//! `poll_next`): the buffered entries are handed back at once, not when a slot frees, and
+//! a quiet partition holds no slot.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -133,6 +136,28 @@ impl<J: Job> StreamsBackend<J> {
         Poll::Ready(now)
     }
 
+    /// `Pending` while quiet, once what quiet found fetched is handed back; `Ready` when
+    /// fetching may go on. Registers the waker on the switch either way.
+    fn poll_fetching(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while let Poll::Ready(quiet) = self.poll_quiet_change(cx) {
+            if quiet {
+                self.start_quieting();
+            } else {
+                tracing::debug!(queue = %self.shared.config.name, partition = self.partition, "quiet ended: fetching again");
+            }
+        }
+        if let Some(quieting) = self.quieting.as_mut() {
+            ready!(quieting.as_mut().poll(cx));
+            self.quieting = None;
+        }
+        if self.quiet_seen {
+            // Woken when the switch changes (or by apalis at shutdown).
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
     /// Quiet has begun: hands back the read in flight (ended at once if it blocks) and the
     /// buffered tasks. Jobs handed back stop being renewed here whether or not the hand-back
     /// reached Redis: either way a live worker takes them over, at once or after the lease.
@@ -240,6 +265,7 @@ impl<J: Job> Backend for StreamsBackend<J> {
                 Err(e) => self.pause_after("queue set-up", &e),
             }
         }
+        ready!(self.poll_fetching(cx));
         Poll::Ready(Ok(()))
     }
 
@@ -249,22 +275,7 @@ impl<J: Job> Backend for StreamsBackend<J> {
         _: &WorkerContext,
     ) -> Poll<Option<Result<Task<J>, BackendError>>> {
         loop {
-            if let Poll::Ready(quiet) = self.poll_quiet_change(cx) {
-                if quiet {
-                    self.start_quieting();
-                } else {
-                    tracing::debug!(queue = %self.shared.config.name, partition = self.partition, "quiet ended: fetching again");
-                }
-                continue;
-            }
-            if let Some(quieting) = self.quieting.as_mut() {
-                ready!(quieting.as_mut().poll(cx));
-                self.quieting = None;
-            }
-            if self.quiet_seen {
-                // Woken when the switch changes (or by apalis at shutdown).
-                return Poll::Pending;
-            }
+            ready!(self.poll_fetching(cx));
             if let Some(task) = self.buffer.pop_front() {
                 return Poll::Ready(Some(Ok(task)));
             }

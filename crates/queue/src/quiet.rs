@@ -8,10 +8,12 @@
 //! promotion of due retries back onto the stream, which is not fetching (the retry waits
 //! in the stream for whichever worker is not quiet, exactly like a new job).
 //!
-//! What was fetched and not started when quiet begins is handed back to the group at once,
-//! as at shutdown: a blocked read is ended (`CLIENT UNBLOCK`), and what it or the buffer
-//! still held is marked idle with its delivery count put back, so a live worker reclaims it
-//! now, or this one after it resumes. An entry is thus either run here (it had started) or
+//! What was fetched and not started when quiet begins is handed back to the group at once
+//! (even while every slot of the concurrency limit is busy), as at shutdown: a blocked read
+//! is ended (`CLIENT UNBLOCK`), and what it or the buffer still held is marked idle with its
+//! delivery count put back, so a live worker reclaims it now, or this one after it resumes.
+//! (Were the hand-back refused, this worker stops renewing those entries all the same, and
+//! they are reclaimed once their lease runs out.) An entry is thus either run here (it had started) or
 //! left pending for a reclaim, never both and never neither. Resuming fetches again;
 //! shutting down while quiet drains and exits as it would otherwise.
 

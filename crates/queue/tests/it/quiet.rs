@@ -1,6 +1,7 @@
 //! Quiet (the `Quiet` switch): a quiet worker fetches nothing while the job it runs
-//! finishes, keeps its lease and is acked; resuming delivers the rest; shutting down while
-//! quiet drains and exits. Nothing lost, nothing run twice.
+//! finishes, keeps its lease and is acked; what it had fetched and not started goes back to
+//! the group at once, even while its every slot is busy; resuming delivers the rest;
+//! shutting down while quiet drains and exits. Nothing lost, nothing run twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,6 +178,52 @@ async fn shutting_down_while_quiet_drains_and_exits_within_the_deadline() {
     })
     .await;
     second.stop().await;
+    assert_eq!(runs.distinct() as u64, jobs + 1, "a job was lost");
+    assert_eq!(runs.max_per_job(), 1, "a job ran twice");
+    assert_eq!(pending(&mut conn, &keys.stream).await, 0);
+    cleanup(&mut conn, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_busy_worker_fetched_and_had_not_started_is_handed_back_when_it_turns_quiet() {
+    // One job at a time: job 0 runs (held at its gate) while the rest of its batch waits in
+    // the worker's buffer, already delivered to it.
+    let (prefix, mut config, keys, mut conn) = setup("quiet-buffer").await;
+    config.concurrency = 1;
+    let jobs = 10u64;
+    enqueue(&mut conn, &keys.stream, (0..=jobs).map(ping)).await;
+    let runs = Runs::default();
+    let quiet = Quiet::new();
+    let mut gated = start_gated(config.clone(), &runs, &quiet, Duration::from_secs(10));
+    let running = gated.started.recv().await.expect("job 0 starts");
+    assert_eq!(
+        pending(&mut conn, &keys.stream).await,
+        jobs + 1,
+        "one read fetched all"
+    );
+
+    // Quiet while its only slot is taken: the buffered entries go back to the group at
+    // once, so a live worker takes them now, not after the 30 s lease nor when job 0 ends.
+    quiet.enter();
+    let other = start(config, &runs);
+    eventually(Duration::from_secs(10), || async {
+        (runs.total() == jobs).then_some(())
+    })
+    .await;
+    let held = pending_entries(&mut conn, &keys.stream).await;
+    assert_eq!(
+        held.iter().map(|(id, ..)| id.clone()).collect::<Vec<_>>(),
+        vec![running],
+        "only the running job is still pending"
+    );
+
+    gated.gate.add_permits(1);
+    eventually(Duration::from_secs(10), || async {
+        (runs.total() > jobs).then_some(())
+    })
+    .await;
+    other.stop().await;
+    gated.worker.stop().await;
     assert_eq!(runs.distinct() as u64, jobs + 1, "a job was lost");
     assert_eq!(runs.max_per_job(), 1, "a job ran twice");
     assert_eq!(pending(&mut conn, &keys.stream).await, 0);

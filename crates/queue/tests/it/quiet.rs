@@ -15,7 +15,7 @@ use super::*;
 
 /// How long a quiet worker is watched for a delivery it must not make: several of the
 /// test queue's read and reclaim periods (`block`, `reclaim_interval`: 500 ms), and more
-/// than its lease, so that a lease not renewed would show.
+/// than the first test's 2 s lease, so that a lease not renewed would show.
 const WATCH: Duration = Duration::from_millis(2500);
 
 /// A worker whose job 0 runs only once the test opens its gate.
@@ -86,7 +86,7 @@ async fn pending_entries(
 async fn a_quiet_worker_fetches_nothing_finishes_its_job_and_resumes() {
     let (prefix, mut config, keys, mut conn) = setup("quiet").await;
     config.concurrency = 4;
-    config.lease = Duration::from_secs(1);
+    config.lease = Duration::from_secs(2);
     enqueue(&mut conn, &keys.stream, [ping(0)]).await;
     let runs = Runs::default();
     let quiet = Quiet::new();

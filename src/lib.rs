@@ -22,7 +22,8 @@
 //! telemetry   tracing set-up: logs, and traces over OTLP when an endpoint is set
 //! tracecontext W3C trace context in and out of jobs, events and HTTP headers
 //! metrics     the process's one metrics registry (Prometheus text) and the app's metric names
-//! health      the worker's health server: /healthz, /readyz, /metrics
+//! health      the worker's health server: /healthz, /readyz, /metrics, POST /quiet, /resume
+//! quiet       the worker's quiet mode for deploys: SIGTSTP or POST /quiet, the log and gauge
 //! cli/        the production binary's subcommands
 //! ```
 
@@ -35,6 +36,7 @@ pub mod ingress;
 pub mod jobs;
 pub mod metrics;
 pub mod payments;
+pub mod quiet;
 pub mod startup;
 pub mod telemetry;
 pub mod tracecontext;

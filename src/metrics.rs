@@ -28,6 +28,8 @@ pub const NOTIFICATIONS_DUPLICATES: &str = "payworker_notifications_duplicates_t
 pub const NOTIFICATIONS_REFUSED: &str = "payworker_notifications_refused_total";
 /// `payworker_payments_unknown`: payments waiting in `unknown`.
 pub const PAYMENTS_UNKNOWN: &str = "payworker_payments_unknown";
+/// `payworker_worker_quiet`: 1 while the worker is quiet (fetches nothing), else 0.
+pub const WORKER_QUIET: &str = "payworker_worker_quiet";
 /// `payworker_redis_errors_total{component}`.
 pub const REDIS_ERRORS: &str = "payworker_redis_errors_total";
 
@@ -85,6 +87,11 @@ pub fn gateway_request<T>(account: &str, endpoint: Endpoint, outcome: &Outcome<T
 pub fn payments_unknown(waiting: u64) {
     #[allow(clippy::cast_precision_loss)] // gauges are f64; far below 2^52 payments
     metrics::gauge!(PAYMENTS_UNKNOWN).set(waiting as f64);
+}
+
+/// Sets whether the worker is quiet (`crate::quiet`): 1 while it fetches nothing.
+pub fn worker_quiet(quiet: bool) {
+    metrics::gauge!(WORKER_QUIET).set(if quiet { 1.0 } else { 0.0 });
 }
 
 /// The `outcome` label of a gateway request (also the gateway request span's `outcome`).

@@ -150,26 +150,34 @@ const HEALTH_SERVER_GRACE: Duration = Duration::from_secs(2);
 /// cancelled, then drains within `queues.shutdown_deadline`; meanwhile reviews overdue
 /// `unknown` payments and expired orphan notifications, and serves health and metrics on
 /// `telemetry.listen` (see [`run_worker_on`]). Each queue validates its jobs with
-/// [`key_rules`] before they run.
-pub async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// [`key_rules`] before they run. While `quiet` is on, neither queue fetches (see
+/// `crate::quiet`).
+pub async fn run_worker(
+    settings: &Settings,
+    shutdown: CancellationToken,
+    quiet: queue::Quiet,
+) -> anyhow::Result<()> {
     let listen = settings.telemetry.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("telemetry.listen: cannot listen on {listen}"))?;
-    run_worker_on(settings, listener, shutdown).await
+    run_worker_on(settings, listener, shutdown, quiet).await
 }
 
 /// [`run_worker`], serving `/healthz`, `/readyz` and `/metrics` on `health` (a listener
 /// the caller bound: tests bind a free port and know it). The health server is up from
 /// the start until the queues have stopped; `/readyz` answers 503 from the moment
-/// `shutdown` is cancelled.
+/// `shutdown` is cancelled, and while `quiet` is on; `POST /quiet` and `POST /resume`
+/// from loopback switch `quiet`.
 pub async fn run_worker_on(
     settings: &Settings,
     health: tokio::net::TcpListener,
     shutdown: CancellationToken,
+    quiet: queue::Quiet,
 ) -> anyhow::Result<()> {
     settings.log_warnings();
     crate::metrics::registry();
+    crate::metrics::worker_quiet(quiet.is_quiet());
     let prefix = &settings.redis.key_prefix;
     let q = &settings.queues;
     let partitions = [
@@ -184,12 +192,13 @@ pub async fn run_worker_on(
     .collect();
     let stop_serving = CancellationToken::new();
     let server = crate::health::spawn(
-        crate::health::Health::new(settings.redis.target(), partitions, shutdown.clone()),
+        crate::health::Health::new(settings.redis.target(), partitions, shutdown.clone())
+            .with_quiet(quiet.clone()),
         health,
         stop_serving.clone(),
     )
     .context("telemetry.listen")?;
-    let worked = work(settings, shutdown).await;
+    let worked = work(settings, shutdown, quiet).await;
     stop_serving.cancel();
     // A scrape or probe in progress may finish; a client that holds its connection open
     // does not hold the process up.
@@ -197,8 +206,14 @@ pub async fn run_worker_on(
     worked
 }
 
-/// The worker's queues and review loop, until `shutdown` and the drain after it.
-async fn work(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// The worker's queues and review loop, until `shutdown` and the drain after it. The
+/// review loop goes on while quiet: it fetches no job, and a payment overdue in `unknown`
+/// is handed to a person whether or not this worker takes work.
+async fn work(
+    settings: &Settings,
+    shutdown: CancellationToken,
+    quiet: queue::Quiet,
+) -> anyhow::Result<()> {
     check_redis_durability(settings).await?;
     let store = Arc::new(payment_store(settings).await?);
     let orphans = orphans(settings);
@@ -233,6 +248,7 @@ async fn work(settings: &Settings, shutdown: CancellationToken) -> anyhow::Resul
     let creating = queue::Queue::new(create, settings.redis.target())
         .on_dead(dead_letter_hook(payments.clone()))
         .on_refused(refusal_hook(payments.clone()))
+        .quiet(quiet.clone())
         .validate(Arc::new(move |job: &CreatePayment| {
             confine.create_payment(job)
         }))
@@ -246,6 +262,7 @@ async fn work(settings: &Settings, shutdown: CancellationToken) -> anyhow::Resul
         );
     let handler = notifications.clone();
     let notifying = queue::Queue::new(notify, settings.redis.target())
+        .quiet(quiet)
         .validate(Arc::new(move |job: &ProcessNotification| {
             rules.process_notification(job)
         }))

@@ -114,7 +114,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let worker_cancel = cancel.child_token();
     let worker = tokio::spawn({
         let token = worker_cancel.clone();
-        async move { crate::startup::run_worker_on(&worker_settings, health_listener, token).await }
+        async move {
+            let quiet = payworker_queue::Quiet::new();
+            crate::startup::run_worker_on(&worker_settings, health_listener, token, quiet).await
+        }
     });
 
     let mut conn = settings

@@ -3,7 +3,8 @@
 //!
 //! `main` parses [`Cli`] and calls [`run`]; each subcommand lives in its own file and goes
 //! through the same composition roots the tests use. Benchmarks are not here: they are the
-//! `payworker-bench` binary (`crates/bench`).
+//! `payworker-bench` binary (`crates/bench`). Signals: SIGTERM and Ctrl-C shut down
+//! ([`shutdown_token`]); SIGTSTP quiets the worker (`crate::quiet`).
 //!
 //! - `args`: arguments several subcommands share (`--config`, a queue's name).
 //! - `demo`: all in one on embedded defaults; `sandbox`: the sandbox gateway as a server.
@@ -19,6 +20,7 @@ mod tools;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +49,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the sandbox gateway, a local stand-in for the real one.
     Sandbox(Configured<sandbox::SandboxArgs>),
-    /// Run the worker: consume CreatePayment and ProcessNotification jobs until SIGTERM.
+    /// Run the worker: consume CreatePayment and ProcessNotification jobs until SIGTERM
+    /// (SIGTSTP quiets it: no new jobs, running ones finish; `POST /resume` resumes).
     Worker(ConfigArg),
     /// Run the webhook ingress: verify the gateway's notifications and enqueue them.
     Ingress(ConfigArg),
@@ -168,7 +171,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(_) => {
             let settings = load()?;
             let _telemetry = crate::telemetry::init(&settings.telemetry);
-            crate::startup::run_worker(&settings, shutdown_token()).await
+            let quiet = crate::quiet::on_sigtstp().context("installing the SIGTSTP handler")?;
+            crate::startup::run_worker(&settings, shutdown_token(), quiet).await
         }
         Command::Ingress(_) => {
             let settings = load()?;

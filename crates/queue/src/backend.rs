@@ -7,6 +7,14 @@
 //! worker: the read pauses with backoff and resumes. `poll_close` finishes a read still in
 //! flight, hands back what was fetched but never started, waits until every outcome is
 //! written, then stops lease renewal.
+//!
+//! `poll_ready` and `poll_next` also watch the queue's [`Quiet`] switch: on quiet they hand
+//! back what was fetched and not started (ending a blocked read first, as `poll_close`
+//! does) and answer `Pending` until the switch is turned off again; jobs already running
+//! are apalis' and finish as usual (see `quiet`). `poll_ready` watches it because apalis
+//! calls it even while every slot of the concurrency limit is taken (and then not
+//! `poll_next`): the buffered entries are handed back at once, not when a slot frees, and
+//! a quiet partition holds no slot.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -30,6 +38,7 @@ use super::conn::RedisConn;
 use super::fetch;
 use super::job::{Job, Validator};
 use super::lease::JobMeta;
+use super::quiet::Quiet;
 use super::shared::{Outcome, Shared};
 use super::upkeep;
 
@@ -63,6 +72,14 @@ pub struct StreamsBackend<J> {
     lease: CancellationToken,
     /// The queue's check of each decoded job, if it has one.
     validate: Option<Validator<J>>,
+    /// The switch that stops fetching.
+    quiet: Quiet,
+    /// The switch's state this backend acts on.
+    quiet_seen: bool,
+    /// Resolves when the switch differs from `quiet_seen`.
+    quiet_change: Option<BoxFuture<'static, bool>>,
+    /// Handing back what was fetched when quiet began; no read starts before it is done.
+    quieting: Option<BoxFuture<'static, ()>>,
 }
 
 fn backoff() -> Box<dyn Iterator<Item = Duration> + Send> {
@@ -81,6 +98,7 @@ impl<J: Job> StreamsBackend<J> {
         shared: Arc<Shared>,
         partition: usize,
         validate: Option<Validator<J>>,
+        quiet: Quiet,
     ) -> Self {
         let lease = shared.cancel.child_token();
         StreamsBackend {
@@ -98,7 +116,66 @@ impl<J: Job> StreamsBackend<J> {
             close: None,
             lease,
             validate,
+            quiet,
+            quiet_seen: false,
+            quiet_change: None,
+            quieting: None,
         }
+    }
+
+    /// Whether the quiet switch has changed since last seen; registers the waker if not.
+    fn poll_quiet_change(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let change = self.quiet_change.get_or_insert_with(|| {
+            let quiet = self.quiet.clone();
+            let seen = self.quiet_seen;
+            Box::pin(async move { quiet.changed_from(seen).await })
+        });
+        let now = ready!(change.as_mut().poll(cx));
+        self.quiet_change = None;
+        self.quiet_seen = now;
+        Poll::Ready(now)
+    }
+
+    /// `Pending` while quiet, once what quiet found fetched is handed back; `Ready` when
+    /// fetching may go on. Registers the waker on the switch either way.
+    fn poll_fetching(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while let Poll::Ready(quiet) = self.poll_quiet_change(cx) {
+            if quiet {
+                self.start_quieting();
+            } else {
+                tracing::debug!(queue = %self.shared.config.name, partition = self.partition, "quiet ended: fetching again");
+            }
+        }
+        if let Some(quieting) = self.quieting.as_mut() {
+            ready!(quieting.as_mut().poll(cx));
+            self.quieting = None;
+        }
+        if self.quiet_seen {
+            // Woken when the switch changes (or by apalis at shutdown).
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
+    /// Quiet has begun: hands back the read in flight (ended at once if it blocks) and the
+    /// buffered tasks. Jobs handed back stop being renewed here whether or not the hand-back
+    /// reached Redis: either way a live worker takes them over, at once or after the lease.
+    fn start_quieting(&mut self) {
+        let unstarted: Vec<String> = self.buffer.drain(..).filter_map(|t| entry_of(&t)).collect();
+        let read = self.read.take();
+        let shared = self.shared.clone();
+        let partition = self.partition;
+        let reader_id = self.reader_id;
+        let before = self.quieting.take();
+        tracing::debug!(queue = %shared.config.name, partition, "quiet: fetching stopped");
+        self.quieting = Some(Box::pin(async move {
+            if let Some(before) = before {
+                before.await;
+            }
+            let unstarted = hand_back(&shared, partition, read, reader_id, unstarted).await;
+            shared.release(partition, &unstarted);
+        }));
     }
 
     fn start_setup(&self) -> Setup {
@@ -188,6 +265,7 @@ impl<J: Job> Backend for StreamsBackend<J> {
                 Err(e) => self.pause_after("queue set-up", &e),
             }
         }
+        ready!(self.poll_fetching(cx));
         Poll::Ready(Ok(()))
     }
 
@@ -197,6 +275,7 @@ impl<J: Job> Backend for StreamsBackend<J> {
         _: &WorkerContext,
     ) -> Poll<Option<Result<Task<J>, BackendError>>> {
         loop {
+            ready!(self.poll_fetching(cx));
             if let Some(task) = self.buffer.pop_front() {
                 return Poll::Ready(Some(Ok(task)));
             }
@@ -240,31 +319,16 @@ impl<J: Job> Backend for StreamsBackend<J> {
             let shared = self.shared.clone();
             let partition = self.partition;
             let read = self.read.take();
-            let mut unstarted: Vec<String> =
+            let unstarted: Vec<String> =
                 self.buffer.drain(..).filter_map(|t| entry_of(&t)).collect();
             let lease = self.lease.clone();
             let reader_id = self.reader_id;
+            let quieting = self.quieting.take();
             self.close = Some(Box::pin(async move {
-                // A blocking read in flight would hold the close for up to `block`: end it
-                // now (it returns as if it timed out, or with what it already got).
-                if read.is_some()
-                    && let Some(id) = reader_id
-                {
-                    let mut conn = shared.conn.clone();
-                    let _ = redis::cmd("CLIENT")
-                        .arg("UNBLOCK")
-                        .arg(id)
-                        .query_async::<i64>(&mut conn)
-                        .await;
+                if let Some(quieting) = quieting {
+                    quieting.await;
                 }
-                if let Some(read) = read
-                    && let Ok((tasks, _)) = read.await
-                {
-                    unstarted.extend(tasks.iter().filter_map(entry_of));
-                }
-                if !unstarted.is_empty() {
-                    fetch::release_unstarted(&shared, partition, unstarted).await;
-                }
+                hand_back(&shared, partition, read, reader_id, unstarted).await;
                 let (done, written) = tokio::sync::oneshot::channel();
                 if shared.outcomes.send(Outcome::Barrier(done)).await.is_ok() {
                     let _ = written.await;
@@ -276,6 +340,37 @@ impl<J: Job> Backend for StreamsBackend<J> {
         ready!(close.as_mut().poll(cx));
         Poll::Ready(Ok(()))
     }
+}
+
+/// Ends `read` (a blocking read in flight would hold on for up to `block`: it is unblocked
+/// and returns as if it timed out, or with what it already got), then hands back
+/// `unstarted` and whatever the read fetched. Returns the ids handed back.
+async fn hand_back<J>(
+    shared: &Shared,
+    partition: usize,
+    read: Option<Read<J>>,
+    reader_id: Option<i64>,
+    mut unstarted: Vec<String>,
+) -> Vec<String> {
+    if read.is_some()
+        && let Some(id) = reader_id
+    {
+        let mut conn = shared.conn.clone();
+        let _ = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(id)
+            .query_async::<i64>(&mut conn)
+            .await;
+    }
+    if let Some(read) = read
+        && let Ok((tasks, _)) = read.await
+    {
+        unstarted.extend(tasks.iter().filter_map(entry_of));
+    }
+    if !unstarted.is_empty() {
+        fetch::release_unstarted(shared, partition, unstarted.clone()).await;
+    }
+    unstarted
 }
 
 fn entry_of<J>(task: &Task<J>) -> Option<String> {

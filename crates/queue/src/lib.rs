@@ -79,6 +79,7 @@
 //!   outcome and duration, reclaims, each partition's depth); the application exports them.
 //! - `joblog`: one log line per job outcome (what the run ended with, what the queue wrote,
 //!   how long it took), in the span the handler names ([`JobMeta::log_outcome_in`]).
+//! - `quiet`: the [`Quiet`] switch that stops fetching and starts it again, for deploys.
 //! - `worker`: running a queue (the composition root for one queue).
 
 mod ack;
@@ -96,6 +97,7 @@ mod joblog;
 pub mod keys;
 pub mod lease;
 pub mod metrics;
+pub mod quiet;
 pub mod reason;
 pub mod redact;
 mod reply;
@@ -112,6 +114,7 @@ pub use hooks::{DeadHook, DeadNotice, Refused, RefusedHook};
 pub use job::{Invalid, Job, JobError, NotAJob, Validator};
 pub use keys::{GROUP, QueueKeys};
 pub use lease::{JobMeta, Lease};
+pub use quiet::Quiet;
 pub use reason::DeadReason;
 pub use retry::RetryPolicy;
 pub use shared::now_ms;

@@ -2,6 +2,8 @@
 //! concurrency limit, a flusher and a Redis connection; stopped by one cancellation token.
 //! A queue may carry a validator for its jobs (rules that need the process's configuration)
 //! and a dead-letter hook; the queue knows neither rule nor domain, only when to call them.
+//! It may also be given a [`Quiet`] switch, which stops and restarts its fetching while it
+//! keeps running (see `quiet`).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,7 @@ use super::hooks::{DeadHook, RefusedHook};
 use super::job::{Job, JobError, Validator};
 use super::keys::QueueKeys;
 use super::lease::JobMeta;
+use super::quiet::Quiet;
 use super::shared::{Shared, consumer_name};
 
 /// Why a queue worker could not run.
@@ -65,6 +68,7 @@ pub struct Queue<J> {
     on_dead: Option<DeadHook>,
     on_refused: Option<RefusedHook>,
     validate: Option<Validator<J>>,
+    quiet: Quiet,
 }
 
 impl<J: Job + Unpin> Queue<J> {
@@ -76,7 +80,16 @@ impl<J: Job + Unpin> Queue<J> {
             on_dead: None,
             on_refused: None,
             validate: None,
+            quiet: Quiet::default(),
         }
+    }
+
+    /// Stops fetching while `quiet` is on: running jobs finish and are acked, what was
+    /// fetched but not started is handed back, nothing new is read or reclaimed until it is
+    /// turned off. Give every queue of a process the same switch to quiet the process.
+    pub fn quiet(mut self, quiet: Quiet) -> Self {
+        self.quiet = quiet;
+        self
     }
 
     /// Checks every decoded job with `validator` before it runs: a job it refuses is
@@ -136,6 +149,7 @@ where
         on_dead,
         on_refused,
         validate,
+        quiet,
     } = queue;
     let conn = target.connect_managed(Duration::from_secs(10)).await?;
     let (outcomes, received) = mpsc::channel(config.concurrency.max(config.batch_size) * 4);
@@ -166,6 +180,7 @@ where
         let handler = handler.clone();
         let limit = limit.clone();
         let validate = validate.clone();
+        let quiet = quiet.clone();
         monitor = monitor.register(move |_restarts| {
             let handler = handler.clone();
             WorkerBuilder::new(format!(
@@ -176,6 +191,7 @@ where
                 shared.clone(),
                 partition,
                 validate.clone(),
+                quiet.clone(),
             ))
             .layer(limit.clone())
             .catch_panic()

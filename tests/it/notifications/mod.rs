@@ -150,7 +150,10 @@ impl Product {
         let worker = tokio::spawn({
             let settings = settings.clone();
             let token = cancel.clone();
-            async move { payworker::startup::run_worker_on(&settings, health_listener, token).await }
+            async move {
+                let quiet = payworker_queue::Quiet::new();
+                payworker::startup::run_worker_on(&settings, health_listener, token, quiet).await
+            }
         });
         Product {
             settings,

@@ -8,6 +8,8 @@
 //!   what the queue did and how long it took, and no secret or body in any line.
 //! - `metrics`: `/metrics` counts the jobs run, the dead letters and the gateway requests,
 //!   and no label carries an order number.
+//! - `quiet`: a real worker process quieted by SIGTSTP (503 `quiet`, a job left waiting) and
+//!   resumed by `POST /resume` from loopback, which any other address is refused.
 //! - `prometheus`: a real Prometheus scrapes the worker and the ingress; PromQL counts the
 //!   jobs run and sees the dead letter.
 //! - `traces`: one payment's span tree, exported over OTLP/HTTP by real worker and ingress
@@ -20,6 +22,7 @@ mod logs;
 mod metrics;
 mod prometheus;
 mod trace_view;
+mod quiet;
 mod traces;
 
 use std::net::SocketAddr;

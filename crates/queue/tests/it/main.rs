@@ -1,7 +1,7 @@
 //! The queue's integration tests against a real Redis, one binary: delivery, dead letters,
-//! retries, the outcome log lines, ownership, recovery, retention, shutdown, crashes, and a
-//! partitioned queue on a Redis Cluster. The test job, the shared Redis and the servers a
-//! test owns come from `payworker-testkit`, which the application's tests use too.
+//! retries, the outcome log lines, ownership, recovery, retention, shutdown, quiet, crashes,
+//! and a partitioned queue on a Redis Cluster. The test job, the shared Redis and the servers
+//! a test owns come from `payworker-testkit`, which the application's tests use too.
 
 mod cluster;
 mod crash;
@@ -10,6 +10,7 @@ mod delivery;
 mod fixture;
 mod joblog;
 mod ownership;
+mod quiet;
 mod recovery;
 mod retention;
 mod retries;

@@ -21,8 +21,8 @@ mod health;
 mod logs;
 mod metrics;
 mod prometheus;
-mod trace_view;
 mod quiet;
+mod trace_view;
 mod traces;
 
 use std::net::SocketAddr;

@@ -734,7 +734,16 @@ impl CreatePayments {
 
         let attempts = rec.attempts() + 1;
         let token = run.token.as_deref();
-        match record::mark(conn, run.key, rec.version(), token, attempts).await {
+        let index = reopen.then(|| super::store::review_key(&self.store.prefix));
+        let marked = record::mark(
+            conn,
+            run.key,
+            rec.version(),
+            token,
+            attempts,
+            index.as_deref(),
+        );
+        match marked.await {
             Ok(Some(version)) => {
                 let mut marked = rec.clone();
                 marked.set("version", version.to_string());

@@ -6,6 +6,9 @@
 //!   once shutting down or when Redis does not answer.
 //! - `metrics`: `/metrics` counts the jobs run, the dead letters and the gateway requests,
 //!   and no label carries an order number.
+//! - `payment_metrics`: the payment and notification metrics after real flows (review and
+//!   its resolution, an integrity mismatch, notification outcomes, `unknown` by age), the
+//!   worker's Redis errors while its Redis is down, a job delivered past its cap.
 //! - `prometheus`: a real Prometheus scrapes the worker and the ingress; PromQL counts the
 //!   jobs run and sees the dead letter.
 //! - `traces`: one payment's span tree, exported over OTLP/HTTP to a receiver in the test,
@@ -14,6 +17,7 @@
 
 mod health;
 mod metrics;
+mod payment_metrics;
 mod prometheus;
 mod traces;
 

@@ -175,6 +175,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_queue_counts_its_redis_errors_under_the_same_name() {
+        assert_eq!(REDIS_ERRORS, payworker_queue::metrics::REDIS_ERRORS);
+        assert_ne!(COMPONENT_PAYMENTS, payworker_queue::metrics::COMPONENT);
+    }
+
+    #[test]
+    fn every_notification_outcome_has_its_own_label() {
+        use NotificationOutcome as N;
+        let labels: Vec<_> = [N::Applied, N::Review, N::Ignored, N::Duplicate, N::Orphan]
+            .into_iter()
+            .map(N::as_str)
+            .collect();
+        assert_eq!(
+            labels,
+            ["applied", "review", "ignored", "duplicate", "orphan"]
+        );
+    }
+
+    #[test]
     fn every_gateway_outcome_has_an_agreed_label() {
         let outcomes: [Outcome<()>; 7] = [
             Outcome::Success(()),

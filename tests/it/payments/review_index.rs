@@ -1,19 +1,28 @@
 //! The index of payments in `review_required` (`<prefix>:payments:review`, scored by the
 //! time each entered review): kept by the same write as the status (the change script, and
 //! the re-drive's mark that reopens a dead-lettered payment), counted and listed oldest
-//! first, and swept of entries whose payment left review some other way.
+//! first, and swept of entries whose payment left review some other way; on a Cluster too,
+//! where the index lies in another slot than the record and is written as its own step.
 
 use payworker::payments::resolve::{Decision, Resolution};
 use payworker::payments::{ReviewEntry, review_key, unknown_key};
 
 use super::*;
+use crate::support::RedisCluster;
 
-/// A record written as the worker would leave it in `status`.
+/// A record written as the worker would leave it in `status`, on the shared Redis.
 async fn craft(prefix: &str, order_no: &str, status: &str, extra: &[(&str, &str)]) -> String {
-    let mut conn = RedisTarget::Single(REDIS.into())
-        .connect(Duration::from_secs(5))
-        .await
-        .unwrap();
+    craft_on(&mut redis_conn().await, prefix, order_no, status, extra).await
+}
+
+/// [`craft`] on `conn`.
+async fn craft_on(
+    conn: &mut queue::RedisConn,
+    prefix: &str,
+    order_no: &str,
+    status: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let key = record::key(prefix, "main", order_no);
     let mut fields: Vec<(&str, String)> = vec![
         ("status", status.into()),
@@ -28,15 +37,22 @@ async fn craft(prefix: &str, order_no: &str, status: &str, extra: &[(&str, &str)
     ];
     fields.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let orphans = payworker::payments::orphans::key(prefix, "main", order_no);
-    let claim = record::claim(&mut conn, &key, &orphans, &fields).await;
+    let claim = record::claim(conn, &key, &orphans, &fields).await;
     assert!(claim.unwrap().created);
     key
 }
 
 async fn store(prefix: &str, sandbox: &SandboxHandle) -> Arc<PaymentStore> {
+    store_on(prefix, sandbox, &RedisTarget::Single(REDIS.into())).await
+}
+
+async fn store_on(
+    prefix: &str,
+    sandbox: &SandboxHandle,
+    target: &RedisTarget,
+) -> Arc<PaymentStore> {
     let results = format!("{prefix}:{{results}}");
-    let target = RedisTarget::Single(REDIS.into());
-    handler(prefix, &results, sandbox, &target, Duration::from_secs(60))
+    handler(prefix, &results, sandbox, target, Duration::from_secs(60))
         .await
         .store
 }
@@ -150,6 +166,66 @@ async fn the_sweep_takes_off_entries_whose_payment_left_review_and_keeps_the_res
     assert_eq!(left, [waiting, young]);
     assert_eq!(store.count_review_required().await.unwrap(), 2);
     crate::support::cleanup(&mut c, &prefix).await;
+}
+
+#[tokio::test]
+async fn on_a_cluster_the_index_follows_the_status_from_another_slot() {
+    let cluster = RedisCluster::start().await;
+    let prefix = unique_prefix("review-index-cluster");
+    let sandbox = test_sandbox().await;
+    let target = RedisTarget::Cluster(cluster.nodes());
+    let store = store_on(&prefix, &sandbox, &target).await;
+    let mut conn = target.connect(Duration::from_secs(5)).await.unwrap();
+    let index = review_key(&prefix);
+    let key = craft_on(&mut conn, &prefix, "RI-C1", "unknown", &[]).await;
+    let mut client = cluster.client().await;
+    let slot = |k: String| {
+        let mut client = client.clone();
+        async move {
+            redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(k)
+                .query_async::<i64>(&mut client)
+                .await
+                .unwrap()
+        }
+    };
+    assert_ne!(slot(key.clone()).await, slot(index.clone()).await);
+    let _: i64 = client
+        .zadd(unknown_key(&prefix), &key, queue::now_ms() - 1)
+        .await
+        .unwrap();
+
+    // In review: written in steps (the record's slot, then the index's), listed.
+    assert_eq!(store.review_overdue_unknowns().await.unwrap(), 1);
+    let listed = store.list_review_required(0, 10).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].key, key);
+    assert_eq!(store.count_review_required().await.unwrap(), 1);
+
+    // Out of review by a person's decision: off the index.
+    let decision = Decision {
+        resolution: Resolution::Failed,
+        reason: "checked with the gateway's support".into(),
+        by: "alice".into(),
+        payment_id: None,
+    };
+    store.resolve("main", "RI-C1", &decision).await.unwrap();
+    assert_eq!(store.count_review_required().await.unwrap(), 0);
+
+    // A dead-lettered payment reopened by its re-drive leaves it too.
+    let reopened = craft_on(
+        &mut conn,
+        &prefix,
+        "RI-C2",
+        "review_required",
+        &[("review_cause", "dead_lettered")],
+    )
+    .await;
+    let _: i64 = client.zadd(&index, &reopened, 1_000).await.unwrap();
+    let marked = record::mark(&mut conn, &reopened, 2, None, 2, Some(&index)).await;
+    assert!(marked.unwrap().is_some());
+    assert_eq!(store.count_review_required().await.unwrap(), 0);
 }
 
 async fn redis_conn() -> queue::RedisConn {

@@ -70,6 +70,32 @@ fn age_ranges(now_plus_after: u64) -> [(String, String); 4] {
     })
 }
 
+/// The `status` of each record of `keys`: one round trip on a single server; one command
+/// each on a Cluster, whose pipelines may not cross slots.
+async fn statuses<'a>(
+    conn: &mut RedisConn,
+    keys: impl Iterator<Item = &'a str>,
+) -> redis::RedisResult<Vec<Option<String>>> {
+    if let RedisConn::Cluster(_) = conn {
+        let mut out = Vec::new();
+        for key in keys {
+            out.push(
+                redis::cmd("HGET")
+                    .arg(key)
+                    .arg("status")
+                    .query_async(conn)
+                    .await?,
+            );
+        }
+        return Ok(out);
+    }
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("HGET").arg(key).arg("status");
+    }
+    pipe.query_async(conn).await
+}
+
 /// A payment in `review_required`, as the review index lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewEntry {
@@ -380,23 +406,23 @@ impl PaymentStore {
         let set = review_key(&self.prefix);
         let page = self.list_review_required(cursor, SWEEP_PAGE).await?;
         let settled_before = crate::clock::now_ms().saturating_sub(SWEEP_GRACE_MS);
+        let old: Vec<&ReviewEntry> = page
+            .iter()
+            .filter(|entry| entry.entered_ms <= settled_before)
+            .collect();
         let mut removed = 0;
-        for entry in &page {
-            if entry.entered_ms > settled_before {
-                continue;
-            }
-            let status: Option<String> = redis::cmd("HGET")
-                .arg(&entry.key)
-                .arg("status")
-                .query_async(&mut conn)
-                .await?;
-            if status.as_deref() != Some(PaymentStatus::ReviewRequired.as_str()) {
-                redis::cmd("ZREM")
-                    .arg(&set)
-                    .arg(&entry.key)
-                    .query_async::<i64>(&mut conn)
-                    .await?;
-                removed += 1;
+        if !old.is_empty() {
+            let statuses = statuses(&mut conn, old.iter().map(|entry| entry.key.as_str())).await?;
+            let review = PaymentStatus::ReviewRequired.as_str();
+            for (entry, status) in old.iter().zip(statuses) {
+                if status.as_deref() != Some(review) {
+                    redis::cmd("ZREM")
+                        .arg(&set)
+                        .arg(&entry.key)
+                        .query_async::<i64>(&mut conn)
+                        .await?;
+                    removed += 1;
+                }
             }
         }
         Ok(if page.len() < SWEEP_PAGE {

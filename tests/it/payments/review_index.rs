@@ -226,6 +226,18 @@ async fn on_a_cluster_the_index_follows_the_status_from_another_slot() {
     let marked = record::mark(&mut conn, &reopened, 2, None, 2, Some(&index)).await;
     assert!(marked.unwrap().is_some());
     assert_eq!(store.count_review_required().await.unwrap(), 0);
+
+    // The sweep reads records in other slots than the index: a stale entry goes, a
+    // payment still in review stays.
+    let waiting = craft_on(&mut conn, &prefix, "RI-C3", "review_required", &[]).await;
+    let gone = record::key(&prefix, "main", "RI-C-GONE");
+    let old = queue::now_ms() - 120_000;
+    for (key, at) in [(&waiting, old), (&gone, old + 1)] {
+        let _: i64 = client.zadd(&index, key, at).await.unwrap();
+    }
+    assert_eq!(store.sweep_review(0).await.unwrap(), 0);
+    let left: Vec<String> = client.zrange(&index, 0, -1).await.unwrap();
+    assert_eq!(left, [waiting]);
 }
 
 async fn redis_conn() -> queue::RedisConn {

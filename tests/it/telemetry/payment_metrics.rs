@@ -16,7 +16,7 @@ use redis::AsyncCommands;
 use serde_json::{Value, json};
 
 use super::get;
-use crate::notifications::{Options, Product, charge, sign};
+use crate::notifications::{Options, Product, charge, refund, sign};
 use crate::support::queue_job::{self, Runs, ping};
 use crate::support::{RedisServer, cleanup, dlq, enqueue, eventually, redis, unique_prefix};
 
@@ -138,10 +138,24 @@ async fn review_integrity_notification_outcomes_and_unknown_ages_are_counted() {
         assert!(!text.contains(secret), "{secret} is a label value:\n{text}");
     }
 
-    // A person settles the payment under review: it leaves the index, the gauge falls.
+    // A change that keeps the payment in review (a refund over its amount, recorded in the
+    // ledger) keeps the time it entered review.
     let store = payworker::startup::payment_store(&product.settings)
         .await
         .unwrap();
+    let entered = store.list_review_required(0, 10).await.unwrap();
+    assert_eq!(entered.len(), 1, "{entered:?}");
+    let over_refund = refund(&id, "TM-INTEGRITY", "50.00", "success");
+    assert_eq!(product.post_signed(&over_refund).await, 200);
+    product.event("TM-INTEGRITY", "refund.succeeded").await;
+    assert_eq!(store.list_review_required(0, 10).await.unwrap(), entered);
+    scrape_until(
+        &product,
+        &["payworker_notifications_processed_total{outcome=\"applied\"} 2\n"],
+    )
+    .await;
+
+    // A person settles the payment under review: it leaves the index, the gauge falls.
     let decision = Decision {
         resolution: Resolution::Failed,
         reason: "the customer was charged 12.50; refunded by hand".into(),

@@ -265,6 +265,7 @@ impl CreatePayments {
                 .adopt(&mut conn, &account.name, job.order_no.as_str())
                 .await
         {
+            crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
             tracing::warn!(%error, "could not re-queue notifications that came before the order");
         }
         outcome
@@ -410,6 +411,7 @@ impl CreatePayments {
             && let Err(error) = record::unmark(conn, run.key, token).await
         {
             // Left in place, the mark makes the next attempt `unknown`: safe, if not kind.
+            crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
             tracing::warn!(%error, "could not give the send mark back");
         }
         tracing::warn!(why, "not sent");
@@ -456,6 +458,7 @@ impl CreatePayments {
                     && record::unmark(conn, run.key, token).await.is_err()
                 {
                     // Left in place, the mark makes the next attempt `unknown`: safe.
+                    crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
                     tracing::warn!("could not clear the send mark");
                 }
                 Err(JobError::Retry { after, reason })
@@ -570,6 +573,7 @@ impl CreatePayments {
             let rec = match record::read(&mut conn, &key).await {
                 Ok(rec) => rec,
                 Err(error) => {
+                    crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
                     tracing::error!(%error, order_no = %job.order_no, "could not record that the payment's job was dead-lettered");
                     return;
                 }

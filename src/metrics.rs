@@ -1,7 +1,8 @@
 //! The process's one metrics registry: the Prometheus exporter's recorder, installed once
 //! per process behind the `metrics` facade, and the text it renders for `/metrics` (the
 //! worker's health server and the ingress both serve it). The application's own metric
-//! names live here too (gateway requests, payments in `unknown`, notifications); the queue's are in
+//! names live here too (gateway requests, payments in `unknown` and `review_required`,
+//! notifications received and processed, integrity mismatches, Redis errors); the queue's are in
 //! `payworker_queue::metrics`, recorded through the same facade.
 //!
 //! Why one global recorder: the queue crate records through the `metrics` facade without
@@ -26,12 +27,25 @@ pub const NOTIFICATIONS_RECEIVED: &str = "payworker_notifications_received_total
 pub const NOTIFICATIONS_DUPLICATES: &str = "payworker_notifications_duplicates_total";
 /// `payworker_notifications_refused_total{reason}`.
 pub const NOTIFICATIONS_REFUSED: &str = "payworker_notifications_refused_total";
-/// `payworker_payments_unknown`: payments waiting in `unknown`.
+/// `payworker_payments_unknown{age}`: payments waiting in `unknown`, by how long they have
+/// waited (`payments::UNKNOWN_AGES`).
 pub const PAYMENTS_UNKNOWN: &str = "payworker_payments_unknown";
 /// `payworker_worker_quiet`: 1 while the worker is quiet (fetches nothing), else 0.
 pub const WORKER_QUIET: &str = "payworker_worker_quiet";
-/// `payworker_redis_errors_total{component}`.
+/// `payworker_payments_review_required`: payments waiting for a person.
+pub const PAYMENTS_REVIEW_REQUIRED: &str = "payworker_payments_review_required";
+/// `payworker_payments_integrity_mismatches_total`: notifications that contradicted their
+/// payment's record (amount, currency, payment id, or a success for a rejected payment)
+/// and sent it to review.
+pub const INTEGRITY_MISMATCHES: &str = "payworker_payments_integrity_mismatches_total";
+/// `payworker_notifications_processed_total{outcome}`: notification jobs the worker ran to
+/// an end, by [`NotificationOutcome`].
+pub const NOTIFICATIONS_PROCESSED: &str = "payworker_notifications_processed_total";
+/// `payworker_redis_errors_total{component}`: `ingress`, `payments`, and the queue's own
+/// (`queue`, counted by `payworker_queue::metrics` under the same name).
 pub const REDIS_ERRORS: &str = "payworker_redis_errors_total";
+/// The `component` of a Redis error met by the payment store (records, events, reviews).
+pub const COMPONENT_PAYMENTS: &str = "payments";
 
 /// Histogram buckets in seconds, from a fast Redis round trip to a slow gateway: the
 /// exporter renders a metric with buckets as a Prometheus histogram (a summary otherwise,
@@ -83,10 +97,66 @@ pub fn gateway_request<T>(account: &str, endpoint: Endpoint, outcome: &Outcome<T
         .record(took.as_secs_f64());
 }
 
-/// Sets how many payments wait in `unknown` (for the gateway's notification or a person).
-pub fn payments_unknown(waiting: u64) {
+/// Sets how many payments wait in `unknown` (for the gateway's notification or a person),
+/// one gauge per age bucket.
+pub fn payments_unknown(by_age: &[(&'static str, u64)]) {
+    for (age, waiting) in by_age {
+        #[allow(clippy::cast_precision_loss)] // gauges are f64; far below 2^52 payments
+        metrics::gauge!(PAYMENTS_UNKNOWN, "age" => *age).set(*waiting as f64);
+    }
+}
+
+/// Sets how many payments wait in `review_required` for a person.
+pub fn payments_review_required(waiting: u64) {
     #[allow(clippy::cast_precision_loss)] // gauges are f64; far below 2^52 payments
-    metrics::gauge!(PAYMENTS_UNKNOWN).set(waiting as f64);
+    metrics::gauge!(PAYMENTS_REVIEW_REQUIRED).set(waiting as f64);
+}
+
+/// Counts a Redis error met by `component` (a fixed name).
+pub fn redis_error(component: &'static str) {
+    metrics::counter!(REDIS_ERRORS, "component" => component).increment(1);
+}
+
+/// What a notification job came to (the `outcome` label of [`NOTIFICATIONS_PROCESSED`]).
+/// A job that failed (forged, unreadable, Redis down) is counted by the queue's
+/// `payworker_jobs_total`, not here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationOutcome {
+    /// It changed the payment (status, refund ledger) with an event.
+    Applied,
+    /// It sent the payment to `review_required` (an integrity mismatch, an over-refund, a
+    /// failure contradicting a person's resolution).
+    Review,
+    /// Recorded and changed nothing: a state regression (`fail` after success), a repeat of
+    /// what the record says, or a payment already waiting for a person.
+    Ignored,
+    /// A copy of one already applied or ignored (same fingerprint): changed nothing.
+    Duplicate,
+    /// No payment for its order yet: kept until the order appears (see `orphans`).
+    Orphan,
+}
+
+impl NotificationOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationOutcome::Applied => "applied",
+            NotificationOutcome::Review => "review",
+            NotificationOutcome::Ignored => "ignored",
+            NotificationOutcome::Duplicate => "duplicate",
+            NotificationOutcome::Orphan => "orphan",
+        }
+    }
+}
+
+/// Counts a notification job that came to `outcome`.
+pub fn notification_processed(outcome: NotificationOutcome) {
+    metrics::counter!(NOTIFICATIONS_PROCESSED, "outcome" => outcome.as_str()).increment(1);
+}
+
+/// Counts a notification that contradicted its payment's record.
+pub fn integrity_mismatch() {
+    metrics::counter!(INTEGRITY_MISMATCHES).increment(1);
 }
 
 /// Sets whether the worker is quiet (`crate::quiet`): 1 while it fetches nothing.
@@ -110,6 +180,25 @@ pub fn outcome_label<T>(outcome: &Outcome<T>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_queue_counts_its_redis_errors_under_the_same_name() {
+        assert_eq!(REDIS_ERRORS, payworker_queue::metrics::REDIS_ERRORS);
+        assert_ne!(COMPONENT_PAYMENTS, payworker_queue::metrics::COMPONENT);
+    }
+
+    #[test]
+    fn every_notification_outcome_has_its_own_label() {
+        use NotificationOutcome as N;
+        let labels: Vec<_> = [N::Applied, N::Review, N::Ignored, N::Duplicate, N::Orphan]
+            .into_iter()
+            .map(N::as_str)
+            .collect();
+        assert_eq!(
+            labels,
+            ["applied", "review", "ignored", "duplicate", "orphan"]
+        );
+    }
 
     #[test]
     fn every_gateway_outcome_has_an_agreed_label() {

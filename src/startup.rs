@@ -320,7 +320,10 @@ pub async fn check_redis_durability(settings: &Settings) -> anyhow::Result<Durab
 }
 
 /// Every second, hands overdue `unknown` payments to a person, sets the count of those
-/// still `unknown` (`payworker_payments_unknown`) and reports expired orphan notifications; every few seconds, trims the results streams (see [`trim_results`]).
+/// still `unknown` by age (`payworker_payments_unknown{age}`), sweeps a page of the
+/// `review_required` index and sets its count (`payworker_payments_review_required`), and
+/// reports expired orphan notifications; every few seconds, trims the results streams (see
+/// [`trim_results`]).
 async fn review(
     handler: Arc<ProcessNotifications>,
     results: ResultsSettings,
@@ -328,6 +331,8 @@ async fn review(
 ) {
     let mut conn = handler.store.conn.clone();
     let mut round = 0u64;
+    // Where the next sweep of the review_required index starts (a rank; see `sweep_review`).
+    let mut sweep = 0usize;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -336,11 +341,20 @@ async fn review(
         if let Err(error) = handler.store.review_overdue_unknowns().await {
             tracing::warn!(%error, "reviewing unknown payments failed");
         }
-        match handler.store.count_unknown().await {
-            Ok(waiting) => crate::metrics::payments_unknown(waiting),
+        match handler.store.count_unknown_by_age().await {
+            Ok(by_age) => crate::metrics::payments_unknown(&by_age),
             Err(error) => tracing::warn!(%error, "counting unknown payments failed"),
         }
+        match handler.store.sweep_review(sweep).await {
+            Ok(next) => sweep = next,
+            Err(error) => tracing::warn!(%error, "sweeping the review_required index failed"),
+        }
+        match handler.store.count_review_required().await {
+            Ok(waiting) => crate::metrics::payments_review_required(waiting),
+            Err(error) => tracing::warn!(%error, "counting payments in review failed"),
+        }
         if let Err(error) = handler.orphans.review(&mut conn).await {
+            crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
             tracing::warn!(%error, "reviewing orphan notifications failed");
         }
         round += 1;

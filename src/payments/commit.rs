@@ -2,8 +2,10 @@
 //! and publishing each event once.
 //!
 //! On a single server one Lua script does it all, atomically: the compare-and-set on the
-//! version, the new fields, the record's time to live, the review index kept (a payment
-//! now `unknown` scheduled for review, any other taken off it), and the event appended to
+//! version, the new fields, the record's time to live, both review indexes kept (a payment
+//! now `unknown` scheduled for review, any other taken off it; a payment now
+//! `review_required` listed with the time it entered review, any other taken off that
+//! list), and the event appended to
 //! every results stream and the job's `reply_to`. The record keeps no copy of the event:
 //! the streams hold it. A stream key that holds something else than a stream is skipped
 //! (and reported) rather than failing the script half-way: a broken `reply_to` must not
@@ -13,7 +15,9 @@
 //! one script cannot reach, so the change is one script and every other write its own
 //! command: the review entry of an `unknown` payment is added *before* the change (a spare
 //! entry is harmless: the review skips a payment that is not `unknown`; a missing one would
-//! leave the payment unreviewed for ever), the event waits beside the record
+//! leave the payment unreviewed for ever), and so is the `review_required` entry (a spare one
+//! is swept once it is older than a commit can take, see `PaymentStore::sweep_review`; a
+//! missing one would hide the payment from the count and the list), the event waits beside the record
 //! (`<record>:event`, same hash tag) while it is appended, and is removed once it is. A
 //! crash in between leaves it there: whoever touches the payment next (its job delivered
 //! again, a copy of its notification, its next change) publishes it first. That is the one
@@ -29,11 +33,13 @@ use super::events;
 use super::record::{self, Record};
 use payworker_queue::RedisConn;
 
-/// KEYS: the record, its pending event key, the review set, the results streams (ARGV[6]
-/// of them), then the job's reply streams. ARGV: the expected version, the event, its id,
-/// the review time (Unix ms, '' when the payment is not `unknown` after the change), the
-/// record's time to live in ms ('0' for none), the number of results streams, the reply
-/// streams' cap and time to live in ms, the number of fields to delete, their names, then
+/// KEYS: the record, its pending event key, the unknown set, the review set, the results
+/// streams (ARGV[6] of them), then the job's reply streams. ARGV: the expected version, the
+/// event, its id, the review time (Unix ms, '' when the payment is not `unknown` after the
+/// change), the record's time to live in ms ('0' for none), the number of results streams,
+/// the reply streams' cap and time to live in ms, the time the payment entered
+/// `review_required` (Unix ms, '' when it is not in `review_required` after the change: an
+/// entry already there keeps its time), the number of fields to delete, their names, then
 /// field/value pairs. Returns `{1, skipped stream keys}`, or `{0, {}}` if the version moved
 /// (nothing written).
 const CHANGE_AND_PUBLISH: &str = r"
@@ -42,16 +48,16 @@ if v ~= ARGV[1] then return {0, {}} end
 local results = tonumber(ARGV[6])
 local skipped = {}
 local usable = {}
-for i = 4, #KEYS do
+for i = 5, #KEYS do
   local t = redis.call('TYPE', KEYS[i])['ok']
   usable[i] = t == 'stream' or t == 'none'
   if not usable[i] then skipped[#skipped + 1] = KEYS[i] end
 end
 local function publish(event)
-  for i = 4, 3 + results do
+  for i = 5, 4 + results do
     if usable[i] then redis.call('XADD', KEYS[i], '*', 'event', event) end
   end
-  for i = 4 + results, #KEYS do
+  for i = 5 + results, #KEYS do
     if usable[i] then
       redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[7], '*', 'event', event)
       redis.call('PEXPIRE', KEYS[i], ARGV[8])
@@ -63,13 +69,18 @@ if left then
   publish(left)
   redis.call('DEL', KEYS[2])
 end
-local d = tonumber(ARGV[9])
-if d > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 10, 9 + d)) end
-redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'event_id', ARGV[3], unpack(ARGV, 10 + d))
+local d = tonumber(ARGV[10])
+if d > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 11, 10 + d)) end
+redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'event_id', ARGV[3], unpack(ARGV, 11 + d))
 if ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[4], KEYS[1])
 else
   redis.call('ZREM', KEYS[3], KEYS[1])
+end
+if ARGV[9] ~= '' then
+  redis.call('ZADD', KEYS[4], 'NX', ARGV[9], KEYS[1])
+else
+  redis.call('ZREM', KEYS[4], KEYS[1])
 end
 if ARGV[5] == '0' then
   redis.call('PERSIST', KEYS[1])
@@ -119,6 +130,11 @@ pub(super) struct Commit<'a> {
     /// For a payment now `unknown`: when to review it (Unix ms); `None` takes the payment
     /// off the review set.
     pub review_at: Option<u64>,
+    /// The set of payments in `review_required` (see [`super::review_key`]).
+    pub review_required_set: &'a str,
+    /// For a payment now `review_required`: when it entered review (Unix ms; a payment
+    /// already in the set keeps its first time); `None` takes the payment off the set.
+    pub entered_review: Option<u64>,
     /// The record's time to live after the change; `None`: kept until it moves on.
     pub ttl: Option<Duration>,
 }
@@ -137,7 +153,8 @@ async fn one_script(conn: &mut RedisConn, c: &Commit<'_>) -> RedisResult<bool> {
     invocation
         .key(c.key)
         .key(record::pending_event_key(c.key))
-        .key(c.review_set);
+        .key(c.review_set)
+        .key(c.review_required_set);
     for stream in c.streams.results {
         invocation.key(stream);
     }
@@ -153,6 +170,11 @@ async fn one_script(conn: &mut RedisConn, c: &Commit<'_>) -> RedisResult<bool> {
         .arg(c.streams.results.len())
         .arg(c.streams.reply_max_len)
         .arg(record::ttl_ms(Some(c.streams.reply_ttl)))
+        .arg(
+            c.entered_review
+                .map(|at| at.to_string())
+                .unwrap_or_default(),
+        )
         .arg(c.cleared.len());
     for name in c.cleared {
         invocation.arg(*name);
@@ -179,6 +201,15 @@ async fn step_by_step(conn: &mut RedisConn, c: &Commit<'_>) -> RedisResult<bool>
             .query_async::<i64>(conn)
             .await?;
     }
+    if let Some(at) = c.entered_review {
+        redis::cmd("ZADD")
+            .arg(c.review_required_set)
+            .arg("NX")
+            .arg(at)
+            .arg(c.key)
+            .query_async::<i64>(conn)
+            .await?;
+    }
     let version = c.record.version();
     if !record::apply(conn, c.key, version, c.ttl, c.event, c.cleared, &fields).await? {
         return Ok(false);
@@ -186,6 +217,13 @@ async fn step_by_step(conn: &mut RedisConn, c: &Commit<'_>) -> RedisResult<bool>
     if c.review_at.is_none() {
         redis::cmd("ZREM")
             .arg(c.review_set)
+            .arg(c.key)
+            .query_async::<i64>(conn)
+            .await?;
+    }
+    if c.entered_review.is_none() {
+        redis::cmd("ZREM")
+            .arg(c.review_required_set)
             .arg(c.key)
             .query_async::<i64>(conn)
             .await?;

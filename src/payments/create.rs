@@ -295,6 +295,7 @@ impl CreatePayments {
                 .adopt(&mut conn, &account.name, job.order_no.as_str())
                 .await
         {
+            crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
             tracing::warn!(%error, "could not re-queue notifications that came before the order");
         }
         outcome
@@ -440,6 +441,7 @@ impl CreatePayments {
             && let Err(error) = record::unmark(conn, run.key, token).await
         {
             // Left in place, the mark makes the next attempt `unknown`: safe, if not kind.
+            crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
             tracing::warn!(%error, "could not give the send mark back");
         }
         tracing::warn!(why, "not sent");
@@ -492,6 +494,7 @@ impl CreatePayments {
                     && record::unmark(conn, run.key, token).await.is_err()
                 {
                     // Left in place, the mark makes the next attempt `unknown`: safe.
+                    crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
                     tracing::warn!("could not clear the send mark");
                 }
                 Err(JobError::Retry { after, reason })
@@ -606,6 +609,7 @@ impl CreatePayments {
             let rec = match record::read(&mut conn, &key).await {
                 Ok(rec) => rec,
                 Err(error) => {
+                    crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
                     tracing::error!(%error, order_no = %job.order_no, "could not record that the payment's job was dead-lettered");
                     return;
                 }
@@ -770,7 +774,16 @@ impl CreatePayments {
 
         let attempts = rec.attempts() + 1;
         let token = run.token.as_deref();
-        match record::mark(conn, run.key, rec.version(), token, attempts).await {
+        let index = reopen.then(|| super::store::review_key(&self.store.prefix));
+        let marked = record::mark(
+            conn,
+            run.key,
+            rec.version(),
+            token,
+            attempts,
+            index.as_deref(),
+        );
+        match marked.await {
             Ok(Some(version)) => {
                 let mut marked = rec.clone();
                 marked.set("version", version.to_string());

@@ -9,7 +9,8 @@
 //!   (Cluster).
 //! - `events`: result events with stable ids, published at least once.
 //! - `store`: the payment store both handlers hold: changes with their events, where
-//!   events go, the review of overdue `unknown` payments, a person's decision written.
+//!   events go, the review of overdue `unknown` payments, the index of `review_required`
+//!   payments (counted, listed, swept), a person's decision written.
 //! - `create`: the `CreatePayment` handler: validation, idempotency by order number, retry
 //!   safety per method, one signed request, the answer recorded, the dead-letter hooks.
 //! - `rejected`: `payment.rejected` for a job dead-lettered before it became a payment.
@@ -40,5 +41,5 @@ pub use create::{CreatePayments, EndpointPaths};
 pub use notification_handler::ProcessNotifications;
 pub use notification_queue::NotificationQueue;
 pub use orphans::Orphans;
-pub use store::{PaymentStore, StoreError, unknown_key};
+pub use store::{PaymentStore, ReviewEntry, StoreError, UNKNOWN_AGES, review_key, unknown_key};
 pub use transition::Transition;

@@ -8,6 +8,9 @@
 //!   (`n:<fingerprint>`) in the same compare-and-set as the change it made, with the event
 //!   it produced (or `ignored: <why>`). A copy finds it there: it re-publishes that same
 //!   event (at least once, same `event_id`) and changes nothing.
+//! - Counted: each job that comes to an end here is counted by what it did
+//!   (`payworker_notifications_processed_total{outcome}`), and one that contradicts its
+//!   payment's record also as an integrity mismatch; a failed job is the queue's to count.
 //! - Serialized: a lost compare-and-set (another notification for the payment got there
 //!   first) re-reads the record and decides again, so no update is lost and versions only
 //!   grow by one per event.
@@ -22,7 +25,8 @@ use super::record::{self, Record};
 use super::rules::{self, Verdict};
 use super::store::{Marks, PaymentStore, StoreError};
 use crate::jobs::{ProcessNotification, Trace};
-use payworker_gateway::domain::OrderNo;
+use crate::metrics::{self, NotificationOutcome};
+use payworker_gateway::domain::{OrderNo, PaymentStatus};
 use payworker_gateway::notification::{EventType, Notification, verify};
 use payworker_queue::{JobError, JobMeta, RedisConn};
 
@@ -111,11 +115,12 @@ impl ProcessNotifications {
                 .map_err(StoreError::from)?;
             if rec.is_empty() {
                 let (name, order) = (&account.name, order_no.as_str());
-                return self
-                    .orphans
+                self.orphans
                     .keep(&mut conn, name, order, &fingerprint, meta.raw())
                     .await
-                    .map_err(|e| StoreError::from(e).into());
+                    .map_err(StoreError::from)?;
+                metrics::notification_processed(NotificationOutcome::Orphan);
+                return Ok(());
             }
             if !linked && let Some(traceparent) = rec.get("traceparent") {
                 let payment = Trace {
@@ -157,6 +162,7 @@ impl ProcessNotifications {
         };
         let mut conn = self.store.conn.clone();
         if let Err(error) = self.orphans.adopt(&mut conn, &account.name, order_no).await {
+            metrics::redis_error(metrics::COMPONENT_PAYMENTS);
             tracing::warn!(%error, order_no, "could not re-queue early notifications yet");
         }
     }
@@ -193,6 +199,7 @@ impl ProcessNotifications {
             // A copy: its change (if any) was made and announced once. Only an event a
             // crash on a Cluster left unpublished goes out now.
             self.store.publish_left(conn, key, rec).await?;
+            metrics::notification_processed(NotificationOutcome::Duplicate);
             return Ok(true);
         }
         let data = &notification.event_data;
@@ -217,6 +224,7 @@ impl ProcessNotifications {
                     .query_async::<i64>(conn)
                     .await
                     .map_err(StoreError::from)?;
+                metrics::notification_processed(NotificationOutcome::Ignored);
                 return Ok(true);
             }
             Verdict::Change(transition) => transition,
@@ -230,6 +238,16 @@ impl ProcessNotifications {
             return Ok(false);
         }
         // Its outcome line (the queue's) says it succeeded; the change is the event's.
+        let review = PaymentStatus::ReviewRequired;
+        let outcome = if transition.status == review && rec.status() != Some(review) {
+            NotificationOutcome::Review
+        } else {
+            NotificationOutcome::Applied
+        };
+        metrics::notification_processed(outcome);
+        if transition.field("review_cause") == Some(rules::CAUSE_INTEGRITY) {
+            metrics::integrity_mismatch();
+        }
         Ok(true)
     }
 }

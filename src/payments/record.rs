@@ -68,7 +68,9 @@ return {0, orphans, redis.call('HGETALL', KEYS[1])}
 /// Takes the payment for another attempt. KEYS[1]: the record. ARGV: the version read, the
 /// run's send token ('' when the method needs no send mark), the attempt count. Allowed
 /// from `pending` at that version, and from `review_required` when the review was only
-/// "its job was dead-lettered" (a re-drive resumes the payment). With a token, refused
+/// "its job was dead-lettered" (a re-drive resumes the payment): the payment then leaves
+/// the `review_required` index, KEYS[2] when given (a Cluster's caller takes it off after,
+/// the index lying in another slot). With a token, refused
 /// while a send mark is held, and takes the mark. The version rises when the mark is taken
 /// or the payment reopens. Returns the new version, or 0 (nothing written).
 const MARK: &str = r"
@@ -86,6 +88,7 @@ if reopen then
   redis.call('HSET', KEYS[1], 'status', 'pending')
   redis.call('HDEL', KEYS[1], 'review_cause', 'reason')
   redis.call('PERSIST', KEYS[1])
+  if KEYS[2] then redis.call('ZREM', KEYS[2], KEYS[1]) end
   if ARGV[2] == '' then v = v + 1 end
 end
 redis.call('HSET', KEYS[1], 'version', v, 'attempts', ARGV[3])
@@ -311,23 +314,42 @@ pub async fn change(
 }
 
 /// Takes the payment read at `version` for another attempt (see [`MARK`]): with a `token`,
-/// also the send mark. Returns the new version, or `None` if the record moved, a send mark
-/// is held, or the payment is past this job's work.
+/// also the send mark. `reopened_from`: the `review_required` index, when the caller read
+/// the payment in review and reopens it; the payment leaves it with the same write (on a
+/// single server) or right after (on a Cluster; an entry left by a failure there is swept,
+/// see `PaymentStore::sweep_review`). Returns the new version, or `None` if the record
+/// moved, a send mark is held, or the payment is past this job's work.
 pub async fn mark(
     conn: &mut RedisConn,
     key: &str,
     version: u64,
     token: Option<&str>,
     attempts: u32,
+    reopened_from: Option<&str>,
 ) -> RedisResult<Option<u64>> {
     static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(MARK));
-    let v: u64 = SCRIPT
-        .key(key)
+    let cluster = matches!(conn, RedisConn::Cluster(_));
+    let mut invocation = SCRIPT.prepare_invoke();
+    invocation.key(key);
+    if let Some(index) = reopened_from.filter(|_| !cluster) {
+        invocation.key(index);
+    }
+    let v: u64 = invocation
         .arg(version)
         .arg(token.unwrap_or(""))
         .arg(attempts)
         .invoke_async(conn)
         .await?;
+    if v > 0
+        && cluster
+        && let Some(index) = reopened_from
+    {
+        redis::cmd("ZREM")
+            .arg(index)
+            .arg(key)
+            .query_async::<i64>(conn)
+            .await?;
+    }
     Ok((v > 0).then_some(v))
 }
 

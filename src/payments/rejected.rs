@@ -212,6 +212,7 @@ impl Unclaimed<'_> {
                 return;
             }
             Err(error) => {
+                crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
                 tracing::error!(%error, order_no = %to.order_no, "could not tell whether a dead-lettered job's order has a payment: no rejection published");
                 return;
             }
@@ -229,6 +230,7 @@ impl Unclaimed<'_> {
                 tracing::warn!(order_no = %to.order_no, reason, "a job dead-lettered before it became a payment: payment.rejected published")
             }
             Err(error) => {
+                crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
                 tracing::error!(%error, order_no = %to.order_no, "could not publish the rejection of a dead-lettered job")
             }
         }

@@ -36,6 +36,10 @@ use super::transition::Transition;
 use payworker_gateway::domain::{Amount, PaymentStatus};
 use payworker_gateway::notification::{EventData, NotifiedStatus};
 
+/// `review_cause` of a payment whose notification contradicts its record (amount, currency,
+/// payment id, or a success for a payment the gateway rejected): counted in
+/// `payworker_payments_integrity_mismatches_total`.
+pub const CAUSE_INTEGRITY: &str = "integrity";
 /// `review_cause` of a payment moved to review because it stayed `unknown` too long.
 pub const CAUSE_OVERDUE: &str = "unknown_overdue";
 /// `review_cause` of a payment a person resolved as `succeeded` that the gateway then
@@ -113,7 +117,7 @@ pub fn charge(record: &Record, d: &EventData) -> Verdict {
     if let Some(problem) = mismatch(record, d, true) {
         return review(
             problem,
-            "integrity",
+            CAUSE_INTEGRITY,
             vec![],
             json!({ "notified_payment_id": d.payment_id }),
         );
@@ -136,7 +140,7 @@ pub fn charge(record: &Record, d: &EventData) -> Verdict {
         (S::Failed, s) => return Verdict::Ignore(format!("{} after failure", word(s))),
         (S::Rejected, N::Success) => {
             let why = "the gateway reports a success for a payment it rejected".to_owned();
-            return review(why, "integrity", fields, json!({}));
+            return review(why, CAUSE_INTEGRITY, fields, json!({}));
         }
         (S::Rejected, s) => return Verdict::Ignore(format!("{} for a rejected payment", word(s))),
         (S::Processing, N::Pending) => return Verdict::Ignore("already processing".into()),
@@ -196,7 +200,7 @@ pub fn refund(record: &Record, d: &EventData) -> Verdict {
         if current == S::ReviewRequired {
             return Verdict::Ignore(format!("refund under review: {problem}"));
         }
-        return review(problem, "integrity", vec![], data);
+        return review(problem, CAUSE_INTEGRITY, vec![], data);
     }
     let same = |status: S, kind: &'static str, fields| {
         Verdict::Change(Transition {

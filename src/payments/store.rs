@@ -27,15 +27,103 @@ pub fn unknown_key(prefix: &str) -> String {
     format!("{prefix}:payments:unknown")
 }
 
+/// The sorted set of payments in `review_required`, scored by the time each entered review
+/// (Unix ms): what `payworker_payments_review_required` counts, oldest first for a person
+/// working through them. Kept in the same write as every status change (see `commit`).
+pub fn review_key(prefix: &str) -> String {
+    format!("{prefix}:payments:review")
+}
+
+/// How long a `review_required` entry is left alone by [`PaymentStore::sweep_review`]: far
+/// longer than a change takes between adding it and writing the record (on a Cluster the
+/// entry goes first), so the sweep never takes off an entry whose change is under way.
+const SWEEP_GRACE_MS: u64 = 60_000;
+
+/// How many `review_required` entries one sweep looks at.
+const SWEEP_PAGE: usize = 100;
+
+/// The age buckets of `payworker_payments_unknown` (the `age` label): how long a payment has
+/// been `unknown`, each bucket up to its bound (ms, exclusive); the last one has none.
+/// A notification usually settles a payment within seconds; one still waiting after ten
+/// minutes is news, after an hour a problem (the review takes it at
+/// `payments.unknown_review_after`, a day by default).
+pub const UNKNOWN_AGES: [(&str, Option<u64>); 4] = [
+    ("under_1m", Some(60_000)),
+    ("1m_to_10m", Some(600_000)),
+    ("10m_to_1h", Some(3_600_000)),
+    ("over_1h", None),
+];
+
+/// The `ZCOUNT` score ranges of the unknown set, one per [`UNKNOWN_AGES`] bucket, in that
+/// order. `now_plus_after`: now plus `unknown_review_after`, the score of a payment that
+/// entered `unknown` just now; one that entered `age` ms ago scores that much less. Each
+/// bucket is younger than its bound (a score above the bound's) and at least as old as the
+/// bucket before's bound (a score at or below it).
+fn age_ranges(now_plus_after: u64) -> [(String, String); 4] {
+    let score_at = |age: u64| now_plus_after.saturating_sub(age);
+    let mut newest = "+inf".to_owned();
+    UNKNOWN_AGES.map(|(_, bound)| {
+        let oldest = bound.map_or_else(|| "-inf".to_owned(), |b| format!("({}", score_at(b)));
+        let range = (oldest, newest.clone());
+        newest = bound.map(score_at).unwrap_or_default().to_string();
+        range
+    })
+}
+
+/// The `status` of each record of `keys`: one round trip on a single server; one command
+/// each on a Cluster, whose pipelines may not cross slots.
+async fn statuses<'a>(
+    conn: &mut RedisConn,
+    keys: impl Iterator<Item = &'a str>,
+) -> redis::RedisResult<Vec<Option<String>>> {
+    if let RedisConn::Cluster(_) = conn {
+        let mut out = Vec::new();
+        for key in keys {
+            out.push(
+                redis::cmd("HGET")
+                    .arg(key)
+                    .arg("status")
+                    .query_async(conn)
+                    .await?,
+            );
+        }
+        return Ok(out);
+    }
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("HGET").arg(key).arg("status");
+    }
+    pipe.query_async(conn).await
+}
+
+/// A payment in `review_required`, as the review index lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewEntry {
+    /// The payment record's key (see `record::key`).
+    pub key: String,
+    /// When the payment entered `review_required` (Unix ms).
+    pub entered_ms: u64,
+}
+
 /// Why the store could not write or publish.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Redis failed: the same write may be tried again.
+    /// Redis failed: the same write may be tried again (counted in
+    /// `payworker_redis_errors_total{component="payments"}` as it is met).
     #[error("Redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
     /// The event cannot be written as JSON: trying again will not help.
     #[error("cannot serialize the event: {0}")]
     Unserializable(#[from] serde_json::Error),
+}
+
+impl From<redis::RedisError> for StoreError {
+    /// Every Redis error the store meets passes here once, on its way to a retry or a log
+    /// line: the one place that counts them.
+    fn from(error: redis::RedisError) -> Self {
+        crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
+        StoreError::Redis(error)
+    }
 }
 
 impl From<StoreError> for JobError {
@@ -142,9 +230,10 @@ impl PaymentStore {
                 true
             }
         });
+        let now = crate::clock::now_ms();
+        let entered_review = (status == PaymentStatus::ReviewRequired).then_some(now);
         let review_at = (status == PaymentStatus::Unknown).then(|| {
-            crate::clock::now_ms()
-                + u64::try_from(self.unknown_review_after.as_millis()).unwrap_or(u64::MAX / 2)
+            now + u64::try_from(self.unknown_review_after.as_millis()).unwrap_or(u64::MAX / 2)
         });
         let written = commit::commit(
             conn,
@@ -158,6 +247,8 @@ impl PaymentStore {
                 streams: &self.streams(rec),
                 review_set: &unknown_key(&self.prefix),
                 review_at,
+                review_required_set: &review_key(&self.prefix),
+                entered_review,
                 ttl: self.retention.for_status(status),
             },
         )
@@ -244,6 +335,101 @@ impl PaymentStore {
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(n)
+    }
+
+    /// How many payments wait in `unknown`, by how long they have waited ([`UNKNOWN_AGES`],
+    /// in that order): one pipelined round trip of `ZCOUNT`s over the unknown set. A
+    /// payment's score is its review time, so it entered `unknown` at the score less
+    /// `unknown_review_after`; one entered "in the future" (a writer's clock ahead) is
+    /// counted as just entered.
+    pub async fn count_unknown_by_age(&self) -> Result<[(&'static str, u64); 4], StoreError> {
+        let set = unknown_key(&self.prefix);
+        let after = u64::try_from(self.unknown_review_after.as_millis()).unwrap_or(u64::MAX / 4);
+        let mut pipe = redis::pipe();
+        for (min, max) in age_ranges(crate::clock::now_ms().saturating_add(after)) {
+            pipe.cmd("ZCOUNT").arg(&set).arg(min).arg(max);
+        }
+        let counts: Vec<u64> = pipe.query_async(&mut self.conn.clone()).await?;
+        let mut out = UNKNOWN_AGES.map(|(age, _)| (age, 0));
+        for (slot, count) in out.iter_mut().zip(counts) {
+            slot.1 = count;
+        }
+        Ok(out)
+    }
+
+    /// How many payments are in `review_required`: the review index follows the status in
+    /// the same step as every change.
+    pub async fn count_review_required(&self) -> Result<u64, StoreError> {
+        let n = redis::cmd("ZCARD")
+            .arg(review_key(&self.prefix))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(n)
+    }
+
+    /// A page of the payments in `review_required`, the longest waiting first: `limit`
+    /// entries from position `offset`.
+    pub async fn list_review_required(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ReviewEntry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let page: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(review_key(&self.prefix))
+            .arg(offset)
+            .arg(offset + limit - 1)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(page
+            .into_iter()
+            .map(|(key, score)| ReviewEntry {
+                key,
+                // Scores are whole milliseconds, far below 2^53.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                entered_ms: score as u64,
+            })
+            .collect())
+    }
+
+    /// Takes off the `review_required` index the entries of payments that are no longer in
+    /// `review_required`, as the review of `unknown` payments does for its set: a record
+    /// gone (deleted by hand, evicted), a Cluster's entry added before a change that then
+    /// lost its race, a step that failed half-way. Looks at one page from `cursor` (a rank)
+    /// and returns where the next sweep starts (0 once it went round). Entries younger than
+    /// a minute are left alone: their change may be under way.
+    pub async fn sweep_review(&self, cursor: usize) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        let set = review_key(&self.prefix);
+        let page = self.list_review_required(cursor, SWEEP_PAGE).await?;
+        let settled_before = crate::clock::now_ms().saturating_sub(SWEEP_GRACE_MS);
+        let old: Vec<&ReviewEntry> = page
+            .iter()
+            .filter(|entry| entry.entered_ms <= settled_before)
+            .collect();
+        let mut removed = 0;
+        if !old.is_empty() {
+            let statuses = statuses(&mut conn, old.iter().map(|entry| entry.key.as_str())).await?;
+            let review = PaymentStatus::ReviewRequired.as_str();
+            for (entry, status) in old.iter().zip(statuses) {
+                if status.as_deref() != Some(review) {
+                    redis::cmd("ZREM")
+                        .arg(&set)
+                        .arg(&entry.key)
+                        .query_async::<i64>(&mut conn)
+                        .await?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(if page.len() < SWEEP_PAGE {
+            0
+        } else {
+            cursor + page.len() - removed
+        })
     }
 
     /// Hands payments still `unknown` past their review time to a person: status
@@ -360,5 +546,26 @@ impl PaymentStore {
             previous_status,
             record: now,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_age_buckets_split_the_unknown_set_without_gap_or_overlap() {
+        let ranges = age_ranges(10_000_000);
+        let want = [
+            ("(9940000", "+inf"),
+            ("(9400000", "9940000"),
+            ("(6400000", "9400000"),
+            ("-inf", "6400000"),
+        ];
+        let ranges: Vec<(&str, &str)> = ranges
+            .iter()
+            .map(|(min, max)| (min.as_str(), max.as_str()))
+            .collect();
+        assert_eq!(ranges, want);
     }
 }

@@ -35,6 +35,15 @@ impl Transition {
         }
     }
 
+    /// The value this change sets `field` to, if it sets it (the last one wins).
+    pub fn field(&self, field: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(name, _)| name == field)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// Also sets `field` in the record (an empty `value` deletes it).
     pub fn with(mut self, field: &str, value: String) -> Self {
         self.fields.push((field.to_owned(), value));

@@ -261,6 +261,7 @@ async fn still_owned(shared: &Shared, meta: &JobMeta) -> bool {
             .first()
             .is_some_and(|(_, owner, _, _)| *owner == shared.consumer),
         Err(error) => {
+            super::metrics::redis_error();
             tracing::warn!(%error, entry = %meta.entry_id, "could not check who owns a job about to be dead-lettered");
             true
         }

@@ -230,6 +230,7 @@ impl<J: Job> StreamsBackend<J> {
     }
 
     fn pause_after(&mut self, what: &str, error: &redis::RedisError) {
+        super::metrics::redis_error();
         let delay = self.backoff.next().unwrap_or(Duration::from_secs(5));
         tracing::warn!(queue = %self.shared.config.name, partition = self.partition, %error, ?delay, "{what} failed; retrying");
         self.pause = Some(Box::pin(tokio::time::sleep(delay)));

@@ -242,6 +242,7 @@ async fn into_tasks<J: Job>(
                     errors,
                 );
                 metrics::job_ended(&config.name, JobOutcome::DeadLettered);
+                metrics::over_cap(&config.name);
                 let reason = DeadReason::Poison.as_str();
                 let action = Action::DeadLettered { reason };
                 joblog::ended(&span, joblog::REFUSED, action, began.elapsed());
@@ -343,6 +344,7 @@ pub(crate) async fn release_unstarted(shared: &Shared, partition: usize, ids: Ve
     match invocation.invoke_async::<i64>(&mut conn).await {
         Ok(_) => shared.release(partition, &ids),
         Err(e) => {
+            metrics::redis_error();
             tracing::warn!(error = %e, "could not hand back unstarted entries; they will be reclaimed after the lease")
         }
     }

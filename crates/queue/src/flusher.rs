@@ -192,6 +192,7 @@ async fn write(
                 return;
             }
             Err(error) => {
+                super::metrics::redis_error();
                 failures += 1;
                 // Once stopping, give up after a few tries: the entries stay pending and
                 // are reclaimed by a live worker, so nothing is lost.

@@ -3,10 +3,12 @@
 //! nothing, at no cost.
 //!
 //! Where each is recorded: a run's end and duration in the ack layer (where its outcome is
-//! decided), a refusal where an entry that cannot run is dead-lettered (fetch), reclaims
-//! where `XAUTOCLAIM` takes entries over, and the depth gauges in each partition's upkeep
-//! loop, from one read of the partition's keys ([`read_depth`]). Labels are the queue's
-//! name, the partition number and a fixed outcome: never anything a job carries.
+//! decided), a refusal or a delivery over the cap where an entry that cannot run is
+//! dead-lettered (fetch), reclaims where `XAUTOCLAIM` takes entries over, the depth gauges
+//! in each partition's upkeep loop, from one read of the partition's keys ([`read_depth`]),
+//! and each Redis error a loop meets (fetch, ack, upkeep: `payworker_redis_errors_total`,
+//! the application's name, `component="queue"`). Labels are the queue's name, the
+//! partition number and a fixed outcome: never anything a job carries.
 
 use std::time::Duration;
 
@@ -33,6 +35,14 @@ pub const DELAYED: &str = "payworker_queue_delayed";
 pub const DEAD_LETTERS: &str = "payworker_queue_dead_letters";
 /// `payworker_queue_reclaimed_total{queue}`: entries taken over from dead consumers.
 pub const RECLAIMED: &str = "payworker_queue_reclaimed_total";
+/// `payworker_queue_deliveries_over_cap_total{queue}`: jobs delivered more than
+/// `max_deliveries` times without finishing, dead-lettered as `poison`.
+pub const DELIVERIES_OVER_CAP: &str = "payworker_queue_deliveries_over_cap_total";
+/// `payworker_redis_errors_total{component}`: the application counts its own components'
+/// Redis errors under this name; the queue's are `component="queue"`.
+pub const REDIS_ERRORS: &str = "payworker_redis_errors_total";
+/// The `component` label of the queue's Redis errors.
+pub const COMPONENT: &str = "queue";
 
 /// How a job's delivery ended (the `outcome` label of [`JOBS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +85,18 @@ pub(crate) fn job_ran(queue: &str, took: Duration) {
 pub(crate) fn reclaimed(queue: &str, count: usize) {
     metrics::counter!(RECLAIMED, "queue" => queue.to_owned())
         .increment(u64::try_from(count).unwrap_or(u64::MAX));
+}
+
+/// Counts a job of `queue` delivered more often than its cap allows (dead-lettered as
+/// poison).
+pub(crate) fn over_cap(queue: &str) {
+    metrics::counter!(DELIVERIES_OVER_CAP, "queue" => queue.to_owned()).increment(1);
+}
+
+/// Counts a Redis error met by the queue's loops (fetch, ack, upkeep), whatever came of it
+/// (a retry, a pause, a log line).
+pub(crate) fn redis_error() {
+    metrics::counter!(REDIS_ERRORS, "component" => COMPONENT).increment(1);
 }
 
 /// What one partition holds, as read by [`read_depth`].

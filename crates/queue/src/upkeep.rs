@@ -93,6 +93,7 @@ async fn renew_leases(shared: Arc<Shared>, partition: usize, stop: CancellationT
             let lost: Vec<String> = match invocation.invoke_async(&mut conn).await {
                 Ok(lost) => lost,
                 Err(error) => {
+                    metrics::redis_error();
                     tracing::warn!(%error, "lease renewal failed; will retry");
                     continue;
                 }
@@ -130,6 +131,7 @@ async fn promote(shared: Arc<Shared>, partition: usize) {
             }
             Ok(_) => Duration::from_millis(250),
             Err(error) => {
+                metrics::redis_error();
                 tracing::warn!(%error, "promoting due retries failed; will retry");
                 Duration::from_secs(1)
             }
@@ -156,11 +158,15 @@ async fn maintain(shared: Arc<Shared>, partition: usize) {
         let keys = &shared.keys[partition];
         let mut conn = shared.conn.clone();
         if let Err(error) = retention::trim_acked(&mut conn, keys).await {
+            metrics::redis_error();
             tracing::warn!(%error, "trimming acked entries failed");
         }
         match metrics::read_depth(&mut conn, keys, now_ms()).await {
             Ok(depth) => metrics::set_depth(&shared.config.name, keys.partition, &depth),
-            Err(error) => tracing::warn!(%error, "reading the queue's depth failed"),
+            Err(error) => {
+                metrics::redis_error();
+                tracing::warn!(%error, "reading the queue's depth failed");
+            }
         }
         let max_age = shared.config.dlq_max_age;
         match retention::trim_dead_letters(&mut conn, keys, max_age).await {
@@ -172,7 +178,10 @@ async fn maintain(shared: Arc<Shared>, partition: usize) {
                 max_age = %humantime::format_duration(max_age),
                 "dead letters older than dlq_max_age were dropped"
             ),
-            Err(error) => tracing::warn!(%error, "trimming old dead letters failed"),
+            Err(error) => {
+                metrics::redis_error();
+                tracing::warn!(%error, "trimming old dead letters failed");
+            }
         }
         let stale = shared.config.consumer_stale_after;
         let keep = &shared.consumer;
@@ -182,7 +191,10 @@ async fn maintain(shared: Arc<Shared>, partition: usize) {
                     tracing::info!(%consumer, partition, "removed a dead consumer");
                 }
             }
-            Err(error) => tracing::warn!(%error, "removing dead consumers failed"),
+            Err(error) => {
+                metrics::redis_error();
+                tracing::warn!(%error, "removing dead consumers failed");
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ mod footprint;
 mod interleavings;
 mod resolve;
 mod retention;
+mod review_index;
 mod safety;
 mod stale_copy;
 

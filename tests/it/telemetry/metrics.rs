@@ -42,8 +42,11 @@ async fn metrics_count_jobs_dead_letters_and_gateway_requests_and_no_label_is_an
         "payworker_gateway_request_duration_seconds_bucket{endpoint=\"host\",le=\"",
         "payworker_job_duration_seconds_bucket{queue=\"create_payment\",le=\"",
         "payworker_job_duration_seconds_count{queue=\"create_payment\"} 2\n",
-        // Both payments are `pending` (hosted checkout opened), none `unknown`.
-        "payworker_payments_unknown 0\n",
+        // Both payments are `pending` (hosted checkout opened): none `unknown` at any age,
+        // none waiting for a person.
+        "payworker_payments_unknown{age=\"under_1m\"} 0\n",
+        "payworker_payments_unknown{age=\"over_1h\"} 0\n",
+        "payworker_payments_review_required 0\n",
     ];
     let text = eventually(Duration::from_secs(20), || async {
         let (status, text) = get(product.health, "/metrics").await;

@@ -8,6 +8,9 @@
 //!   what the queue did and how long it took, and no secret or body in any line.
 //! - `metrics`: `/metrics` counts the jobs run, the dead letters and the gateway requests,
 //!   and no label carries an order number.
+//! - `payment_metrics`: the payment and notification metrics after real flows (review and
+//!   its resolution, an integrity mismatch, notification outcomes, `unknown` by age), the
+//!   worker's Redis errors while its Redis is down, a job delivered past its cap.
 //! - `quiet`: a real worker process quieted by SIGTSTP (503 `quiet`, a job left waiting) and
 //!   resumed by `POST /resume` from loopback, which any other address is refused.
 //! - `prometheus`: a real Prometheus scrapes the worker and the ingress; PromQL counts the
@@ -20,6 +23,7 @@
 mod health;
 mod logs;
 mod metrics;
+mod payment_metrics;
 mod prometheus;
 mod quiet;
 mod trace_view;

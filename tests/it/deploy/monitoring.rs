@@ -132,3 +132,32 @@ fn the_dashboard_and_the_alerts_name_only_listed_metrics_and_their_queries_parse
         "histogram series map to their histogram; anything else stays itself"
     );
 }
+
+/// Grafana keys panels by id and places them on a 24-column grid: a repeated id makes one
+/// panel replace another on import, and overlapping cells draw one panel over another.
+#[test]
+fn the_dashboards_panels_have_their_own_ids_and_cells() {
+    let dashboard: Value = serde_json::from_str(&read("deploy/grafana/payworker.json"))
+        .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut cells: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap().to_owned();
+        assert!(
+            ids.insert(panel["id"].as_u64().unwrap()),
+            "panel {title:?} repeats id {}",
+            panel["id"]
+        );
+        let at = |key: &str| panel["gridPos"][key].as_u64().unwrap();
+        let (x, y, w, h) = (at("x"), at("y"), at("w"), at("h"));
+        assert!(x + w <= 24, "panel {title:?} is wider than the grid");
+        for cx in x..x + w {
+            for cy in y..y + h {
+                if let Some(other) = cells.insert((cx, cy), title.clone()) {
+                    panic!("panels {other:?} and {title:?} overlap at ({cx}, {cy})");
+                }
+            }
+        }
+    }
+}

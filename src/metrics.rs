@@ -84,6 +84,65 @@ pub fn render() -> String {
     registry().render()
 }
 
+/// Every gateway request outcome label ([`outcome_label`]).
+pub const GATEWAY_OUTCOMES: [&str; 7] = [
+    "success",
+    "rejected",
+    "not_sent",
+    "throttled",
+    "refused",
+    "ambiguous",
+    "server_error",
+];
+
+/// Creates the worker's counters at zero and its histograms empty for every label value it
+/// can record (the configured accounts, the three endpoints, every outcome), before the
+/// first job. Why: Prometheus sees an event only as a change between two samples, so a
+/// counter that first appears with its first increment hides that event from `increase()`
+/// and `rate()`: the first integrity mismatch would never fire its alert. The queue's own
+/// series are created by each queue as it starts; gauges are set by the loops that read
+/// them.
+pub fn register_worker(accounts: impl IntoIterator<Item = impl Into<String>>) {
+    registry();
+    for account in accounts {
+        let account = account.into();
+        for endpoint in Endpoint::ALL {
+            for outcome in GATEWAY_OUTCOMES {
+                metrics::counter!(
+                    GATEWAY_REQUESTS,
+                    "account" => account.clone(),
+                    "endpoint" => endpoint.as_str(),
+                    "outcome" => outcome,
+                )
+                .increment(0);
+            }
+        }
+    }
+    for endpoint in Endpoint::ALL {
+        let _ = metrics::histogram!(GATEWAY_REQUEST_DURATION, "endpoint" => endpoint.as_str());
+    }
+    for outcome in NotificationOutcome::ALL {
+        metrics::counter!(NOTIFICATIONS_PROCESSED, "outcome" => outcome.as_str()).increment(0);
+    }
+    metrics::counter!(INTEGRITY_MISMATCHES).increment(0);
+    metrics::counter!(REDIS_ERRORS, "component" => COMPONENT_PAYMENTS).increment(0);
+}
+
+/// [`register_worker`]'s counterpart for the ingress: its counters at zero for every
+/// configured account and refusal reason.
+pub fn register_ingress(accounts: impl IntoIterator<Item = impl Into<String>>) {
+    registry();
+    for account in accounts {
+        let account = account.into();
+        metrics::counter!(NOTIFICATIONS_RECEIVED, "account" => account.clone()).increment(0);
+        metrics::counter!(NOTIFICATIONS_DUPLICATES, "account" => account).increment(0);
+    }
+    for reason in crate::ingress::Refusal::ALL {
+        metrics::counter!(NOTIFICATIONS_REFUSED, "reason" => reason.as_str()).increment(0);
+    }
+    metrics::counter!(REDIS_ERRORS, "component" => crate::ingress::COMPONENT).increment(0);
+}
+
 /// Counts one request to the gateway and its latency, by what came of it.
 pub fn gateway_request<T>(account: &str, endpoint: Endpoint, outcome: &Outcome<T>, took: Duration) {
     metrics::counter!(
@@ -137,6 +196,15 @@ pub enum NotificationOutcome {
 }
 
 impl NotificationOutcome {
+    /// Every outcome: the series [`register_worker`] creates.
+    pub const ALL: [NotificationOutcome; 5] = [
+        NotificationOutcome::Applied,
+        NotificationOutcome::Review,
+        NotificationOutcome::Ignored,
+        NotificationOutcome::Duplicate,
+        NotificationOutcome::Orphan,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -223,16 +291,8 @@ mod tests {
         ];
         let labels: Vec<_> = outcomes.iter().map(outcome_label).collect();
         assert_eq!(
-            labels,
-            [
-                "success",
-                "rejected",
-                "not_sent",
-                "throttled",
-                "refused",
-                "ambiguous",
-                "server_error"
-            ]
+            labels, GATEWAY_OUTCOMES,
+            "every outcome has its label, registered at start"
         );
     }
 }

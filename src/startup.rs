@@ -176,7 +176,7 @@ pub async fn run_worker_on(
     quiet: queue::Quiet,
 ) -> anyhow::Result<()> {
     settings.log_warnings();
-    crate::metrics::registry();
+    crate::metrics::register_worker(settings.gateway.accounts.keys());
     crate::metrics::worker_quiet(quiet.is_quiet());
     let prefix = &settings.redis.key_prefix;
     let q = &settings.queues;

@@ -17,6 +17,9 @@ use crate::metrics::{
     NOTIFICATIONS_DUPLICATES, NOTIFICATIONS_RECEIVED, NOTIFICATIONS_REFUSED, REDIS_ERRORS,
 };
 
+/// The `component` of the ingress's Redis errors (`payworker_redis_errors_total`).
+pub const COMPONENT: &str = "ingress";
+
 /// Why a request was refused (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -39,6 +42,18 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every reason: the series `crate::metrics::register_ingress` creates.
+    pub const ALL: [Refusal; 8] = [
+        Refusal::UnknownAccount,
+        Refusal::TooLarge,
+        Refusal::SlowBody,
+        Refusal::Headers,
+        Refusal::WrongAccount,
+        Refusal::Stale,
+        Refusal::Signature,
+        Refusal::Replay,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,7 +108,7 @@ impl Metrics {
 
     /// Counts a 503 (Redis could not store the notification).
     pub fn unavailable(&self) {
-        ::metrics::counter!(REDIS_ERRORS, "component" => "ingress").increment(1);
+        ::metrics::counter!(REDIS_ERRORS, "component" => COMPONENT).increment(1);
     }
 
     /// Counts a refusal and logs it, at most once a second.

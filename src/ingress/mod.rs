@@ -27,7 +27,7 @@ mod receive;
 mod server;
 
 pub use buckets::Buckets;
-pub use counters::{Accepted, Metrics, Refusal};
+pub use counters::{Accepted, COMPONENT, Metrics, Refusal};
 pub use enqueue::{Store, StoreError, Stored, Target};
 pub use receive::NotifyError;
 pub use server::Limits;
@@ -77,8 +77,9 @@ impl Ingress {
     /// The ingress for these settings. Connects to Redis lazily: it starts (and answers
     /// 503) while Redis is down.
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Ingress> {
-        // The registry is installed before the first request records anything.
-        crate::metrics::registry();
+        // The registry is installed, and the ingress's series created at zero, before the
+        // first request records anything.
+        crate::metrics::register_ingress(settings.gateway.accounts.keys());
         let mut accounts = HashMap::new();
         for (name, account) in &settings.gateway.accounts {
             let creds = account

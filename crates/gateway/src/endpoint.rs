@@ -15,6 +15,9 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The three, in the contract's order.
+    pub const ALL: [Endpoint; 3] = [Endpoint::Host, Endpoint::Element, Endpoint::S2s];
+
     /// Whether sending the same order again after an ambiguous failure is safe.
     ///
     /// Host and Element only open a checkout session or a PaymentIntent: no money moves until

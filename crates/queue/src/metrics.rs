@@ -59,6 +59,14 @@ pub enum JobOutcome {
 }
 
 impl JobOutcome {
+    /// Every outcome: the series [`register`] creates.
+    pub const ALL: [JobOutcome; 4] = [
+        JobOutcome::Succeeded,
+        JobOutcome::Retried,
+        JobOutcome::DeadLettered,
+        JobOutcome::Refused,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +79,22 @@ impl JobOutcome {
 }
 
 /// Counts a delivery of `queue` that ended so.
+/// Creates `queue`'s counters at zero and its duration histogram empty, before any job
+/// runs. Why: Prometheus' `increase()` and `rate()` see an event only as a change between
+/// two samples, so a series that first appears with its first increment hides that event
+/// from every alert and panel on it (the first dead letter, the first poison job). Gauges
+/// are left to the upkeep loop: a zero there would be a reading nobody took.
+pub(crate) fn register(queue: &str) {
+    for outcome in JobOutcome::ALL {
+        metrics::counter!(JOBS, "queue" => queue.to_owned(), "outcome" => outcome.as_str())
+            .increment(0);
+    }
+    let _ = metrics::histogram!(JOB_DURATION, "queue" => queue.to_owned());
+    metrics::counter!(RECLAIMED, "queue" => queue.to_owned()).increment(0);
+    metrics::counter!(DELIVERIES_OVER_CAP, "queue" => queue.to_owned()).increment(0);
+    metrics::counter!(REDIS_ERRORS, "component" => COMPONENT).increment(0);
+}
+
 pub(crate) fn job_ended(queue: &str, outcome: JobOutcome) {
     metrics::counter!(JOBS, "queue" => queue.to_owned(), "outcome" => outcome.as_str())
         .increment(1);

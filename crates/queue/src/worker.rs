@@ -151,6 +151,7 @@ where
         validate,
         quiet,
     } = queue;
+    super::metrics::register(&config.name);
     let conn = target.connect_managed(Duration::from_secs(10)).await?;
     let (outcomes, received) = mpsc::channel(config.concurrency.max(config.batch_size) * 4);
     let keys = QueueKeys::all(&config.prefix, &config.name, config.partitions);

@@ -1,5 +1,7 @@
-//! Monitoring: promtool accepts the alert rules, and the dashboard's and the rules' queries
-//! parse and name only listed metrics.
+//! Monitoring: promtool accepts the alert rules; the dashboard's and the rules' queries
+//! parse and name only listed metrics; a worker and an ingress export every listed metric,
+//! with its listed labels, from their first scrape, and nothing unlisted; the dashboard's
+//! panels have their own ids and cells.
 
 use super::*;
 
@@ -12,28 +14,38 @@ fn promtool_accepts_the_alert_rules() {
     assert!(out.contains("SUCCESS"), "{out}");
 }
 
-/// The metrics deploy/README.md lists: `| \`name\` | type | labels | ... |` rows.
+/// The metrics deploy/README.md lists: `| \`name\` | type | labels | ... |` rows, by name:
+/// the type.
 fn listed_metrics() -> BTreeMap<String, String> {
-    let readme = read("deploy/README.md");
-    let listed: BTreeMap<String, String> = readme
+    listed_rows()
+        .into_iter()
+        .map(|(name, kind, _)| (name, kind))
+        .collect()
+}
+
+/// deploy/README.md's metric rows: name, type, and the label names.
+fn listed_rows() -> Vec<(String, String, std::collections::BTreeSet<String>)> {
+    let rows: Vec<_> = read("deploy/README.md")
         .lines()
         .filter_map(|l| l.strip_prefix("| `payworker_"))
         .map(|l| {
             let (name, rest) = l.split_once('`').unwrap();
-            let kind = rest
-                .trim_start_matches(" |")
-                .split('|')
-                .next()
-                .unwrap()
-                .trim();
-            (format!("payworker_{name}"), kind.to_owned())
+            let columns: Vec<&str> = rest.trim_start_matches(" |").split('|').collect();
+            let labels = columns[1]
+                .split(',')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (
+                format!("payworker_{name}"),
+                columns[0].trim().to_owned(),
+                labels,
+            )
         })
         .collect();
-    assert!(
-        listed.len() >= 15,
-        "deploy/README.md lists the metrics: {listed:?}"
-    );
-    listed
+    assert!(rows.len() >= 15, "deploy/README.md lists the metrics");
+    rows
 }
 
 /// The `payworker_…` metric names a PromQL expression uses, a histogram's series
@@ -160,4 +172,79 @@ fn the_dashboards_panels_have_their_own_ids_and_cells() {
             }
         }
     }
+}
+
+/// Every metric deploy/README.md lists is in a freshly started worker's and ingress's
+/// `/metrics` before anything happened, with exactly the listed labels, and they export no
+/// `payworker_` metric the list lacks. A counter that appeared only with its first
+/// increment would hide that event from `increase()` (the alert on the first integrity
+/// mismatch would never fire), and a panel or rule on an unexported name shows nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_worker_and_ingress_export_every_listed_metric_with_its_labels() {
+    use std::collections::BTreeSet;
+    let rows = listed_rows();
+    let product =
+        crate::notifications::Product::start(crate::notifications::Options::silent()).await;
+    let scrape = |addr: std::net::SocketAddr| async move {
+        let response = reqwest::get(format!("http://{addr}/metrics")).await.ok()?;
+        response.text().await.ok()
+    };
+    // The gauges are set by loops that read Redis (every second, every five seconds).
+    let exported = crate::support::eventually(std::time::Duration::from_secs(20), || async {
+        let text = scrape(product.health).await? + &scrape(product.ingress.addr).await?;
+        let exported = exported_series(&text);
+        rows.iter()
+            .all(|(name, _, _)| exported.contains_key(name))
+            .then_some(exported)
+    })
+    .await;
+    for (name, kind, labels) in &rows {
+        let mut seen = exported[name].clone();
+        if kind.starts_with("histogram") {
+            assert!(
+                seen.remove("le"),
+                "{name} is listed as a histogram: {seen:?}"
+            );
+        }
+        assert_eq!(&seen, labels, "{name}'s labels");
+    }
+    let listed: BTreeSet<&String> = rows.iter().map(|(name, _, _)| name).collect();
+    let unlisted: Vec<&String> = exported.keys().filter(|n| !listed.contains(n)).collect();
+    assert!(unlisted.is_empty(), "not in deploy/README.md: {unlisted:?}");
+    product.stop().await;
+}
+
+/// The `payworker_` metrics in a Prometheus text exposition and the label names their
+/// series carry; a histogram's `_bucket`, `_sum` and `_count` series count as the histogram.
+fn exported_series(text: &str) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let histograms: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" histogram"))
+        .map(str::to_owned)
+        .collect();
+    let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("payworker_")) {
+        let end = line.find(['{', ' ']).unwrap_or(line.len());
+        let mut name = &line[..end];
+        for suffix in ["_bucket", "_sum", "_count"] {
+            if let Some(base) = name.strip_suffix(suffix)
+                && histograms.iter().any(|h| h == base)
+            {
+                name = base;
+            }
+        }
+        let labels = out.entry(name.to_owned()).or_default();
+        if let Some(inner) = line[end..]
+            .strip_prefix('{')
+            .and_then(|r| r.split_once('}'))
+        {
+            for pair in inner.0.split("\",") {
+                if let Some((key, _)) = pair.split_once('=') {
+                    labels.insert(key.trim_start_matches(',').to_owned());
+                }
+            }
+        }
+    }
+    out
 }

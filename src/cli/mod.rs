@@ -7,7 +7,8 @@
 //!
 //! - `args`: arguments several subcommands share (`--config`, a queue's name).
 //! - `demo`: all in one on embedded defaults; `sandbox`: the sandbox gateway as a server.
-//! - `ops`: `enqueue`, `payment show`, `payment resolve`; `dlq`: `dlq stats|list|show|redrive|delete`.
+//! - `ops`: `enqueue`, `payment show`, `payment resolve`; `timeline`: a payment's events
+//!   for `payment show`; `dlq`: `dlq stats|list|show|redrive|delete`.
 //! - `tools`: `check-config`, `encrypt-card`.
 
 mod args;
@@ -15,6 +16,7 @@ mod demo;
 mod dlq;
 mod ops;
 mod sandbox;
+mod timeline;
 mod tools;
 
 use std::path::PathBuf;

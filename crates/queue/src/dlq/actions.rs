@@ -303,6 +303,7 @@ where
     }
     if !dry_run {
         tracing::info!(
+            queue = %partitions.first().map_or("", |k| k.queue.as_str()),
             action = ?action,
             matched = tally.matched,
             redriven = tally.redriven,

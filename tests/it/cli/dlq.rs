@@ -465,14 +465,30 @@ async fn dlq_redrive_and_delete_by_id_or_filter_with_dry_run_and_yes() {
     assert!(!c.run(&["dlq", "redrive"]).status.success());
 
     // One by id, then the rest of a filter.
-    let one = c.json(&["dlq", "redrive", &gave_up[0], "--json"]);
+    let logged = c.run(&["dlq", "redrive", &gave_up[0], "--json"]);
+    let log = String::from_utf8_lossy(&logged.stderr);
+    assert!(
+        log.contains("dead letter re-driven") && log.contains(&gave_up[0]),
+        "one line says what was done: {log}"
+    );
+    let one: Value = serde_json::from_slice(&logged.stdout).unwrap();
     assert_action_shape(&one, "redrive");
     assert_eq!(one["results"][0]["outcome"], "redriven");
     assert_eq!(one["results"][0]["id"], gave_up[0]);
     let again = c.run(&["dlq", "redrive", &gave_up[0]]);
     assert!(!again.status.success(), "a letter re-driven twice");
     assert!(String::from_utf8_lossy(&again.stderr).contains("no such dead letter"));
-    let rest = c.json(&["dlq", "redrive", "--all", "--reason", "gave_up", "--json"]);
+    let bulk = c.run(&["dlq", "redrive", "--all", "--reason", "gave_up", "--json"]);
+    let log = String::from_utf8_lossy(&bulk.stderr);
+    assert!(
+        log.contains("dead letters acted on in bulk") && log.contains("redriven=3"),
+        "{log}"
+    );
+    assert!(
+        !log.contains('\r'),
+        "no progress when standard error is not a terminal: {log}"
+    );
+    let rest: Value = serde_json::from_slice(&bulk.stdout).unwrap();
     assert_action_shape(&rest, "redrive");
     assert_eq!(rest["tally"]["redriven"], 3);
     assert_eq!((c.dlq_len().await, c.queued().await), (2, 4));
@@ -482,8 +498,14 @@ async fn dlq_redrive_and_delete_by_id_or_filter_with_dry_run_and_yes() {
     ]);
     assert_action_shape(&deleted, "delete");
     assert_eq!(deleted["tally"]["deleted"], 1);
-    let text = c.ok(&["dlq", "delete", "0/1700000000004-0", "--yes"]);
+    let one = c.run(&["dlq", "delete", "0/1700000000004-0", "--yes"]);
+    let text = String::from_utf8_lossy(&one.stdout);
     assert!(text.contains("0/1700000000004-0: deleted"), "{text}");
+    let log = String::from_utf8_lossy(&one.stderr);
+    assert!(
+        log.contains("dead letter deleted") && log.contains("0/1700000000004-0"),
+        "{log}"
+    );
     assert_eq!((c.dlq_len().await, c.queued().await), (0, 4));
     cleanup(&mut c.conn, &c.prefix).await;
 }

@@ -279,7 +279,8 @@ async fn a_job_the_queues_validator_refuses_is_dead_lettered_invalid_and_never_r
 /// back once. Twenty re-drives share one connection and start in one poll, so Redis
 /// receives every one's first command before any one's second: a re-drive that reads the
 /// letter in one step and writes in another lets all twenty read it before any deletes it,
-/// every time. One atomic step leaves one job and nineteen "no such letter".
+/// every time. One atomic step leaves one job and nineteen "no such letter". Deletes of
+/// one letter likewise delete it once.
 #[tokio::test]
 async fn concurrent_redrives_of_one_letter_put_its_job_back_once() {
     let (prefix, _config, keys, mut conn) = setup("redrive-race").await;
@@ -320,6 +321,19 @@ async fn concurrent_redrives_of_one_letter_put_its_job_back_once() {
             .all(|e| matches!(e, queue::dlq::RedriveError::NotFound(_))),
         "{results:?}"
     );
+    assert_eq!(queue::dlq::len(&mut c.clone(), &keys).await.unwrap(), 0);
+
+    // Deleting likewise: of twenty deletes of one letter, one deletes it.
+    let id = queue::dlq::push(&mut c.clone(), &keys, &letter, 100)
+        .await
+        .unwrap();
+    let deleted = futures_util::future::join_all((0..20).map(|_| {
+        let mut c = c.clone();
+        let (keys, id) = (&keys, &id);
+        async move { queue::dlq::delete(&mut c, keys, id).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(deleted.iter().filter(|d| **d).count(), 1);
     assert_eq!(queue::dlq::len(&mut c.clone(), &keys).await.unwrap(), 0);
     cleanup(&mut conn, &prefix).await;
 }

@@ -17,13 +17,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// The attributes shown beside a span's name, in this order, when it has them.
 const SHOWN: &[&str] = &[
-    "queue",
-    "attempt",
-    "order_no",
-    "payment_id",
-    "account",
-    "endpoint",
-    "outcome",
+    "queue", "attempt", "order_no", "payment_id", "account", "endpoint", "outcome",
 ];
 
 /// One row of the drawing.
@@ -58,10 +52,7 @@ impl Block {
             name: outside.to_owned(),
             depth: 0,
             time: None,
-            detail: format!(
-                "traceparent from outside payworker · trace {}",
-                short(trace_id)
-            ),
+            detail: format!("traceparent from outside payworker · trace {}", short(trace_id)),
         }];
         let roots: Vec<&Span> = ours
             .iter()
@@ -167,12 +158,7 @@ pub fn render(blocks: &[Block]) -> String {
     for block in blocks {
         let timed: Vec<(u64, u64)> = block.rows.iter().filter_map(|r| r.time).collect();
         let t0 = timed.iter().map(|t| t.0).min().unwrap_or(0);
-        let t1 = timed
-            .iter()
-            .map(|t| t.1)
-            .max()
-            .unwrap_or(t0 + 1)
-            .max(t0 + 1);
+        let t1 = timed.iter().map(|t| t.1).max().unwrap_or(t0 + 1).max(t0 + 1);
         writeln!(
             svg,
             r##"<text x="10" y="{}" font-size="14" font-weight="bold" fill="#222">{} ({})</text>"##,

@@ -211,19 +211,10 @@ async fn one_payment_is_one_trace_from_the_producer_to_the_gateway_and_its_notif
     let config = dir.path().join("worker.yaml");
     std::fs::write(
         &config,
-        process_config(
-            &prefix,
-            &results,
-            &gateway.base_url,
-            ingress_port,
-            &endpoint,
-        ),
+        process_config(&prefix, &results, &gateway.base_url, ingress_port, &endpoint),
     )
     .unwrap();
-    let (worker_log, ingress_log) = (
-        dir.path().join("worker.log"),
-        dir.path().join("ingress.log"),
-    );
+    let (worker_log, ingress_log) = (dir.path().join("worker.log"), dir.path().join("ingress.log"));
     let mut worker = spawn_payworker(&config, "worker", &worker_log, KEY);
     let mut ingress = spawn_payworker(&config, "ingress", &ingress_log, KEY);
     let mut conn = redis().await;

@@ -160,20 +160,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let outcome = follow(&settings, EVENTS, args.wait, &ingress.ingress.metrics).await;
     worker_cancel.cancel();
     let stopped = worker.await;
-    let letters = payworker_queue::dlq::list(
+    let letters = payworker_queue::dlq::page(
         &mut conn,
-        &QueueKeys::new(&settings.redis.key_prefix, "create_payment", 0),
+        &[QueueKeys::new(
+            &settings.redis.key_prefix,
+            "create_payment",
+            0,
+        )],
+        &payworker_queue::dlq::Filter::default(),
+        None,
         10,
     )
-    .await?;
-    for (_, fields) in &letters {
-        let get = |k: &str| {
-            fields
-                .iter()
-                .find(|(n, _)| n == k)
-                .map_or("", |(_, v)| v.as_str())
-        };
-        println!("  dead letter     {} {}", get("reason"), get("detail"));
+    .await?
+    .letters;
+    for letter in &letters {
+        println!("  dead letter     {} {}", letter.reason, letter.detail);
     }
     let (events, received) = outcome?;
     println!(

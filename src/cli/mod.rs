@@ -8,7 +8,8 @@
 //!
 //! - `args`: arguments several subcommands share (`--config`, a queue's name).
 //! - `demo`: all in one on embedded defaults; `sandbox`: the sandbox gateway as a server.
-//! - `ops`: `enqueue`, `payment show`, `payment resolve`; `dlq`: `dlq stats|list|redrive`.
+//! - `ops`: `enqueue`, `payment show`, `payment resolve`; `timeline`: a payment's events
+//!   for `payment show`; `dlq`: `dlq stats|list|show|redrive|delete`.
 //! - `tools`: `check-config`, `encrypt-card`.
 
 mod args;
@@ -16,6 +17,7 @@ mod demo;
 mod dlq;
 mod ops;
 mod sandbox;
+mod timeline;
 mod tools;
 
 use std::path::PathBuf;
@@ -62,13 +64,15 @@ pub enum Command {
     Enqueue(Configured<ops::EnqueueArgs>),
     /// Payment records.
     Payment(PaymentArgs),
-    /// Inspect and re-drive the dead-letter queues (options may come before or after the
+    /// Find, read, re-drive and delete dead letters (options may come before or after the
     /// action).
     #[command(after_help = "Examples:
   payworker dlq stats
-  payworker dlq list --queue process_notification --count 5
+  payworker dlq list --queue process_notification --reason gave_up --since 2h
+  payworker dlq show 0/1764500000000-0
   payworker dlq redrive 0/1764500000000-0
-  payworker dlq redrive all --queue create_payment")]
+  payworker dlq redrive --all --grep ORDER-1001 --dry-run
+  payworker dlq delete --all --reason invalid --yes --json")]
     Dlq(dlq::DlqArgs),
     /// Print the effective configuration, secrets redacted, after validating it.
     #[command(after_help = "Examples:
@@ -181,7 +185,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Enqueue(c) => ops::enqueue(&load()?, c.args).await,
         Command::Payment(p) => ops::payment(&load()?, p.command).await,
-        Command::Dlq(args) => dlq::run(&load()?, args).await,
+        Command::Dlq(args) => {
+            // Re-drives and deletes log what they did, for the audit trail.
+            let settings = load()?;
+            let _telemetry = crate::telemetry::init(&settings.telemetry);
+            dlq::run(&settings, args).await
+        }
         Command::CheckConfig(_) => tools::check_config(&load()?),
         Command::EncryptCard(c) => tools::encrypt_card(&load()?, c.args),
     }

@@ -54,9 +54,11 @@ pub async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<(
 /// Payment commands.
 #[derive(Debug, Subcommand)]
 pub enum PaymentCommand {
-    /// Show a payment's record: status, version, gateway ids, the last event's id.
+    /// Show a payment's record (status, version, gateway ids, the last event's id) and its
+    /// event timeline from the results streams, oldest version first.
     #[command(after_help = "Examples:
   payworker payment show ORDER-1001
+  payworker payment show ORDER-1001 --json
   payworker payment show ORDER-1001 --account main --config /etc/payworker/worker.yaml")]
     Show {
         /// The merchant's order number.
@@ -64,6 +66,9 @@ pub enum PaymentCommand {
         /// The account (default: the default or first one).
         #[arg(long)]
         account: Option<String>,
+        /// Print one JSON document: `{"key", "record", "events", "events_truncated"}`.
+        #[arg(long)]
+        json: bool,
     },
     /// Record a person's decision on a payment in `unknown` or `review_required`, after
     /// checking it with the gateway: one version-checked change, with its event
@@ -110,7 +115,11 @@ pub enum ResolveStatus {
 /// `payworker payment show` and `payment resolve`.
 pub async fn payment(settings: &Settings, command: PaymentCommand) -> anyhow::Result<()> {
     match command {
-        PaymentCommand::Show { order_no, account } => show(settings, &order_no, account).await,
+        PaymentCommand::Show {
+            order_no,
+            account,
+            json,
+        } => show(settings, &order_no, account, json).await,
         PaymentCommand::Resolve(args) => resolve(settings, args).await,
     }
 }
@@ -159,7 +168,12 @@ async fn resolve(settings: &Settings, args: ResolveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn show(settings: &Settings, order_no: &str, account: Option<String>) -> anyhow::Result<()> {
+async fn show(
+    settings: &Settings,
+    order_no: &str,
+    account: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
     let account = account_or_default(settings, account)?;
     let key = record::key(&settings.redis.key_prefix, &account, order_no);
     let mut conn = settings
@@ -172,21 +186,70 @@ async fn show(settings: &Settings, order_no: &str, account: Option<String>) -> a
         !rec.is_empty(),
         "no payment {order_no} for account {account} ({key})"
     );
-    let mut fields: Vec<_> = rec
+    let mut fields: Vec<(&String, &str)> = rec
         .fields()
         .iter()
         .filter(|(k, _)| k.as_str() != "pending_event")
+        .map(|(name, value)| {
+            let shown = if name == "client_secret" && !value.is_empty() {
+                "[hidden: in the payment.created event]"
+            } else {
+                value.as_str()
+            };
+            (name, shown)
+        })
         .collect();
     fields.sort();
+    // Events are published after the record is created; a minute covers clocks apart and a
+    // Cluster's late publication.
+    let since = rec
+        .get("created_at")
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+        .map_or(0, |ms| ms.saturating_sub(60_000));
+    let timeline = super::timeline::read(
+        &mut conn,
+        &settings.results.streams,
+        &account,
+        order_no,
+        since,
+    )
+    .await?;
+    if json {
+        let record: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(k, v)| ((*k).clone(), serde_json::Value::from(*v)))
+            .collect();
+        let document = serde_json::json!({
+            "key": key,
+            "record": record,
+            "events": timeline.events,
+            "events_truncated": timeline.truncated,
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
     println!("{key}");
     for (name, value) in fields {
-        let shown = if name == "client_secret" && !value.is_empty() {
-            "[hidden: in the payment.created event]"
-        } else {
-            value
-        };
-        println!("  {name}: {shown}");
+        println!("  {name}: {value}");
     }
-
+    println!("events ({}, by version):", timeline.events.len());
+    for event in &timeline.events {
+        let text = |field: &str| event[field].as_str().unwrap_or("-").to_owned();
+        println!(
+            "  v{:<3} {:<28} {:<16} {}  {}",
+            event["version"],
+            text("type"),
+            text("status"),
+            text("occurred_at"),
+            text("event_id")
+        );
+    }
+    if timeline.truncated {
+        println!(
+            "  (stopped after {} entries of a results stream: older events may be missing)",
+            super::timeline::SCAN_CAP
+        );
+    }
     Ok(())
 }

@@ -72,7 +72,8 @@
 //! - `backend`: the apalis `Backend`; `fetch`: reads and reclaims; `ack`: the ack layer.
 //! - `flusher`: batched outcome writes; `upkeep`: leases, promotion, and the retention
 //!   loop over `retention` (what a partition keeps, and for how long).
-//! - `dlq`: dead letters, and `reason` their one list of reason codes.
+//! - `dlq`: dead letters (written, read back masked, paged with filters, re-driven and
+//!   deleted atomically, in bulk with progress), and `reason` their one list of reason codes.
 //! - `conn`: single-server or Cluster connections (TLS, failover).
 //! - `durability`: the persistence check at start, and waiting for replicas (`WAIT`).
 //! - `metrics`: the queue's metric names, recorded through the `metrics` facade (runs by

@@ -1,6 +1,8 @@
 //! The binary as an operator runs it: `check-config`, `encrypt-card`, `demo`, `dlq`, and what
 //! start-up says about the configuration (a key written twice, a key file others can read).
+//! `dlq` holds the dead-letter console's and `payment show`'s tests.
 
+mod dlq;
 mod options;
 
 use std::io::Write;

@@ -160,11 +160,18 @@ async fn a_payment_whose_job_was_dead_lettered_goes_to_review_and_a_redrive_resu
         .connect(Duration::from_secs(5))
         .await
         .unwrap();
-    let (id, _) = payworker_queue::dlq::list(&mut conn, &app.keys, 1)
-        .await
-        .unwrap()
-        .remove(0);
-    payworker_queue::dlq::redrive(&mut conn, &app.keys, &id)
+    let letter = payworker_queue::dlq::page(
+        &mut conn,
+        std::slice::from_ref(&app.keys),
+        &payworker_queue::dlq::Filter::default(),
+        None,
+        1,
+    )
+    .await
+    .unwrap()
+    .letters
+    .remove(0);
+    payworker_queue::dlq::redrive(&mut conn, &app.keys, letter.id.entry())
         .await
         .unwrap();
     let created = app.event("DL1", "payment.created").await;

@@ -168,13 +168,17 @@ async fn a_dead_letter_can_be_redriven() {
             .connect(Duration::from_secs(5))
             .await
             .ok()?;
-        let (id, fields) = queue::dlq::list(&mut c, &keys, 10)
-            .await
-            .ok()?
-            .into_iter()
-            .next()?;
-        let origin = fields.into_iter().find(|(k, _)| k == "origin_id")?.1;
-        Some((id, origin))
+        let page = queue::dlq::page(
+            &mut c,
+            std::slice::from_ref(&keys),
+            &queue::dlq::Filter::default(),
+            None,
+            10,
+        )
+        .await
+        .ok()?;
+        let letter = page.letters.into_iter().next()?;
+        Some((letter.id.entry().to_owned(), letter.origin_id?))
     })
     .await;
     worker.stop().await;
@@ -269,4 +273,227 @@ async fn a_job_the_queues_validator_refuses_is_dead_lettered_invalid_and_never_r
     assert_eq!(letters[1]["job"], ping(1001));
     assert_eq!(letters[1]["attempts"], "2", "{:?}", letters[1]);
     assert!(letters[1]["errors"].contains("boom"), "{:?}", letters[1]);
+}
+
+/// Two operators (or one retried command) re-driving the same letter at once put its job
+/// back once. Twenty re-drives share one connection and start in one poll, so Redis
+/// receives every one's first command before any one's second: a re-drive that reads the
+/// letter in one step and writes in another lets all twenty read it before any deletes it,
+/// every time. One atomic step leaves one job and nineteen "no such letter". Deletes of
+/// one letter likewise delete it once.
+#[tokio::test]
+async fn concurrent_redrives_of_one_letter_put_its_job_back_once() {
+    let (prefix, _config, keys, mut conn) = setup("redrive-race").await;
+    let letter = queue::dlq::DeadLetter {
+        job: Some(ping(7)),
+        reason: "gave_up".into(),
+        detail: "job 7 cannot succeed".into(),
+        attempts: 1,
+        deliveries: 1,
+        errors: Vec::new(),
+        worker: "w-1".into(),
+        queue: keys.queue.clone(),
+        partition: 0,
+        origin_id: "1-0".into(),
+        entry_id: "2-0".into(),
+        dead_ms: queue::now_ms(),
+    };
+    let c = queue::RedisTarget::Single(REDIS.into())
+        .connect(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let id = queue::dlq::push(&mut c.clone(), &keys, &letter, 100)
+        .await
+        .unwrap();
+    let results = futures_util::future::join_all((0..20).map(|_| {
+        let mut c = c.clone();
+        let (keys, id) = (&keys, &id);
+        async move { queue::dlq::redrive(&mut c, keys, id).await }
+    }))
+    .await;
+    let back: usize = conn.xlen(&keys.stream).await.unwrap();
+    assert_eq!(back, 1, "the job went back {back} times");
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, queue::dlq::RedriveError::NotFound(_))),
+        "{results:?}"
+    );
+    assert_eq!(queue::dlq::len(&mut c.clone(), &keys).await.unwrap(), 0);
+
+    // Deleting likewise: of twenty deletes of one letter, one deletes it.
+    let id = queue::dlq::push(&mut c.clone(), &keys, &letter, 100)
+        .await
+        .unwrap();
+    let deleted = futures_util::future::join_all((0..20).map(|_| {
+        let mut c = c.clone();
+        let (keys, id) = (&keys, &id);
+        async move { queue::dlq::delete(&mut c, keys, id).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(deleted.iter().filter(|d| **d).count(), 1);
+    assert_eq!(queue::dlq::len(&mut c.clone(), &keys).await.unwrap(), 0);
+    cleanup(&mut conn, &prefix).await;
+}
+
+/// Paging newest first across partitions visits every letter once, also when letters
+/// share an id across partitions, a partition holds more than one read's worth, and
+/// letters are deleted and added between pages; filters narrow it, and a bulk action
+/// reports its batches and leaves what its check leaves.
+#[tokio::test]
+async fn pages_visit_every_letter_once_and_bulk_actions_follow_the_filter() {
+    use queue::dlq::{self, BulkAction, Filter};
+    use std::collections::HashSet;
+
+    let prefix = payworker_testkit::unique_prefix("dlq-pages");
+    let mut conn = redis().await;
+    let parts = queue::QueueKeys::all(&prefix, "ping", 3);
+    let mut all = HashSet::new();
+    for (p, keys) in parts.iter().enumerate() {
+        // Partition 1 holds 450 letters (more than one read of 200); every partition has
+        // letters at 1000-0..1000-9, the same ids.
+        let n = if p == 1 { 450 } else { 40 };
+        for i in 0..n {
+            let id = if i < 10 {
+                format!("1000-{i}")
+            } else {
+                format!("{}-0", 1000 + i)
+            };
+            let reason = if i % 2 == 0 { "gave_up" } else { "invalid" };
+            let detail = format!("letter {p}/{i} Needle-{}", i % 5);
+            let _: String = conn
+                .xadd(
+                    &keys.dlq,
+                    &id,
+                    &[
+                        ("reason", reason),
+                        ("detail", detail.as_str()),
+                        ("job", "{\"n\":1}"),
+                    ],
+                )
+                .await
+                .unwrap();
+            all.insert(format!("{p}/{id}"));
+        }
+    }
+    let mut c = queue::RedisTarget::Single(REDIS.into())
+        .connect(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut seen = HashSet::new();
+    let mut cursor = None;
+    let mut last: Option<(u64, u64)> = None;
+    let mut pages = 0;
+    loop {
+        let page = dlq::page(&mut c, &parts, &Filter::default(), cursor.as_ref(), 37)
+            .await
+            .unwrap();
+        for letter in &page.letters {
+            assert!(seen.insert(letter.id.to_string()), "{} twice", letter.id);
+            assert!(last.is_none_or(|l| letter.id.at() <= l), "newest first");
+            last = Some(letter.id.at());
+        }
+        pages += 1;
+        if pages == 2 {
+            // Meanwhile: a newer letter arrives (not part of this walk) and one not yet
+            // shown is deleted.
+            let _: String = conn
+                .xadd(&parts[0].dlq, "*", &[("reason", "gave_up")])
+                .await
+                .unwrap();
+            assert!(dlq::delete(&mut c, &parts[2], "1015-0").await.unwrap());
+            all.remove("2/1015-0");
+        }
+        match page.next {
+            Some(next) => cursor = Some(next.to_string().parse().unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all, "every letter once");
+
+    let text = Filter {
+        reasons: vec!["invalid".into()],
+        text: Some("needle-3".into()),
+        since_ms: Some(1010),
+        until_ms: Some(1100),
+    };
+    let page = dlq::page(&mut c, &parts, &text, None, 1000).await.unwrap();
+    assert!(page.next.is_none());
+    assert!(!page.letters.is_empty());
+    for l in &page.letters {
+        let at = l.id.at().0;
+        assert!(
+            l.reason == "invalid" && l.detail.ends_with("Needle-3") && (1010..1100).contains(&at),
+            "{l:?}"
+        );
+    }
+    let expected = all
+        .iter()
+        .filter(|id| {
+            let (_, rest) = id.split_once('/').unwrap();
+            let ms: u64 = rest.split('-').next().unwrap().parse().unwrap();
+            let i = ms - 1000;
+            (1010..1100).contains(&ms) && i % 2 == 1 && i % 5 == 3
+        })
+        .count();
+    assert_eq!(page.letters.len(), expected);
+    assert_eq!(
+        dlq::count(&mut c, &parts, &text).await.unwrap(),
+        expected as u64
+    );
+
+    // A dry run counts and changes nothing; a bulk delete leaves what its check leaves.
+    let gave_up = Filter {
+        reasons: vec!["gave_up".into()],
+        ..Filter::default()
+    };
+    let before = dlq::count(&mut c, &parts, &Filter::default())
+        .await
+        .unwrap();
+    let dry = dlq::bulk(
+        &mut c,
+        &parts,
+        &gave_up,
+        BulkAction::Delete,
+        true,
+        async |_: &dlq::Letter| None,
+        |_: &dlq::Tally, _: &[(dlq::LetterId, dlq::Outcome)]| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        dry.matched,
+        dlq::count(&mut c, &parts, &gave_up).await.unwrap()
+    );
+    assert_eq!(
+        dlq::count(&mut c, &parts, &Filter::default())
+            .await
+            .unwrap(),
+        before
+    );
+    let mut batches = Vec::new();
+    let done = dlq::bulk(
+        &mut c,
+        &parts,
+        &gave_up,
+        BulkAction::Delete,
+        false,
+        async |l: &dlq::Letter| (l.partition == 0).then(|| "kept".to_owned()),
+        |t: &dlq::Tally, outcomes: &[(dlq::LetterId, dlq::Outcome)]| {
+            batches.push((t.clone(), outcomes.len()))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.matched, dry.matched);
+    assert_eq!(done.left + done.deleted, done.matched);
+    assert!(batches.len() >= 2 && batches.iter().all(|(_, n)| *n <= dlq::BULK_BATCH));
+    assert_eq!(batches.last().unwrap().0, done);
+    assert_eq!(
+        dlq::count(&mut c, &parts, &gave_up).await.unwrap(),
+        done.left
+    );
+    cleanup(&mut conn, &prefix).await;
 }

@@ -13,6 +13,9 @@ if ! cargo deny --version 2>/dev/null | grep -q " $version"; then
   cargo install --locked --quiet "cargo-deny@$version"
 fi
 
+# `cargo deny` reads `cargo metadata` for every platform, so crates no build here ever
+# needed (Android's, Windows') must be in the local cache: on a fresh machine they are not.
+cargo fetch --locked --quiet
 cargo deny --offline check licenses bans sources
 if timeout 120 cargo deny fetch db >/dev/null 2>&1; then
   cargo deny check advisories

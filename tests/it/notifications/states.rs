@@ -135,7 +135,9 @@ async fn an_orphan_that_never_finds_its_order_is_dead_lettered() {
     let product = Product::start(options).await;
     let body = charge("pi_lost", "NEVER-1", "20.99", "success");
     assert_eq!(product.post_signed(&body).await, 200);
-    let letters = eventually(Duration::from_secs(10), || async {
+    // Patience for a loaded machine: the review loop runs every second, but once failed
+    // here after 10 s with the suite and two builds sharing two cores.
+    let letters = eventually(Duration::from_secs(30), || async {
         let letters = product.dead_letters("process_notification").await;
         (!letters.is_empty()).then_some(letters)
     })

@@ -184,3 +184,56 @@ pub async fn setup(
     let keys = keys(&config);
     (prefix, config, keys, redis().await)
 }
+
+/// Makes the oldest entry of `keys`' stream one that `deliveries` workers each took and
+/// died holding (read by `dead-1`, then claimed by `dead-2` … `dead-N`, what successive
+/// reclaims leave behind), creating the group first; returns its id. The entry is not idle
+/// yet: wait past the lease before a worker may reclaim it.
+pub async fn deliver_to_dead_workers(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &QueueKeys,
+    deliveries: u32,
+) -> String {
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&keys.stream)
+        .arg(queue::GROUP)
+        .arg("0")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(queue::GROUP)
+        .arg("dead-1")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&keys.stream)
+        .arg(">")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let first: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(&keys.stream)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .unwrap();
+    let first = first.ids[0].id.clone();
+    for n in 2..=deliveries {
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(&keys.stream)
+            .arg(queue::GROUP)
+            .arg(format!("dead-{n}"))
+            .arg(0)
+            .arg(&first)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+    first
+}

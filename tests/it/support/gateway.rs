@@ -1,5 +1,6 @@
-//! The sandbox gateway that the process-level runs (the soak, the stress test) charge
-//! against: it knows the test account and sends signed notifications to the ingress.
+//! The sandbox gateway that the process-level runs (the soak, the stress test, the trace
+//! test) charge against: it knows the test account and sends signed notifications to the
+//! ingress, or none when the test plays the gateway's notifications itself.
 
 use std::time::Duration;
 
@@ -19,12 +20,31 @@ pub async fn notifying_sandbox(
     default_fault: Option<FaultRule>,
     cancel: CancellationToken,
 ) -> SandboxHandle {
+    let notify = NotifySettings {
+        delay: notify_delay,
+        ..NotifySettings::default()
+    };
+    sandbox_with(notify, default_fault, cancel).await
+}
+
+/// A sandbox that knows the test account and answers, but sends no notification: the test
+/// plays the gateway's notifications itself.
+pub async fn silent_sandbox(cancel: CancellationToken) -> SandboxHandle {
+    let notify = NotifySettings {
+        max_deliveries: 0,
+        ..NotifySettings::default()
+    };
+    sandbox_with(notify, None, cancel).await
+}
+
+async fn sandbox_with(
+    notify: NotifySettings,
+    default_fault: Option<FaultRule>,
+    cancel: CancellationToken,
+) -> SandboxHandle {
     sandbox::spawn(
         SandboxSettings {
-            notify: NotifySettings {
-                delay: notify_delay,
-                ..NotifySettings::default()
-            },
+            notify,
             default_fault,
             ..SandboxSettings::with_account(SandboxAccount {
                 account_id: ACCOUNT_ID.into(),

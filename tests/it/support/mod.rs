@@ -11,7 +11,7 @@ mod gateway;
 mod process;
 mod redis_dump;
 
-pub use gateway::notifying_sandbox;
+pub use gateway::{notifying_sandbox, silent_sandbox};
 pub use payworker_testkit::shared_redis::{REDIS, cleanup, dlq, enqueue, pending, redis};
 pub use payworker_testkit::{
     ChildGuard, RedisCluster, RedisServer, SwitchProxy, TlsRedisServer, eventually, free_port,

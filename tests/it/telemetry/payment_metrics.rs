@@ -219,40 +219,7 @@ async fn a_job_delivered_past_its_cap_is_counted_when_it_is_dead_lettered() {
     let mut conn = redis().await;
     enqueue(&mut conn, &keys.stream, [ping(1), ping(2)]).await;
     // Job 1 was handed to four workers that each died holding it.
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&keys.stream)
-        .arg(queue::GROUP)
-        .arg("0")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(queue::GROUP)
-        .arg("dead-1")
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg(&keys.stream)
-        .arg(">")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let first: redis::streams::StreamRangeReply =
-        conn.xrange_count(&keys.stream, "-", "+", 1).await.unwrap();
-    let first = first.ids[0].id.clone();
-    for n in 2..=4 {
-        let _: redis::Value = redis::cmd("XCLAIM")
-            .arg(&keys.stream)
-            .arg(queue::GROUP)
-            .arg(format!("dead-{n}"))
-            .arg(0)
-            .arg(&first)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
+    queue_job::deliver_to_dead_workers(&mut conn, &keys, 4).await;
     // Idle past the lease, so the worker reclaims it (its fifth delivery).
     eventually(Duration::from_secs(5), || async {
         let idle: redis::Value = redis::cmd("XPENDING")

@@ -21,9 +21,6 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use payworker_gateway::{GatewayKey, crypto};
 use payworker_queue::QueueKeys;
-use payworker_sandbox::{
-    self as sandbox, NotifySettings, SandboxAccount, SandboxHandle, SandboxSettings,
-};
 use prost::Message as _;
 use redis::AsyncCommands as _;
 use serde_json::Value;
@@ -33,7 +30,7 @@ use super::trace_view;
 use crate::notifications::{Options, Product, charge};
 use crate::payments::{ACCOUNT_ID, KEY, job};
 use crate::support::{
-    ChildGuard, REDIS, eventually, free_port, redis, spawn_payworker, unique_prefix,
+    ChildGuard, REDIS, eventually, free_port, redis, silent_sandbox, spawn_payworker, unique_prefix,
 };
 
 const PAN: &str = "4242424242424242";
@@ -146,27 +143,6 @@ fn process_config(
          results:\n  streams: [\"{results}\"]\n\
          telemetry:\n  log_level: info\n  otlp_endpoint: {otlp}\n"
     )
-}
-
-/// A sandbox that answers but sends no notification: the test plays the gateway's.
-async fn silent_sandbox(cancel: CancellationToken) -> SandboxHandle {
-    sandbox::spawn(
-        SandboxSettings {
-            notify: NotifySettings {
-                max_deliveries: 0,
-                ..NotifySettings::default()
-            },
-            ..SandboxSettings::with_account(SandboxAccount {
-                account_id: ACCOUNT_ID.into(),
-                key: GatewayKey::from_text(KEY).unwrap(),
-                site: None,
-            })
-        },
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        cancel,
-    )
-    .await
-    .unwrap()
 }
 
 /// Sends SIGTERM to `child` and waits (at most 30 s) for it to exit; its exit status.

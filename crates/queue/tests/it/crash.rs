@@ -1,10 +1,10 @@
 //! A worker killed with SIGKILL mid-job: another worker reclaims the job after the lease
 //! and runs it, once.
 
-use payworker_queue as queue;
 use std::time::{Duration, Instant};
 
 use super::*;
+use payworker_testkit::queue_job::deliver_to_dead_workers;
 use payworker_testkit::{eventually, unique_prefix};
 
 #[tokio::test]
@@ -105,40 +105,7 @@ async fn a_job_that_keeps_killing_its_workers_is_dead_lettered_as_poison() {
     enqueue(&mut conn, &keys.stream, [ping(1), ping(2)]).await;
     // Job 1 was handed to workers that died holding it, four times (what XAUTOCLAIM by
     // successive workers leaves behind); job 2 is ordinary.
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&keys.stream)
-        .arg(queue::GROUP)
-        .arg("0")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(queue::GROUP)
-        .arg("dead-1")
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg(&keys.stream)
-        .arg(">")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let first: redis::streams::StreamRangeReply =
-        conn.xrange_count(&keys.stream, "-", "+", 1).await.unwrap();
-    let first = first.ids[0].id.clone();
-    for n in 2..=4 {
-        let _: redis::Value = redis::cmd("XCLAIM")
-            .arg(&keys.stream)
-            .arg(queue::GROUP)
-            .arg(format!("dead-{n}"))
-            .arg(0)
-            .arg(&first)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
+    deliver_to_dead_workers(&mut conn, &keys, 4).await;
     tokio::time::sleep(Duration::from_millis(400)).await; // idle past the lease
 
     let runs = Runs::default();

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use payworker_queue::QueueKeys;
 use redis::AsyncCommands;
-use serde_json::json;
 
-use super::{Options, Product, charge, sign};
+use super::{Options, Product, charge, pushed_notification, sign};
 use crate::support::eventually;
 
 /// The same `ProcessNotification` job, pushed twice (a merchant's own webhook endpoint
@@ -19,19 +18,7 @@ async fn a_notification_job_pushed_twice_announces_its_change_once() {
     let payment_id = product.create("TWICE-N", "20.99").await;
     let body = charge(&payment_id, "TWICE-N", "20.99", "success");
     let headers = sign(&body);
-    let job = json!({
-        "version": 1,
-        "account": "main",
-        "headers": {
-            "account-id": headers.account_id,
-            "oncestr": headers.oncestr,
-            "timestamp": headers.timestamp,
-            "signture": headers.signature,
-        },
-        "body": body,
-        "received_at": "2026-11-30T10:00:00.000Z",
-        "source": "merchant-webhook",
-    });
+    let job = pushed_notification("main", &body, &headers);
     product.push("process_notification", &job).await;
     product.push("process_notification", &job).await;
     let stream = QueueKeys::new(&product.prefix, "process_notification", 0).stream;

@@ -5,26 +5,10 @@
 use std::process::Command;
 
 use payworker_gateway::SignedHeaders;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Options, Product, charge, sign};
+use super::{Options, Product, charge, pushed_notification, sign};
 use crate::support::eventually;
-
-fn job(body: &str, headers: &SignedHeaders) -> Value {
-    json!({
-        "version": 1,
-        "account": "main",
-        "headers": {
-            "account-id": headers.account_id,
-            "oncestr": headers.oncestr,
-            "timestamp": headers.timestamp,
-            "signture": headers.signature,
-        },
-        "body": body,
-        "received_at": "2026-11-26T10:00:00.000Z",
-        "source": "merchant-webhook",
-    })
-}
 
 fn redis_cli_xadd(product: &Product, job: &Value) {
     let stream = format!("{}:{{process_notification:0}}", product.prefix);
@@ -54,7 +38,7 @@ async fn a_job_pushed_with_redis_cli_is_verified_and_applied() {
     let payment_id = product.create("P-1", "20.99").await;
 
     let body = charge(&payment_id, "P-1", "20.99", "success");
-    redis_cli_xadd(&product, &job(&body, &sign(&body)));
+    redis_cli_xadd(&product, &pushed_notification("main", &body, &sign(&body)));
 
     let record = product.status("P-1", "succeeded").await;
     assert_eq!(record.get("payment_id"), Some(payment_id.as_str()));
@@ -73,7 +57,10 @@ async fn a_forged_job_is_dead_lettered_and_changes_nothing() {
     // Signed for one body, carrying another (the amount changed after signing).
     let signed = charge(&payment_id, "F-1", "20.99", "success");
     let tampered = charge(&payment_id, "F-1", "2.00", "success");
-    redis_cli_xadd(&product, &job(&tampered, &sign(&signed)));
+    redis_cli_xadd(
+        &product,
+        &pushed_notification("main", &tampered, &sign(&signed)),
+    );
     // Signed with a key that is not the account's.
     let other =
         payworker_gateway::GatewayKey::from_text("ffffffffffffffffffffffffffffffff").unwrap();
@@ -85,7 +72,7 @@ async fn a_forged_job_is_dead_lettered_and_changes_nothing() {
         &nonce,
         payworker_gateway::UnixTime::now(),
     );
-    redis_cli_xadd(&product, &job(&signed, &foreign));
+    redis_cli_xadd(&product, &pushed_notification("main", &signed, &foreign));
 
     let letters = eventually(std::time::Duration::from_secs(10), || async {
         let letters = product.dead_letters("process_notification").await;

@@ -296,6 +296,24 @@ pub fn sign(body: &str) -> SignedHeaders {
     SignedHeaders::sign(ACCOUNT_ID, &key, body.as_bytes(), &nonce, UnixTime::now())
 }
 
+/// A `ProcessNotification` job as a merchant's own webhook endpoint pushes it: the
+/// gateway's `body` and its signed `headers`, for the account named `account`.
+pub fn pushed_notification(account: &str, body: &str, headers: &SignedHeaders) -> Value {
+    json!({
+        "version": 1,
+        "account": account,
+        "headers": {
+            "account-id": headers.account_id,
+            "oncestr": headers.oncestr,
+            "timestamp": headers.timestamp,
+            "signture": headers.signature,
+        },
+        "body": body,
+        "received_at": "2026-11-26T10:00:00.000Z",
+        "source": "merchant-webhook",
+    })
+}
+
 /// A notification body as the gateway writes it.
 pub fn charge(payment_id: &str, order_no: &str, amount: &str, status: &str) -> String {
     json!({"event_type": "charge", "event_data": {"payment_id": payment_id, "order_no": order_no,

@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use payworker_sandbox::{Fault, FaultRule};
-use serde_json::json;
 
 use super::{ACCOUNT_ID, job};
 use crate::notifications::{Options, Product, charge, sign};
@@ -412,19 +411,7 @@ async fn an_unconfigured_account_or_a_brace_in_an_order_number_is_invalid() {
     let payment_id = product.create("N-1", "20.99").await;
     let body = charge(&payment_id, "N-1", "20.99", "success");
     let headers = sign(&body);
-    let notification = json!({
-        "version": 1,
-        "account": "other",
-        "headers": {
-            "account-id": headers.account_id,
-            "oncestr": headers.oncestr,
-            "timestamp": headers.timestamp,
-            "signture": headers.signature,
-        },
-        "body": body,
-        "received_at": "2026-11-26T10:00:00.000Z",
-        "source": "merchant-webhook",
-    });
+    let notification = crate::notifications::pushed_notification("other", &body, &headers);
     product.push("process_notification", &notification).await;
     let letter = within(Duration::from_secs(15), || async {
         product

@@ -10,32 +10,13 @@ use std::time::Duration;
 
 use payworker::payments::resolve::{Decision, Resolution};
 use payworker::payments::{record, unknown_key};
-use payworker_gateway::SignedHeaders;
 use payworker_queue as queue;
 use redis::AsyncCommands;
-use serde_json::{Value, json};
 
 use super::get;
-use crate::notifications::{Options, Product, charge, refund, sign};
+use crate::notifications::{Options, Product, charge, pushed_notification, refund, sign};
 use crate::support::queue_job::{self, Runs, ping};
 use crate::support::{RedisServer, cleanup, dlq, enqueue, eventually, redis, unique_prefix};
-
-/// A `ProcessNotification` job as a producer pushes it.
-fn job(body: &str, headers: &SignedHeaders) -> Value {
-    json!({
-        "version": 1,
-        "account": "main",
-        "headers": {
-            "account-id": headers.account_id,
-            "oncestr": headers.oncestr,
-            "timestamp": headers.timestamp,
-            "signture": headers.signature,
-        },
-        "body": body,
-        "received_at": "2026-11-26T10:00:00.000Z",
-        "source": "merchant-webhook",
-    })
-}
 
 /// Scrapes the worker until every line of `want` is in its `/metrics`; returns the text.
 async fn scrape_until(product: &Product, want: &[&str]) -> String {
@@ -90,7 +71,7 @@ async fn review_integrity_notification_outcomes_and_unknown_ages_are_counted() {
     // `fail` after the success (a regression, ignored).
     let paid = product.create("TM-PAID", "20.99").await;
     let success = charge(&paid, "TM-PAID", "20.99", "success");
-    let pushed = job(&success, &sign(&success));
+    let pushed = pushed_notification("main", &success, &sign(&success));
     product.push("process_notification", &pushed).await;
     product.status("TM-PAID", "succeeded").await;
     product.push("process_notification", &pushed).await;

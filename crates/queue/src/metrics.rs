@@ -41,6 +41,8 @@ pub enum JobOutcome {
     Succeeded,
     /// The handler failed and another attempt is scheduled.
     Retried,
+    /// The handler deferred it (nothing attempted): it runs again, no attempt spent.
+    Deferred,
     /// The handler gave up, ran out of attempts, or the entry was delivered too often.
     DeadLettered,
     /// The entry did not decode or the queue's validator refused it: dead-lettered before
@@ -54,6 +56,7 @@ impl JobOutcome {
         match self {
             JobOutcome::Succeeded => "succeeded",
             JobOutcome::Retried => "retried",
+            JobOutcome::Deferred => "deferred",
             JobOutcome::DeadLettered => "dead_lettered",
             JobOutcome::Refused => "refused",
         }
@@ -258,10 +261,20 @@ mod tests {
         let labels = [
             JobOutcome::Succeeded,
             JobOutcome::Retried,
+            JobOutcome::Deferred,
             JobOutcome::DeadLettered,
             JobOutcome::Refused,
         ]
         .map(JobOutcome::as_str);
-        assert_eq!(labels, ["succeeded", "retried", "dead_lettered", "refused"]);
+        assert_eq!(
+            labels,
+            [
+                "succeeded",
+                "retried",
+                "deferred",
+                "dead_lettered",
+                "refused"
+            ]
+        );
     }
 }

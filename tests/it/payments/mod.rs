@@ -8,6 +8,7 @@ mod currency;
 mod flows;
 mod footprint;
 mod interleavings;
+mod limits;
 mod resolve;
 mod retention;
 mod safety;
@@ -127,6 +128,7 @@ pub async fn handler_waiting(
         orphans: None,
         s2s_resend_on: Vec::new(),
         replicas,
+        limits: Default::default(),
     }
 }
 

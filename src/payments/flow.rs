@@ -268,6 +268,13 @@ impl AccountLimits {
         )
     }
 
+    /// These limiters and `limiter` for the account named `name` (for tests and tools that
+    /// build a handler by hand).
+    pub fn with(mut self, name: impl Into<String>, limiter: Limiter) -> Self {
+        self.0.insert(name.into(), limiter);
+        self
+    }
+
     /// The limiter of the account named `name`, if it has limits.
     pub fn get(&self, name: &str) -> Option<&Limiter> {
         self.0.get(name)

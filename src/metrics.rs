@@ -21,6 +21,9 @@ use payworker_gateway::{Endpoint, Outcome};
 pub const GATEWAY_REQUESTS: &str = "payworker_gateway_requests_total";
 /// `payworker_gateway_request_duration_seconds{endpoint}`.
 pub const GATEWAY_REQUEST_DURATION: &str = "payworker_gateway_request_duration_seconds";
+/// `payworker_gateway_limit_waits_total{account, reason, action}`: requests an account's
+/// limits held back.
+pub const GATEWAY_LIMIT_WAITS: &str = "payworker_gateway_limit_waits_total";
 /// `payworker_notifications_received_total{account}`: stored as a job.
 pub const NOTIFICATIONS_RECEIVED: &str = "payworker_notifications_received_total";
 /// `payworker_notifications_duplicates_total{account}`.
@@ -117,6 +120,17 @@ pub fn register_worker(accounts: impl IntoIterator<Item = impl Into<String>>) {
                 .increment(0);
             }
         }
+        for reason in crate::payments::flow::Held::ALL {
+            for action in ["waited", "deferred"] {
+                metrics::counter!(
+                    GATEWAY_LIMIT_WAITS,
+                    "account" => account.clone(),
+                    "reason" => reason.as_str(),
+                    "action" => action,
+                )
+                .increment(0);
+            }
+        }
     }
     for endpoint in Endpoint::ALL {
         let _ = metrics::histogram!(GATEWAY_REQUEST_DURATION, "endpoint" => endpoint.as_str());
@@ -154,6 +168,18 @@ pub fn gateway_request<T>(account: &str, endpoint: Endpoint, outcome: &Outcome<T
     .increment(1);
     metrics::histogram!(GATEWAY_REQUEST_DURATION, "endpoint" => endpoint.as_str())
         .record(took.as_secs_f64());
+}
+
+/// Counts a request the account's limits held back (`reason`: `rate`, `in_flight`,
+/// `blocked`): it waited in the worker, or its job was `deferred` to its queue.
+pub fn limit_wait(account: &str, reason: crate::payments::flow::Held, deferred: bool) {
+    metrics::counter!(
+        GATEWAY_LIMIT_WAITS,
+        "account" => account.to_owned(),
+        "reason" => reason.as_str(),
+        "action" => if deferred { "deferred" } else { "waited" },
+    )
+    .increment(1);
 }
 
 /// Sets how many payments wait in `unknown` (for the gateway's notification or a person),

@@ -57,6 +57,10 @@ async fn create_payments_with(
         s2s_resend_on: settings.gateway.s2s_resend_on_status.clone(),
         replicas,
         send_conn,
+        limits: crate::payments::flow::AccountLimits::new(
+            &settings.redis.key_prefix,
+            &settings.gateway,
+        ),
     })
 }
 

@@ -140,6 +140,7 @@ fn run_outcome(result: &Result<(), payworker_queue::JobError>) -> &'static str {
     match result {
         Ok(()) => "succeeded",
         Err(JobError::Retry { .. }) => "retry",
+        Err(JobError::Defer { .. }) => "deferred",
         Err(JobError::GiveUp(_)) => "gave_up",
         Err(JobError::Refuse { .. }) => "refused",
     }

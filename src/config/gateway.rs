@@ -118,6 +118,10 @@ pub struct AccountSettings {
     /// The key from `key` or from `key_file`, set by loading.
     #[serde(skip)]
     resolved_key: Option<SecretString>,
+    /// Flow control for this account, shared by every worker pod through Redis: unset, no
+    /// limit (and no Redis round trip before a request). Set it below the gateway's quota.
+    #[serde(default)]
+    pub limits: Option<LimitSettings>,
     /// The permission bits of `key_file` when loading read it (Unix only).
     #[serde(skip)]
     key_file_mode: Option<u32>,
@@ -137,6 +141,7 @@ impl AccountSettings {
             site: site.into(),
             key: Some(key.clone()),
             key_file: None,
+            limits: None,
             resolved_key: Some(key),
             key_file_mode: None,
         }
@@ -172,6 +177,31 @@ impl AccountSettings {
     /// Records the permission bits of the `key_file` that loading read.
     pub(crate) fn set_key_file_mode(&mut self, mode: Option<u32>) {
         self.key_file_mode = mode;
+    }
+}
+
+/// An account's limits, enforced together by every worker pod (see `payments::flow`). A
+/// job over a limit waits, or goes back to its queue without spending an attempt; it never
+/// fails for it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Requests per second to the gateway, over all pods and endpoints (a GCRA schedule);
+    /// unset, no rate limit.
+    pub per_second: Option<u32>,
+    /// Requests that may leave at once after a quiet spell (at least 1).
+    pub burst: u32,
+    /// Requests waiting for the gateway's answer at once, over all pods; unset, no cap.
+    pub max_in_flight: Option<u32>,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            per_second: None,
+            burst: 1,
+            max_in_flight: None,
+        }
     }
 }
 

@@ -34,7 +34,7 @@ mod validate;
 mod yaml;
 
 pub use error::{ConfigError, ConfigProblem};
-pub use gateway::{AccountSettings, GatewaySettings, HttpSettings, PathSettings};
+pub use gateway::{AccountSettings, GatewaySettings, HttpSettings, LimitSettings, PathSettings};
 pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};
 pub use redact::REDACTED;
 pub use yaml::Yaml;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::settings::NO_ACCOUNT;
-use super::{AccountSettings, ConfigError, ConfigProblem, QueueSettings, Settings};
+use super::{AccountSettings, ConfigError, ConfigProblem, LimitSettings, QueueSettings, Settings};
 use crate::jobs::ReplyNamespace;
 
 /// Exact length of a gateway key, in ASCII characters (it is also the AES-256 key).
@@ -249,6 +249,9 @@ impl Problems {
             );
         }
         self.http_url(&format!("{at}.base_url"), &account.base_url);
+        if let Some(limits) = &account.limits {
+            self.limits(&format!("{at}.limits"), limits);
+        }
         self.header(&format!("{at}.account_id"), &account.account_id);
         self.header(&format!("{at}.site"), &account.site);
 
@@ -283,6 +286,30 @@ impl Problems {
             self.add(
                 source,
                 format!("must be exactly {KEY_LEN} characters, got {}", key.len()),
+            );
+        }
+    }
+
+    fn limits(&mut self, at: &str, limits: &LimitSettings) {
+        if limits.per_second == Some(0) {
+            self.add(
+                format!("{at}.per_second"),
+                "must be at least 1 (leave it unset for no rate limit)",
+            );
+        }
+        if limits.burst == 0 {
+            self.add(format!("{at}.burst"), "must be at least 1");
+        }
+        if limits.max_in_flight == Some(0) {
+            self.add(
+                format!("{at}.max_in_flight"),
+                "must be at least 1 (leave it unset for no cap)",
+            );
+        }
+        if limits.per_second.is_none() && limits.max_in_flight.is_none() {
+            self.add(
+                at,
+                "sets no limit: give per_second or max_in_flight, or remove limits",
             );
         }
     }

@@ -39,6 +39,7 @@ use tracing::Instrument as _;
 
 use super::account::PaymentAccount;
 use super::events::Change;
+use super::flow::{AccountLimits, Admission, Held, Permit};
 use super::orphans::{self, Orphans};
 use super::record::{self, PHASE_SENDING, Record};
 use super::rejected;
@@ -56,6 +57,11 @@ use payworker_queue::{DeadNotice, Job, JobError, JobMeta, RedisConn, Refused};
 /// `review_cause` of a payment whose job was dead-lettered before it could finish: a
 /// re-drive of the dead letter takes the payment up again.
 pub const CAUSE_DEAD_LETTERED: &str = "dead_lettered";
+
+/// How long a run waits in its worker for its account's limits before it goes back to its
+/// queue instead, deferred without spending an attempt: a wait this short costs less than a
+/// trip through the delayed set, but it holds one of the worker's `concurrency` slots.
+const MAX_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
 /// How many times a run re-reads a record that moved under it before it backs off.
 const MAX_RACES: usize = 8;
@@ -110,6 +116,17 @@ pub struct CreatePayments {
     /// `WAIT` holds the connection it runs on (and covers the writes made on it); else
     /// the store's connection again.
     pub send_conn: RedisConn,
+    /// The accounts' limits (`gateway.accounts.<name>.limits`), shared with every pod
+    /// through Redis; an account without limits sends at once.
+    pub limits: AccountLimits,
+}
+
+/// Why a run did not get to send.
+enum NotNow {
+    /// The account's limits hold it for longer than a run waits.
+    Limited(Duration, Held),
+    /// Redis did not answer the limits' question.
+    Redis(redis::RedisError),
 }
 
 /// A gateway answer that names the payment it made: its id goes on the spans.
@@ -346,6 +363,12 @@ impl CreatePayments {
         };
         let body =
             body.map_err(|e| JobError::GiveUp(format!("cannot serialize the request: {e}")))?;
+        // The account's limits, before signing (a wait must not age the timestamp). A run
+        // held back sends nothing: for S2S it gives its send mark back.
+        let permit = match self.admit(account).await {
+            Ok(permit) => permit,
+            Err(not_now) => return self.not_sent(conn, run, not_now).await,
+        };
         let nonce = Oncestr::random(&mut rand::rng());
         let request = SignedRequest::from_bytes(
             &account.creds,
@@ -357,7 +380,7 @@ impl CreatePayments {
         match job.method {
             Method::Host => {
                 let decision = self
-                    .send::<HostCreated>(account, &request, Endpoint::Host)
+                    .send::<HostCreated>(account, &request, Endpoint::Host, permit)
                     .await;
                 self.settle(conn, run, &rec, decision, |d| {
                     Transition::new(
@@ -372,7 +395,7 @@ impl CreatePayments {
             }
             Method::Element => {
                 let decision = self
-                    .send::<ElementCreated>(account, &request, Endpoint::Element)
+                    .send::<ElementCreated>(account, &request, Endpoint::Element, permit)
                     .await;
                 self.settle(conn, run, &rec, decision, |d| {
                     Transition::new(
@@ -391,15 +414,17 @@ impl CreatePayments {
                 // connection (the one that wrote it), wait for the replicas.
                 if let Err(error) = self.replicas.wait_for(conn, run.key).await {
                     let why = format!("the send mark is not safe in Redis yet ({error})");
+                    self.release(account, permit).await;
                     return self.give_back(conn, run, &why).await;
                 }
                 // The last moment to find out that another worker may be running this job:
                 // a run whose lease lapsed gives the mark back and does not send.
                 if !run.meta.lease.is_held() {
+                    self.release(account, permit).await;
                     return self.give_back(conn, run, "the queue lease lapsed").await;
                 }
                 let decision = self
-                    .send::<S2sCharged>(account, &request, Endpoint::S2s)
+                    .send::<S2sCharged>(account, &request, Endpoint::S2s, permit)
                     .await;
                 self.settle(conn, run, &rec, decision, |d| match d.status {
                     S2sStatus::Succeeded => Transition::new(
@@ -437,6 +462,13 @@ impl CreatePayments {
         run: &Run<'_>,
         why: &str,
     ) -> Result<(), JobError> {
+        self.unmark(conn, run).await;
+        tracing::warn!(why, "not sent");
+        Err(JobError::retry(format!("{why}: not sent")))
+    }
+
+    /// Gives an S2S run's send mark back (nothing was sent).
+    async fn unmark(&self, conn: &mut RedisConn, run: &Run<'_>) {
         if let Some(token) = &run.token
             && let Err(error) = record::unmark(conn, run.key, token).await
         {
@@ -444,8 +476,91 @@ impl CreatePayments {
             crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
             tracing::warn!(%error, "could not give the send mark back");
         }
-        tracing::warn!(why, "not sent");
-        Err(JobError::retry(format!("{why}: not sent")))
+    }
+
+    /// A run the account's limits held back: nothing was sent, so it gives the send mark
+    /// back and goes back to its queue without spending an attempt (or, when Redis could
+    /// not be asked, retries like any Redis failure).
+    async fn not_sent(
+        &self,
+        conn: &mut RedisConn,
+        run: &Run<'_>,
+        not_now: NotNow,
+    ) -> Result<(), JobError> {
+        self.unmark(conn, run).await;
+        match not_now {
+            NotNow::Limited(after, held) => Err(JobError::Defer {
+                after,
+                reason: format!("the account's limits hold it back ({})", held.as_str()),
+            }),
+            NotNow::Redis(error) => {
+                let why = format!("could not ask the account's limits ({error})");
+                tracing::warn!(why, "not sent");
+                Err(JobError::retry(format!("{why}: not sent")))
+            }
+        }
+    }
+
+    /// Waits for the account's limits to admit one request: in the worker for up to
+    /// [`MAX_LIMIT_WAIT`], else [`NotNow::Limited`] with when to come back (a quarter more
+    /// at random, so deferred runs do not return together). No limits, no round trip.
+    async fn admit(&self, account: &PaymentAccount) -> Result<Option<Permit>, NotNow> {
+        let Some(limiter) = self.limits.get(&account.name) else {
+            return Ok(None);
+        };
+        let mut conn = self.store.conn.clone();
+        let deadline = tokio::time::Instant::now() + MAX_LIMIT_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match limiter.acquire(&mut conn, left).await {
+                Ok(Admission::Go(permit)) => {
+                    if !permit.wait.is_zero() {
+                        crate::metrics::limit_wait(&account.name, Held::Rate, false);
+                        tokio::time::sleep(permit.wait).await;
+                    }
+                    return Ok(Some(permit));
+                }
+                Ok(Admission::Wait(wait, held)) if wait < left => {
+                    crate::metrics::limit_wait(&account.name, held, false);
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(Admission::Wait(wait, held)) => {
+                    crate::metrics::limit_wait(&account.name, held, true);
+                    let spread = rand::random_range(0..=wait.as_millis() / 4);
+                    let spread = Duration::from_millis(u64::try_from(spread).unwrap_or(0));
+                    return Err(NotNow::Limited(wait + spread, held));
+                }
+                Err(error) => return Err(NotNow::Redis(error)),
+            }
+        }
+    }
+
+    /// Ends a request's in-flight lease; an error only leaves it to expire.
+    async fn release(&self, account: &PaymentAccount, permit: Option<Permit>) {
+        let (Some(permit), Some(limiter)) = (permit, self.limits.get(&account.name)) else {
+            return;
+        };
+        if let Err(error) = limiter.release(&mut self.store.conn.clone(), permit).await {
+            tracing::warn!(%error, "could not end a request's in-flight lease; it will expire");
+        }
+    }
+
+    /// The gateway said "not now" with a `Retry-After`: every request of the account, on
+    /// every pod, waits that long (only for an account with limits, whose pods share them).
+    async fn hold_account<T>(&self, account: &PaymentAccount, outcome: &Outcome<T>) {
+        let Outcome::Throttled {
+            retry_after: Some(after),
+            ..
+        } = outcome
+        else {
+            return;
+        };
+        let Some(limiter) = self.limits.get(&account.name) else {
+            return;
+        };
+        if let Err(error) = limiter.block(&mut self.store.conn.clone(), *after).await {
+            tracing::warn!(%error, "could not hold the account back after the gateway's Retry-After");
+        }
     }
 
     async fn send<T: DeserializeOwned + Created>(
@@ -453,6 +568,7 @@ impl CreatePayments {
         account: &PaymentAccount,
         request: &SignedRequest,
         endpoint: Endpoint,
+        permit: Option<Permit>,
     ) -> Decision<T> {
         let sent = std::time::Instant::now();
         let span = tracing::info_span!(
@@ -468,6 +584,8 @@ impl CreatePayments {
             .instrument(span.clone())
             .await;
         span.record("outcome", crate::metrics::outcome_label(&outcome));
+        self.release(account, permit).await;
+        self.hold_account(account, &outcome).await;
         if let Outcome::Success(answer) = &outcome {
             // The payment the gateway made, on the request's span and the job's.
             span.record("payment_id", answer.payment_id());

@@ -13,6 +13,8 @@
 //!   payments (counted, listed, swept), a person's decision written.
 //! - `create`: the `CreatePayment` handler: validation, idempotency by order number, retry
 //!   safety per method, one signed request, the answer recorded, the dead-letter hooks.
+//! - `flow`: an account's request rate and in-flight cap, shared by every pod through
+//!   Redis, and the gateway's `Retry-After` held for the whole account.
 //! - `rejected`: `payment.rejected` for a job dead-lettered before it became a payment.
 //! - `rules`: what a notification does to a payment (pure state machine and refund ledger).
 //! - `notification_handler`: the `ProcessNotification` handler: verify again, apply once,
@@ -26,6 +28,7 @@ pub mod account;
 mod commit;
 mod create;
 pub mod events;
+pub mod flow;
 mod notification_handler;
 pub mod notification_queue;
 pub mod orphans;

@@ -4,6 +4,7 @@
 //! (the gateway's, the queue's, the test kit's); what several crates' tests share is
 //! `payworker-testkit`, reached here through [`support`].
 
+mod account_limits;
 mod architecture_map;
 mod cli;
 mod config;

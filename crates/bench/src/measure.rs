@@ -20,6 +20,18 @@ pub(crate) async fn redis_cpu_micros(
     Ok(total)
 }
 
+/// This process's CPU time (user + system, every thread) in microseconds, from
+/// `/proc/self/stat` (Linux; clock ticks of 10 ms, the kernel's `USER_HZ` of 100).
+pub(crate) fn process_cpu_micros() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, inside parentheses).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks * 10_000)
+}
+
 /// Deletes every key of a run (`<prefix>:payment:{…}`, `<prefix>:{create_payment:0}…`,
 /// `<prefix>:{results}`).
 pub(crate) async fn cleanup(

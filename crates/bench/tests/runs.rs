@@ -59,6 +59,8 @@ fn payments_go_the_whole_way_and_are_reported() {
         "8",
         "--latency",
         "0ms",
+        "--limits",
+        "off,on",
         "--redis",
         REDIS,
     ]);
@@ -68,7 +70,12 @@ fn payments_go_the_whole_way_and_are_reported() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.lines().count() >= 2, "{stdout}");
+    let limits: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.starts_with("e2e,"))
+        .map(|line| line.split(',').nth(2).unwrap_or_default())
+        .collect();
+    assert_eq!(limits, ["off", "on"], "{stdout}");
 }
 
 #[test]

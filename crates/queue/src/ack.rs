@@ -109,6 +109,9 @@ where
                 drop(span);
                 let outcome = match &write {
                     Write::Ack => JobOutcome::Succeeded,
+                    Write::Retry { .. } if matches!(action, Action::Deferred { .. }) => {
+                        JobOutcome::Deferred
+                    }
                     Write::Retry { .. } => JobOutcome::Retried,
                     Write::Dead(_) => JobOutcome::DeadLettered,
                 };
@@ -137,6 +140,7 @@ enum Ended {
         after: Option<Duration>,
         reason: String,
     },
+    Defer(Duration),
     GiveUp(DeadReason, String),
 }
 
@@ -147,6 +151,7 @@ impl Ended {
         match self {
             Ended::Succeeded => "succeeded",
             Ended::Retry { .. } => "retry",
+            Ended::Defer(_) => "deferred",
             Ended::GiveUp(DeadReason::GaveUp, _) => "gave_up",
             Ended::GiveUp(..) => joblog::REFUSED,
         }
@@ -161,6 +166,7 @@ fn classify(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Ended {
                 after: *after,
                 reason: reason.clone(),
             },
+            JobError::Defer { after, .. } => Ended::Defer(*after),
             JobError::GiveUp(reason) => Ended::GiveUp(DeadReason::GaveUp, reason.clone()),
             JobError::Refuse { reason, detail } => Ended::GiveUp(*reason, detail.clone()),
         };
@@ -191,6 +197,7 @@ async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> (Write, Action)
     let attempts = meta.attempts_before + 1;
     let (reason, detail, last_error) = match ended {
         Ended::Succeeded => return (Write::Ack, Action::Acked),
+        Ended::Defer(after) => return defer(meta, now, after),
         Ended::Retry { after, reason } => {
             let first_failed = meta.first_failed_ms.unwrap_or(now);
             let policy = &shared.config.retry;
@@ -234,6 +241,28 @@ async fn decide(shared: &Shared, meta: JobMeta, ended: Ended) -> (Write, Action)
     let errors = history(shared, &meta, attempts, now, last_error);
     let write = Write::Dead(letter(shared, meta, attempts, now, reason, detail, errors));
     (write, Action::DeadLettered { reason })
+}
+
+/// A deferred run goes back unchanged: the same attempt count, history and first failure,
+/// due after `after`. A job that has not failed yet has no first failure to keep; the
+/// envelope's field then takes the deferral's time, so its retry budget counts from the
+/// first time it could not run (a retry envelope always carries the field, which every
+/// worker version reads).
+fn defer(meta: JobMeta, now: u64, after: Duration) -> (Write, Action) {
+    let in_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+    let envelope = RetryEnvelope {
+        job: meta.raw.to_string(),
+        attempt: meta.attempts_before,
+        origin_id: meta.origin_id.clone(),
+        first_failed_ms: meta.first_failed_ms.unwrap_or(now),
+        errors: meta.errors.clone(),
+    };
+    let write = Write::Retry {
+        origin: meta.origin_id,
+        due: now.saturating_add(in_ms),
+        envelope: serde_json::to_string(&envelope).expect("envelope serializes"),
+    };
+    (write, Action::Deferred { in_ms })
 }
 
 /// Whether this process still owns the entry of `meta`, before the dead-letter hook tells

@@ -74,6 +74,17 @@ pub enum JobError {
         /// Why, for the error history.
         reason: String,
     },
+    /// Not now, and nothing was attempted: run again after `after`, without spending an
+    /// attempt, adding to the error history or counting against the retry budget, however
+    /// often it happens. Only for a run that did nothing the next run cannot redo (e.g. a
+    /// rate limit kept it from sending): a deferral never dead-letters a job.
+    #[error("defer: {reason}")]
+    Defer {
+        /// When to run again.
+        after: Duration,
+        /// Why, for the outcome line.
+        reason: String,
+    },
     /// Stop: the job goes to the dead-letter queue as `gave_up`, with this detail.
     #[error("give up: {0}")]
     GiveUp(String),

@@ -39,6 +39,11 @@ pub(crate) enum Action {
         /// Until the retry is due, in milliseconds.
         in_ms: u64,
     },
+    /// Deferred without spending an attempt: runs again in this long.
+    Deferred {
+        /// Until it is due, in milliseconds.
+        in_ms: u64,
+    },
     /// Dead-lettered with this reason code.
     DeadLettered {
         /// The dead letter's `reason` (a code, never the detail).
@@ -52,6 +57,7 @@ impl Action {
         match self {
             Action::Acked => "acked",
             Action::Retried { .. } => "retried",
+            Action::Deferred { .. } => "deferred",
             Action::DeadLettered { .. } => "dead_lettered",
         }
     }
@@ -61,6 +67,7 @@ impl Action {
         match self {
             Action::Acked => Level::INFO,
             Action::Retried { .. } => Level::WARN,
+            Action::Deferred { .. } => Level::INFO,
             Action::DeadLettered { .. } => Level::ERROR,
         }
     }
@@ -101,7 +108,7 @@ pub(crate) fn ended(
     let action_name = action.as_str();
     let (retry_in_ms, dead_reason) = match action {
         Action::Acked => (None, None),
-        Action::Retried { in_ms } => (Some(in_ms), None),
+        Action::Retried { in_ms } | Action::Deferred { in_ms } => (Some(in_ms), None),
         Action::DeadLettered { reason } => (None, Some(reason)),
     };
     span.in_scope(|| {

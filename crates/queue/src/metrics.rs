@@ -51,6 +51,8 @@ pub enum JobOutcome {
     Succeeded,
     /// The handler failed and another attempt is scheduled.
     Retried,
+    /// The handler deferred it (nothing attempted): it runs again, no attempt spent.
+    Deferred,
     /// The handler gave up, ran out of attempts, or the entry was delivered too often.
     DeadLettered,
     /// The entry did not decode or the queue's validator refused it: dead-lettered before
@@ -60,9 +62,10 @@ pub enum JobOutcome {
 
 impl JobOutcome {
     /// Every outcome: the series [`register`] creates.
-    pub const ALL: [JobOutcome; 4] = [
+    pub const ALL: [JobOutcome; 5] = [
         JobOutcome::Succeeded,
         JobOutcome::Retried,
+        JobOutcome::Deferred,
         JobOutcome::DeadLettered,
         JobOutcome::Refused,
     ];
@@ -72,6 +75,7 @@ impl JobOutcome {
         match self {
             JobOutcome::Succeeded => "succeeded",
             JobOutcome::Retried => "retried",
+            JobOutcome::Deferred => "deferred",
             JobOutcome::DeadLettered => "dead_lettered",
             JobOutcome::Refused => "refused",
         }
@@ -304,10 +308,20 @@ mod tests {
         let labels = [
             JobOutcome::Succeeded,
             JobOutcome::Retried,
+            JobOutcome::Deferred,
             JobOutcome::DeadLettered,
             JobOutcome::Refused,
         ]
         .map(JobOutcome::as_str);
-        assert_eq!(labels, ["succeeded", "retried", "dead_lettered", "refused"]);
+        assert_eq!(
+            labels,
+            [
+                "succeeded",
+                "retried",
+                "deferred",
+                "dead_lettered",
+                "refused"
+            ]
+        );
     }
 }

@@ -27,6 +27,9 @@ pub struct Ping {
     /// Fail this many attempts (with a retryable error) before succeeding.
     #[serde(default)]
     pub fail: u32,
+    /// Defer this many runs (`JobError::Defer`, 20 ms) before anything else.
+    #[serde(default)]
+    pub defer: u32,
     /// `"give_up"` or `"panic"`: end badly at once.
     #[serde(default)]
     pub end: Option<String>,
@@ -75,9 +78,13 @@ pub fn config(prefix: &str) -> QueueConfig {
     }
 }
 
-/// Counts completed runs per job number; the handler every test uses.
+/// Counts completed runs per job number (and deferred runs, in the second map); the
+/// handler every test uses.
 #[derive(Clone, Default)]
-pub struct Runs(pub Arc<Mutex<HashMap<u64, u32>>>);
+pub struct Runs(
+    pub Arc<Mutex<HashMap<u64, u32>>>,
+    pub Arc<Mutex<HashMap<u64, u32>>>,
+);
 
 impl Runs {
     /// Runs completed, over all jobs.
@@ -93,7 +100,13 @@ impl Runs {
         self.0.lock().unwrap().values().copied().max().unwrap_or(0)
     }
 
-    /// The handler: sleeps, gives up, panics or fails as the job asks, else counts a run.
+    /// Runs of job `n` that were deferred.
+    pub fn deferred(&self, n: u64) -> u32 {
+        self.1.lock().unwrap().get(&n).copied().unwrap_or(0)
+    }
+
+    /// The handler: defers, sleeps, gives up, panics or fails as the job asks, else counts
+    /// a run.
     pub fn handler(
         &self,
     ) -> impl Fn(
@@ -108,6 +121,17 @@ impl Runs {
         move |ping: Ping, meta: JobMeta| {
             let runs = runs.clone();
             Box::pin(async move {
+                {
+                    let mut deferred = runs.1.lock().unwrap();
+                    let count = deferred.entry(ping.n).or_default();
+                    if *count < ping.defer {
+                        *count += 1;
+                        return Err(JobError::Defer {
+                            after: Duration::from_millis(20),
+                            reason: format!("deferred {count}"),
+                        });
+                    }
+                }
                 if ping.sleep_ms > 0 {
                     tokio::time::sleep(Duration::from_millis(ping.sleep_ms)).await;
                 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{ACCOUNT_YAML, TEST_KEY, from_yaml, problems, problems_of, valid};
-use payworker::config::{AccountSettings, ConfigError, Settings};
+use payworker::config::{AccountSettings, ConfigError, LimitSettings, Settings};
 
 /// The problems of a valid configuration after `change`.
 fn after(change: impl FnOnce(&mut Settings)) -> Vec<String> {
@@ -305,6 +305,46 @@ fn a_results_stream_inside_the_reply_namespace_is_refused() {
         problems,
         [
             "results.streams[1]: lies inside the reply namespace \"payworker:replies:\" (results.reply_to_prefix), where a job's reply_to may point: keep them apart"
+        ]
+    );
+}
+
+#[test]
+fn an_accounts_limits_are_read_from_yaml_and_each_must_limit_something() {
+    let yaml = with_key_line(&format!(
+        "key: {TEST_KEY}\n      limits: {{ per_second: 150, burst: 10, max_in_flight: 64 }}"
+    ));
+    let settings = from_yaml(&yaml).unwrap();
+    assert_eq!(
+        settings.gateway.accounts["main"].limits,
+        Some(LimitSettings {
+            per_second: Some(150),
+            burst: 10,
+            max_in_flight: Some(64),
+        })
+    );
+    let problems = after(|s| {
+        s.gateway.accounts.get_mut("main").unwrap().limits = Some(LimitSettings {
+            per_second: Some(0),
+            burst: 0,
+            max_in_flight: Some(0),
+        });
+    });
+    assert_eq!(
+        problems,
+        [
+            "gateway.accounts.main.limits.per_second: must be at least 1 (leave it unset for no rate limit)",
+            "gateway.accounts.main.limits.burst: must be at least 1",
+            "gateway.accounts.main.limits.max_in_flight: must be at least 1 (leave it unset for no cap)",
+        ]
+    );
+    let problems = after(|s| {
+        s.gateway.accounts.get_mut("main").unwrap().limits = Some(LimitSettings::default());
+    });
+    assert_eq!(
+        problems,
+        [
+            "gateway.accounts.main.limits: sets no limit: give per_second or max_in_flight, or remove limits"
         ]
     );
 }

@@ -8,6 +8,8 @@ mod currency;
 mod flows;
 mod footprint;
 mod interleavings;
+mod limited;
+mod limits;
 mod resolve;
 mod retention;
 mod review_index;
@@ -18,7 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use payworker::client::{ClientOptions, GatewayClient};
+use payworker::config::LimitSettings;
 use payworker::jobs::CreatePayment;
+use payworker::payments::flow::{AccountLimits, Limiter};
 use payworker::payments::{CreatePayments, EndpointPaths, PaymentAccount, PaymentStore, record};
 use payworker_gateway::{Credentials, GatewayKey, crypto};
 use payworker_queue::durability::{ReplicaWait, ReplicaWaiter};
@@ -128,6 +132,7 @@ pub async fn handler_waiting(
         orphans: None,
         s2s_resend_on: Vec::new(),
         replicas,
+        limits: Default::default(),
     }
 }
 
@@ -153,12 +158,22 @@ pub fn run_worker(
 
 impl App {
     pub async fn spawn() -> App {
+        App::spawn_limited(None).await
+    }
+
+    /// [`App::spawn`], the test account held to `limits` when given.
+    pub async fn spawn_limited(limits: Option<LimitSettings>) -> App {
         let prefix = unique_prefix("payments");
         let results = format!("{prefix}:{{results}}");
         let sandbox = test_sandbox().await;
         let target = RedisTarget::Single(REDIS.into());
         let review_after = Duration::from_millis(1500);
-        let handler = Arc::new(handler(&prefix, &results, &sandbox, &target, review_after).await);
+        let mut handler = handler(&prefix, &results, &sandbox, &target, review_after).await;
+        if let Some(limits) = limits {
+            let limiter = Limiter::new(&prefix, "main", &limits, Duration::from_secs(10));
+            handler.limits = AccountLimits::default().with("main", limiter);
+        }
+        let handler = Arc::new(handler);
         let reviewer = handler.clone();
         let stop_review = CancellationToken::new();
         let review_token = stop_review.clone();

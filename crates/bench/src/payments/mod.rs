@@ -26,7 +26,8 @@ use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
 use payworker::client::{ClientOptions, GatewayClient};
-use payworker::config::{PaymentsSettings, QueueSettings, RetrySettings};
+use payworker::config::{LimitSettings, PaymentsSettings, QueueSettings, RetrySettings};
+use payworker::payments::flow::{AccountLimits, Limiter};
 use payworker::payments::{
     CreatePayments, EndpointPaths, NotificationQueue, Orphans, PaymentAccount, PaymentStore,
 };
@@ -37,7 +38,10 @@ use payworker_queue::durability::{ReplicaWait, ReplicaWaiter};
 use payworker_sandbox::SandboxPaths;
 use url::Url;
 
-use crate::measure::{cleanup, memory_kib, open_files_soft_limit, reset_peak_memory};
+use crate::measure::{
+    cleanup, memory_kib, open_files_soft_limit, process_cpu_micros, redis_cpu_micros,
+    reset_peak_memory,
+};
 use payworker::jobs::{CreatePayment, queues};
 use payworker_gateway::GatewayKey;
 use payworker_queue::{self as queue, QueueKeys, RedisTarget};
@@ -92,9 +96,70 @@ pub struct BenchPaymentsArgs {
     /// Where the sandbox gateway runs.
     #[arg(long, value_enum, default_value = "in-process")]
     pub sandbox: SandboxMode,
+    /// Account limits, one run each: `off` (none), `on` (a rate and an in-flight cap far
+    /// above what a run reaches, so every request pays the limiter's round trips and none
+    /// waits: the limiter's cost), or a binding rate in requests/s (e.g. `500`).
+    #[arg(long, value_delimiter = ',', default_value = "off")]
+    pub limits: Vec<LimitsMode>,
     /// Internal: serve the sandbox for a parent `bench-payments --sandbox process`.
     #[arg(long, hide = true)]
     pub serve_sandbox: bool,
+}
+
+/// The account limits of a run (`--limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsMode {
+    /// No limits: no round trip.
+    Off,
+    /// Limits that never bind.
+    On,
+    /// This many requests a second (burst 10, no in-flight cap).
+    Rate(u32),
+}
+
+impl std::str::FromStr for LimitsMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(LimitsMode::Off),
+            "on" => Ok(LimitsMode::On),
+            rate => rate
+                .parse::<u32>()
+                .ok()
+                .filter(|&r| r > 0)
+                .map(LimitsMode::Rate)
+                .ok_or_else(|| format!("{rate:?}: give off, on or a rate in requests/s")),
+        }
+    }
+}
+
+impl LimitsMode {
+    /// The CSV column.
+    fn label(self) -> String {
+        match self {
+            LimitsMode::Off => "off".to_owned(),
+            LimitsMode::On => "on".to_owned(),
+            LimitsMode::Rate(rate) => format!("{rate}/s"),
+        }
+    }
+
+    /// The account's settings, if any.
+    fn settings(self) -> Option<LimitSettings> {
+        match self {
+            LimitsMode::Off => None,
+            LimitsMode::On => Some(LimitSettings {
+                per_second: Some(1_000_000),
+                burst: 1_000_000,
+                max_in_flight: Some(1_000_000),
+            }),
+            LimitsMode::Rate(rate) => Some(LimitSettings {
+                per_second: Some(rate),
+                burst: 10,
+                max_in_flight: None,
+            }),
+        }
+    }
 }
 
 const ACCOUNT_ID: &str = "acct_bench";
@@ -152,36 +217,55 @@ pub async fn run(args: BenchPaymentsArgs) -> anyhow::Result<()> {
     );
     println!("# sandbox_peak_rss_mib: VmHWM of the sandbox process (\"in\": in this process)");
     println!(
-        "mode,method,concurrency,latency_ms,batch,payments,seconds,payments_per_sec,\
-         start_rss_mib,peak_rss_mib,sandbox_peak_rss_mib"
+        "# redis_cpu_us and cpu_us: Redis's CPU time (INFO CPU) and this process's (utime + \
+         stime), per payment"
+    );
+    println!(
+        "mode,method,limits,concurrency,latency_ms,batch,payments,seconds,payments_per_sec,\
+         start_rss_mib,peak_rss_mib,sandbox_peak_rss_mib,redis_cpu_us,cpu_us"
     );
     for &latency in &args.latency {
-        for &concurrency in &args.concurrency {
-            let concurrency = concurrency.max(1);
-            let batch = args.batch.unwrap_or_else(|| concurrency.clamp(100, 500));
-            let prefix = format!("benchpay-{:08x}", rand::random::<u32>());
-            let result = measure(&args, &prefix, concurrency, batch, latency).await;
-            let cleaned = cleanup(&mut conn, &prefix).await;
-            let m = result?;
-            cleaned?;
-            let micros = m.micros.max(1);
-            let mib =
-                |kib: Option<u64>| kib.map_or_else(|| "?".to_owned(), |k| (k / 1024).to_string());
-            let sandbox_peak = match args.sandbox {
-                SandboxMode::InProcess => "in".to_owned(),
-                SandboxMode::Process => mib(m.sandbox_peak_kib),
-            };
-            println!(
-                "e2e,{},{concurrency},{},{batch},{},{}.{:03},{},{},{},{sandbox_peak}",
-                args.method.as_str(),
-                latency.as_millis(),
-                args.payments,
-                micros / 1_000_000,
-                (micros / 1000) % 1000,
-                u128::from(args.payments) * 1_000_000 / u128::from(micros),
-                mib(m.start_kib),
-                mib(m.peak_kib),
-            );
+        for &limits in &args.limits {
+            for &concurrency in &args.concurrency {
+                let concurrency = concurrency.max(1);
+                let batch = args.batch.unwrap_or_else(|| concurrency.clamp(100, 500));
+                let prefix = format!("benchpay-{:08x}", rand::random::<u32>());
+                let redis_before = redis_cpu_micros(&mut conn).await?;
+                let cpu_before = process_cpu_micros();
+                let result = measure(&args, &prefix, concurrency, batch, latency, limits).await;
+                let redis_cpu = redis_cpu_micros(&mut conn)
+                    .await?
+                    .saturating_sub(redis_before);
+                let cpu = process_cpu_micros()
+                    .zip(cpu_before)
+                    .map(|(after, before)| after.saturating_sub(before));
+                let cleaned = cleanup(&mut conn, &prefix).await;
+                let m = result?;
+                cleaned?;
+                let micros = m.micros.max(1);
+                let mib = |kib: Option<u64>| {
+                    kib.map_or_else(|| "?".to_owned(), |k| (k / 1024).to_string())
+                };
+                let sandbox_peak = match args.sandbox {
+                    SandboxMode::InProcess => "in".to_owned(),
+                    SandboxMode::Process => mib(m.sandbox_peak_kib),
+                };
+                let per = |micros: u64| micros / args.payments.max(1);
+                println!(
+                    "e2e,{},{},{concurrency},{},{batch},{},{}.{:03},{},{},{},{sandbox_peak},{},{}",
+                    args.method.as_str(),
+                    limits.label(),
+                    latency.as_millis(),
+                    args.payments,
+                    micros / 1_000_000,
+                    (micros / 1000) % 1000,
+                    u128::from(args.payments) * 1_000_000 / u128::from(micros),
+                    mib(m.start_kib),
+                    mib(m.peak_kib),
+                    per(redis_cpu),
+                    cpu.map_or_else(|| "?".to_owned(), |c| per(c).to_string()),
+                );
+            }
         }
     }
     Ok(())
@@ -194,6 +278,7 @@ async fn measure(
     concurrency: usize,
     batch: usize,
     latency: Duration,
+    limits: LimitsMode,
 ) -> anyhow::Result<Measured> {
     let results = format!("{prefix}:{{results}}");
     let keys = QueueKeys::new(prefix, queues::CREATE_PAYMENT, 0);
@@ -207,7 +292,12 @@ async fn measure(
     let gateway = Gateway::start(args.sandbox, &key, &key_text, latency).await?;
 
     let target = RedisTarget::Single(args.redis.clone());
-    let handler = Arc::new(handler(prefix, concurrency, key, gateway.base_url(), &target).await?);
+    let mut handler = handler(prefix, concurrency, key, gateway.base_url(), &target).await?;
+    if let Some(settings) = limits.settings() {
+        let limiter = Limiter::new(prefix, ACCOUNT, &settings, Duration::from_secs(60));
+        handler.limits = AccountLimits::default().with(ACCOUNT, limiter);
+    }
+    let handler = Arc::new(handler);
     let mut config = QueueSettings::default().queue_config(
         prefix,
         queues::CREATE_PAYMENT,
@@ -372,6 +462,7 @@ async fn handler(
             },
             expiry: PaymentsSettings::default().orphan_expiry,
         }),
+        limits: Default::default(),
         s2s_resend_on: Vec::new(),
         replicas: ReplicaWaiter::new(ReplicaWait {
             replicas: 0,

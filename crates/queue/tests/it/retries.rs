@@ -84,3 +84,38 @@ async fn a_failed_job_waits_in_the_delayed_set_with_its_history() {
     worker.stop().await;
     cleanup(&mut conn, &prefix).await;
 }
+
+#[tokio::test]
+async fn a_deferred_job_spends_no_attempt_however_often_it_is_deferred() {
+    let (prefix, config, keys, mut conn) = setup("deferred").await;
+    assert_eq!(config.retry.max_attempts, 4);
+    // Deferred six times (more than `max_attempts`), then three failures: it succeeds on
+    // its fourth attempt, the last one allowed, only if no deferral was counted.
+    enqueue(
+        &mut conn,
+        &keys.stream,
+        [r#"{"version":1,"n":1,"defer":6,"fail":3}"#.to_owned()],
+    )
+    .await;
+    let runs = Runs::default();
+    let worker = start(config, &runs);
+    // While deferred, the job waits in the delayed set with no attempt and no error.
+    let envelope = eventually(Duration::from_secs(10), || async {
+        let mut c = redis().await;
+        let origins: Vec<String> = c.zrange(&keys.delayed, 0, -1).await.ok()?;
+        let envelope: String = c.hget(&keys.delayed_jobs, origins.first()?).await.ok()?;
+        Some(envelope)
+    })
+    .await;
+    let envelope: RetryEnvelope = serde_json::from_str(&envelope).unwrap();
+    assert_eq!(envelope.attempt, 0);
+    assert!(envelope.errors.is_empty());
+    eventually(Duration::from_secs(20), || async {
+        (runs.total() == 1).then_some(())
+    })
+    .await;
+    worker.stop().await;
+    assert_eq!(runs.deferred(1), 6);
+    assert!(dlq(&mut conn, &keys).await.is_empty());
+    cleanup(&mut conn, &prefix).await;
+}

@@ -1,0 +1,317 @@
+//! Flow control: an account's request rate and in-flight cap, enforced together by every
+//! worker pod through Redis, so ten pods respect one limit (`gateway.accounts.<name>.limits`).
+//!
+//! One Lua script, one round trip per request, on three keys that share the account's hash
+//! tag (`{prefix}:{limits:<account>}:rate|in_flight|blocked`), so it runs on a Cluster:
+//!
+//! - **blocked**: the time until which the gateway asked the account to hold back (a
+//!   `Retry-After` on a 408, 429 or 503, from any pod): nothing is admitted before it.
+//! - **in_flight**: a sorted set of leases, one per admitted request (member: a random id,
+//!   score: when the lease expires). Expired leases are removed by the same script, so the
+//!   slots of a pod that died mid-request come back after `lease`.
+//! - **rate**: a GCRA schedule (the theoretical arrival time of the next request). An
+//!   admitted request *reserves* its place on the schedule and is told how long to wait
+//!   for it, so a request over the rate costs no second round trip, and waiters do not poll.
+//!   A request whose place is further than the caller will wait reserves nothing and is
+//!   told when to come back.
+//!
+//! The clock is Redis's (`TIME`), so pods whose clocks disagree still share one schedule.
+//! A full in-flight cap is the one case that polls: the answer is a short wait, because a
+//! slot frees when some request ends, not at a known time.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use payworker_queue::RedisConn;
+use redis::{RedisResult, Script};
+
+use crate::config::{GatewaySettings, LimitSettings};
+
+/// How long an in-flight cap that is full asks a caller to wait before asking again.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(20);
+
+/// Longest account-wide hold a gateway's `Retry-After` may impose: a header asking for
+/// more (or a malformed date far ahead) is cut to this, so one bad answer cannot stop an
+/// account for hours.
+pub const MAX_BLOCK: Duration = Duration::from_secs(60);
+
+/// KEYS: rate, in_flight, blocked. ARGV: interval (µs, 0 = no rate), burst, cap (0 = no
+/// cap), lease (µs), longest wait the caller accepts (µs), member, poll (µs).
+/// Returns {admitted (1/0), wait (µs), why (0 admitted, 1 blocked, 2 in flight, 3 rate)}.
+const ACQUIRE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cap = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4])
+local max_wait = tonumber(ARGV[5])
+local blocked = tonumber(redis.call('GET', KEYS[3]) or '0')
+if blocked > now then
+  return {0, blocked - now, 1}
+end
+if cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= cap then
+    return {0, tonumber(ARGV[7]), 2}
+  end
+end
+local wait = 0
+if interval > 0 then
+  local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if tat < now then tat = now end
+  wait = tat - now - (burst - 1) * interval
+  if wait < 0 then wait = 0 end
+  if wait > max_wait then
+    return {0, wait, 3}
+  end
+  local next_tat = tat + interval
+  redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1)
+end
+if cap > 0 then
+  redis.call('ZADD', KEYS[2], string.format('%.0f', now + wait + lease), ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], math.ceil((wait + lease) / 1000) + 1)
+end
+return {1, wait, 0}
+";
+
+/// KEYS: blocked. ARGV: for how long (µs). Moves the hold later, never earlier.
+const BLOCK: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local hold = tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if now + hold > current then
+  redis.call('SET', KEYS[1], string.format('%.0f', now + hold), 'PX', math.ceil(hold / 1000) + 1)
+end
+return 1
+";
+
+/// The Redis keys of one account's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitKeys {
+    /// The GCRA schedule.
+    pub rate: String,
+    /// The in-flight leases.
+    pub in_flight: String,
+    /// The gateway's hold.
+    pub blocked: String,
+}
+
+impl LimitKeys {
+    /// The keys of `account`'s limits under `prefix`, on the account's hash tag.
+    pub fn new(prefix: &str, account: &str) -> Self {
+        let key = |name: &str| format!("{prefix}:{{limits:{account}}}:{name}");
+        LimitKeys {
+            rate: key("rate"),
+            in_flight: key("in_flight"),
+            blocked: key("blocked"),
+        }
+    }
+}
+
+/// Why a request was not admitted (the `reason` label of the wait metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// The gateway asked the account to hold back (`Retry-After`).
+    Blocked,
+    /// As many requests as the cap allows are in flight.
+    InFlight,
+    /// The rate's schedule has no place soon enough.
+    Rate,
+}
+
+impl Held {
+    /// Every reason: the series `crate::metrics::register_worker` creates.
+    pub const ALL: [Held; 3] = [Held::Blocked, Held::InFlight, Held::Rate];
+
+    /// The metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Held::Blocked => "blocked",
+            Held::InFlight => "in_flight",
+            Held::Rate => "rate",
+        }
+    }
+}
+
+/// What an account's limits answered.
+#[derive(Debug)]
+pub enum Admission {
+    /// Admitted: send after the permit's `wait` (its place on the rate's schedule).
+    Go(Permit),
+    /// Not admitted (nothing reserved): ask again after this long.
+    Wait(Duration, Held),
+}
+
+/// An admitted request's place: when it may leave, and its in-flight lease (to release
+/// once the answer is in; it expires by itself otherwise).
+#[derive(Debug)]
+pub struct Permit {
+    /// Wait this long before sending.
+    pub wait: Duration,
+    /// The lease's member in the in-flight set, when the account has a cap.
+    lease: Option<String>,
+}
+
+/// One account's limits, as every pod applies them.
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    keys: LimitKeys,
+    /// Microseconds between requests at the steady rate; 0 when there is no rate limit.
+    interval_us: u64,
+    burst: u32,
+    /// 0 when there is no cap.
+    max_in_flight: u32,
+    /// How long an in-flight lease lasts: longer than any request can take.
+    lease: Duration,
+}
+
+impl Limiter {
+    /// The limiter of `account` under `prefix`; `lease` must outlast any request (connect
+    /// and request timeouts, with a margin).
+    pub fn new(prefix: &str, account: &str, limits: &LimitSettings, lease: Duration) -> Self {
+        let interval_us = limits
+            .per_second
+            // Rounded up: the schedule never runs faster than the rate.
+            .map_or(0, |rate| {
+                1_000_000u64.div_ceil(u64::from(rate.max(1))).max(1)
+            });
+        Limiter {
+            keys: LimitKeys::new(prefix, account),
+            interval_us,
+            burst: limits.burst.max(1),
+            max_in_flight: limits.max_in_flight.unwrap_or(0),
+            lease,
+        }
+    }
+
+    /// The keys it works on.
+    pub fn keys(&self) -> &LimitKeys {
+        &self.keys
+    }
+
+    /// Asks to send one request, waiting at most `max_wait` for its place: one round trip.
+    pub async fn acquire(
+        &self,
+        conn: &mut RedisConn,
+        max_wait: Duration,
+    ) -> RedisResult<Admission> {
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE));
+        let member = (self.max_in_flight > 0).then(|| format!("{:032x}", rand::random::<u128>()));
+        let (admitted, wait, why): (i64, i64, i64) = SCRIPT
+            .key(&self.keys.rate)
+            .key(&self.keys.in_flight)
+            .key(&self.keys.blocked)
+            .arg(self.interval_us)
+            .arg(self.burst)
+            .arg(self.max_in_flight)
+            .arg(micros(self.lease))
+            .arg(micros(max_wait))
+            .arg(member.as_deref().unwrap_or(""))
+            .arg(micros(IN_FLIGHT_POLL))
+            .invoke_async(conn)
+            .await?;
+        let wait = Duration::from_micros(u64::try_from(wait).unwrap_or(0));
+        Ok(match (admitted, why) {
+            (1, _) => Admission::Go(Permit {
+                wait,
+                lease: member,
+            }),
+            (_, 1) => Admission::Wait(wait, Held::Blocked),
+            (_, 2) => Admission::Wait(wait, Held::InFlight),
+            _ => Admission::Wait(wait, Held::Rate),
+        })
+    }
+
+    /// Ends a request's lease (its answer is in): one round trip, none without a cap.
+    pub async fn release(&self, conn: &mut RedisConn, permit: Permit) -> RedisResult<()> {
+        let Some(member) = permit.lease else {
+            return Ok(());
+        };
+        redis::cmd("ZREM")
+            .arg(&self.keys.in_flight)
+            .arg(member)
+            .query_async(conn)
+            .await
+    }
+
+    /// Holds every request of the account back for `hold` (at most [`MAX_BLOCK`]), on
+    /// every pod: the gateway said `Retry-After`. A later hold already set stays.
+    pub async fn block(&self, conn: &mut RedisConn, hold: Duration) -> RedisResult<()> {
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(BLOCK));
+        SCRIPT
+            .key(&self.keys.blocked)
+            .arg(micros(hold.min(MAX_BLOCK)))
+            .invoke_async(conn)
+            .await
+    }
+}
+
+/// Every account's limiter, by account name; an account without `limits` has none (and
+/// costs no round trip).
+#[derive(Debug, Clone, Default)]
+pub struct AccountLimits(HashMap<String, Limiter>);
+
+impl AccountLimits {
+    /// The limiters of the accounts in `gateway` that set `limits`, under `prefix`. A lease
+    /// outlasts the longest request: connect and request timeouts, and a margin.
+    pub fn new(prefix: &str, gateway: &GatewaySettings) -> Self {
+        let lease = gateway.http.connect_timeout + gateway.http.request_timeout + LEASE_MARGIN;
+        AccountLimits(
+            gateway
+                .accounts
+                .iter()
+                .filter_map(|(name, account)| {
+                    let limits = account.limits.as_ref()?;
+                    Some((name.clone(), Limiter::new(prefix, name, limits, lease)))
+                })
+                .collect(),
+        )
+    }
+
+    /// These limiters and `limiter` for the account named `name` (for tests and tools that
+    /// build a handler by hand).
+    pub fn with(mut self, name: impl Into<String>, limiter: Limiter) -> Self {
+        self.0.insert(name.into(), limiter);
+        self
+    }
+
+    /// The limiter of the account named `name`, if it has limits.
+    pub fn get(&self, name: &str) -> Option<&Limiter> {
+        self.0.get(name)
+    }
+}
+
+/// What an in-flight lease lasts beyond the HTTP client's own timeouts.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_an_account_is_on_its_hash_tag() {
+        let keys = LimitKeys::new("pw", "main");
+        for key in [&keys.rate, &keys.in_flight, &keys.blocked] {
+            assert!(key.starts_with("pw:{limits:main}:"), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_rate_becomes_an_interval_in_microseconds() {
+        let limits = LimitSettings {
+            per_second: Some(150),
+            burst: 10,
+            max_in_flight: None,
+        };
+        let limiter = Limiter::new("pw", "main", &limits, Duration::from_secs(40));
+        assert_eq!(limiter.interval_us, 6_667);
+        assert_eq!(limiter.max_in_flight, 0);
+    }
+}

@@ -1,0 +1,239 @@
+//! An account's limits (`payments::flow`) on the real Redis: the in-flight cap holds among
+//! concurrent acquirers, the rate's schedule spaces requests out, a dead pod's leases
+//! expire, and the gateway's `Retry-After` holds every acquirer back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use payworker::config::LimitSettings;
+use payworker::payments::flow::{Admission, Held, Limiter};
+use payworker_queue::{RedisConn, RedisTarget};
+
+use crate::support::{REDIS, cleanup, eventually, redis, unique_prefix};
+
+async fn conn() -> RedisConn {
+    RedisTarget::Single(REDIS.into())
+        .connect(Duration::from_secs(5))
+        .await
+        .unwrap()
+}
+
+fn limits(per_second: Option<u32>, burst: u32, max_in_flight: Option<u32>) -> LimitSettings {
+    LimitSettings {
+        per_second,
+        burst,
+        max_in_flight,
+    }
+}
+
+#[tokio::test]
+async fn concurrent_acquirers_never_exceed_the_in_flight_cap() {
+    let prefix = unique_prefix("limits_cap");
+    let limiter = Arc::new(Limiter::new(
+        &prefix,
+        "main",
+        &limits(None, 1, Some(5)),
+        Duration::from_secs(30),
+    ));
+    let (now, peak, admitted) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let (limiter, now, peak, admitted) =
+            (limiter.clone(), now.clone(), peak.clone(), admitted.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = conn().await;
+            let mut mine = 0;
+            while mine < 5 {
+                match limiter.acquire(&mut conn, Duration::ZERO).await.unwrap() {
+                    Admission::Go(permit) => {
+                        let inside = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(inside, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        now.fetch_sub(1, Ordering::SeqCst);
+                        limiter.release(&mut conn, permit).await.unwrap();
+                        mine += 1;
+                        admitted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Admission::Wait(wait, held) => {
+                        assert_eq!(held, Held::InFlight);
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(admitted.load(Ordering::SeqCst), 200);
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(
+        peak <= 5,
+        "{peak} requests were in flight at once; the cap is 5"
+    );
+    assert_eq!(peak, 5, "40 acquirers never filled the cap");
+    cleanup(&mut redis().await, &prefix).await;
+}
+
+#[tokio::test]
+async fn the_rate_reserves_places_one_interval_apart_after_the_burst() {
+    let prefix = unique_prefix("limits_rate");
+    // 50/s: one place every 20 ms, 5 at once after a quiet spell.
+    let limiter = Limiter::new(
+        &prefix,
+        "main",
+        &limits(Some(50), 5, None),
+        Duration::from_secs(30),
+    );
+    let mut conn = conn().await;
+    let start = Instant::now();
+    let mut departures = Vec::new();
+    for _ in 0..40 {
+        let asked = Instant::now();
+        match limiter
+            .acquire(&mut conn, Duration::from_secs(10))
+            .await
+            .unwrap()
+        {
+            Admission::Go(permit) => departures.push(asked + permit.wait),
+            Admission::Wait(..) => panic!("a place within 10 s was refused"),
+        }
+    }
+    departures.sort();
+    // Within any stretch of k intervals at most 5 + k depart: any 10 consecutive
+    // departures span at least 5 intervals (less the round trips' spread between the local
+    // clock and Redis's).
+    for window in departures.windows(10) {
+        let span = window[9] - window[0];
+        assert!(
+            span >= Duration::from_millis(95),
+            "10 requests within {span:?}: the rate allows 5 at once, then one per 20 ms"
+        );
+    }
+    // And the schedule is not stretched either: 40 places take 35 intervals.
+    let last = *departures.last().unwrap() - start;
+    assert!(
+        last <= Duration::from_millis(700 + 200),
+        "the 40th place is {last:?} out"
+    );
+    cleanup(&mut redis().await, &prefix).await;
+}
+
+#[tokio::test]
+async fn a_refused_request_reserves_nothing() {
+    let prefix = unique_prefix("limits_refused");
+    let limiter = Limiter::new(
+        &prefix,
+        "main",
+        &limits(Some(10), 1, None),
+        Duration::from_secs(30),
+    );
+    let mut conn = conn().await;
+    assert!(matches!(
+        limiter.acquire(&mut conn, Duration::ZERO).await.unwrap(),
+        Admission::Go(_)
+    ));
+    // Refused again and again: the wait shrinks with time, never grows with the asking.
+    let mut last = Duration::MAX;
+    for _ in 0..20 {
+        match limiter.acquire(&mut conn, Duration::ZERO).await.unwrap() {
+            Admission::Wait(wait, Held::Rate) => {
+                assert!(
+                    wait <= last && wait <= Duration::from_millis(100),
+                    "{wait:?}"
+                );
+                last = wait;
+            }
+            Admission::Wait(_, held) => panic!("held back by {held:?}"),
+            Admission::Go(_) => break,
+        }
+    }
+    cleanup(&mut redis().await, &prefix).await;
+}
+
+#[tokio::test]
+async fn a_dead_pods_leases_expire_and_free_their_slots() {
+    let prefix = unique_prefix("limits_lease");
+    let limiter = Limiter::new(
+        &prefix,
+        "main",
+        &limits(None, 1, Some(2)),
+        Duration::from_millis(300),
+    );
+    let mut first = conn().await;
+    // Two requests admitted and never released: their pod died.
+    for _ in 0..2 {
+        assert!(matches!(
+            limiter.acquire(&mut first, Duration::ZERO).await.unwrap(),
+            Admission::Go(_)
+        ));
+    }
+    assert!(matches!(
+        limiter.acquire(&mut first, Duration::ZERO).await.unwrap(),
+        Admission::Wait(_, Held::InFlight)
+    ));
+    // Once their leases expire, the slots come back.
+    let limiter = &limiter;
+    eventually(Duration::from_secs(10), || async move {
+        let mut fresh = conn().await;
+        match limiter.acquire(&mut fresh, Duration::ZERO).await.unwrap() {
+            Admission::Go(_) => Some(()),
+            Admission::Wait(..) => None,
+        }
+    })
+    .await;
+    cleanup(&mut redis().await, &prefix).await;
+}
+
+#[tokio::test]
+async fn the_gateways_retry_after_holds_every_acquirer_and_is_never_shortened() {
+    let prefix = unique_prefix("limits_block");
+    let limiter = Limiter::new(
+        &prefix,
+        "main",
+        &limits(Some(1000), 10, Some(10)),
+        Duration::from_secs(30),
+    );
+    // Another pod's limiter of the same account shares the hold.
+    let other = Limiter::new(
+        &prefix,
+        "main",
+        &limits(Some(1000), 10, Some(10)),
+        Duration::from_secs(30),
+    );
+    let mut conn = conn().await;
+    limiter
+        .block(&mut conn, Duration::from_secs(5))
+        .await
+        .unwrap();
+    limiter
+        .block(&mut conn, Duration::from_millis(100))
+        .await
+        .unwrap();
+    match other.acquire(&mut conn, Duration::ZERO).await.unwrap() {
+        Admission::Wait(wait, Held::Blocked) => {
+            assert!(
+                wait > Duration::from_secs(4),
+                "the hold was shortened to {wait:?}"
+            );
+        }
+        other => panic!("not held back: {other:?}"),
+    }
+    // Another account is not held.
+    let elsewhere = Limiter::new(
+        &prefix,
+        "other",
+        &limits(Some(1000), 10, Some(10)),
+        Duration::from_secs(30),
+    );
+    assert!(matches!(
+        elsewhere.acquire(&mut conn, Duration::ZERO).await.unwrap(),
+        Admission::Go(_)
+    ));
+    cleanup(&mut redis().await, &prefix).await;
+}

@@ -21,6 +21,8 @@
 //!   notification goes to (the ingress and the orphan review share it).
 //! - `orphans`: notifications for orders not known yet: kept, adopted, or reported.
 //! - `resolve`: a person's decision on a payment in `unknown` or `review_required`.
+//! - `settled`: a `create_payment` dead letter whose payment settled is not re-driven (the
+//!   CLI and the console ask the same check).
 
 pub mod account;
 mod commit;
@@ -33,6 +35,7 @@ pub mod record;
 pub mod rejected;
 pub mod resolve;
 pub mod rules;
+pub mod settled;
 pub mod store;
 pub mod transition;
 

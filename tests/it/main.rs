@@ -7,6 +7,7 @@
 mod architecture_map;
 mod cli;
 mod config;
+mod console;
 mod contract;
 mod dead_reasons;
 mod deploy;

@@ -25,7 +25,7 @@ pub struct ConsoleSettings {
     pub token: Option<SecretString>,
     /// A file holding the token (one trailing newline is ignored).
     pub token_file: Option<PathBuf>,
-    /// Who the token's holder is, in the log line of every action ("who").
+    /// Who holds the token, in the log line of every action ("who").
     pub operator: String,
 }
 

@@ -9,7 +9,7 @@
 //! - `auth`: who is asking (loopback, or the configured token as a bearer header or a
 //!   cookie set by the login form) and the cross-site request forgery checks on every POST.
 //! - `page`: the layout, the style sheet, and small formatting helpers.
-//! - `queues`: the queues page: depth per queue and partition.
+//! - `depth`: the queues page: depth per queue and partition.
 //! - `letters`: dead letters: the filtered list with its cursor, one letter's view.
 //! - `scrub`: the last line of defence: every response body is searched for the gateway
 //!   keys and the console's token, which the queue crate's card masking cannot know, and
@@ -22,9 +22,9 @@
 
 mod actions;
 mod auth;
+mod depth;
 mod letters;
 mod page;
-mod queues;
 mod scrub;
 
 use std::sync::Arc;
@@ -119,8 +119,8 @@ pub async fn serve(
 
 fn router(console: Console) -> Router {
     Router::new()
-        .route("/", get(queues::index))
-        .route("/queues", get(queues::page))
+        .route("/", get(depth::index))
+        .route("/queues", get(depth::page))
         .route("/letters", get(letters::list))
         .route("/letter", get(letters::view))
         .route("/letter/redrive", post(actions::redrive_one))

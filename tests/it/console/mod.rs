@@ -3,6 +3,7 @@
 //! dead-letter pages and actions (`letters`), and no card data on any page (`card_data`).
 
 mod auth;
+mod browser;
 mod card_data;
 mod letters;
 

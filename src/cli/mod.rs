@@ -8,8 +8,8 @@
 //!
 //! - `args`: arguments several subcommands share (`--config`, a queue's name).
 //! - `demo`: all in one on embedded defaults; `sandbox`: the sandbox gateway as a server.
-//! - `ops`: `enqueue`, `payment show`, `payment resolve`; `timeline`: a payment's events
-//!   for `payment show`; `dlq`: `dlq stats|list|show|redrive|delete`.
+//! - `ops`: `enqueue`, `payment show`, `payment resolve` (the events from
+//!   `payments::timeline`); `dlq`: `dlq stats|list|show|redrive|delete`.
 //! - `tools`: `check-config`, `encrypt-card`.
 
 mod args;
@@ -17,7 +17,6 @@ mod demo;
 mod dlq;
 mod ops;
 mod sandbox;
-mod timeline;
 mod tools;
 
 use std::path::PathBuf;

@@ -34,6 +34,7 @@ pub fn layout(title: &str, who: &Who, body: Markup) -> Markup {
                 nav {
                     a href="/queues" { "Queues" }
                     a href="/letters" { "Dead letters" }
+                    a href="/payments" { "Payments" }
                     span.who { "signed in as " (who.0) }
                 }
                 main { h1 { (title) } (body) }

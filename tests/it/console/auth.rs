@@ -6,8 +6,8 @@ use crate::support::{cleanup, unique_prefix};
 
 #[test]
 fn console_does_not_start_on_a_non_loopback_address_without_a_token() {
-    let config = config();
     let prefix = unique_prefix("console-notoken");
+    let config = config(&prefix);
     let out = command(
         config.path(),
         &prefix,

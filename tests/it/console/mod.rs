@@ -6,6 +6,7 @@ mod auth;
 mod browser;
 mod card_data;
 mod letters;
+mod payments;
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -30,12 +31,19 @@ pub struct Running {
     pub log: tempfile::NamedTempFile,
 }
 
-/// The worker's `worker.yaml`, for the console to read.
-fn config() -> tempfile::NamedTempFile {
+/// The worker's `worker.yaml`, for the console to read, with the results stream under
+/// `prefix` (a resolve publishes its event there).
+fn config(prefix: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(include_str!("../../../worker.yaml").as_bytes())
-        .unwrap();
+    let yaml = include_str!("../../../worker.yaml")
+        .replace("\"payworker:{results}\"", &format!("{:?}", results(prefix)));
+    file.write_all(yaml.as_bytes()).unwrap();
     file
+}
+
+/// The results stream of a test's prefix.
+pub fn results(prefix: &str) -> String {
+    format!("{prefix}:{{results}}")
 }
 
 /// `payworker console` with `env` on top of the test's prefix and the gateway key.
@@ -63,7 +71,7 @@ impl Running {
         let prefix = unique_prefix(name);
         let port = free_port();
         let listen = format!("{bind_ip}:{port}");
-        let config = config();
+        let config = config(&prefix);
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut env = vec![("PAYWORKER_CONSOLE__LISTEN", listen.as_str())];
         if token {

@@ -14,7 +14,7 @@
 //! - `scrub`: the last line of defence: every response body is searched for the gateway
 //!   keys and the console's token, which the queue crate's card masking cannot know, and
 //!   they are masked wherever they were misplaced (a letter's detail, a payload).
-//! - `payments`: lookup by order number with the event timeline; the `unknown` and
+//! - `lookup`: payments: lookup by order number with the event timeline; the `unknown` and
 //!   `review_required` lists with their age; resolve, compare-and-set on the version shown.
 //! - `actions`: re-drive and delete one letter, or the filtered set after its count is
 //!   typed back; every action is logged with who did what.
@@ -26,8 +26,8 @@ mod actions;
 mod auth;
 mod depth;
 mod letters;
+mod lookup;
 mod page;
-mod payments;
 mod scrub;
 
 use std::sync::Arc;
@@ -131,8 +131,8 @@ fn router(console: Console) -> Router {
         .route("/letter/redrive", post(actions::redrive_one))
         .route("/letter/delete", post(actions::delete_one))
         .route("/letters/bulk", get(actions::confirm).post(actions::bulk))
-        .route("/payments", get(payments::page))
-        .route("/payments/resolve", post(payments::resolve))
+        .route("/payments", get(lookup::page))
+        .route("/payments/resolve", post(lookup::resolve))
         .route("/style.css", get(page::style))
         .route("/login", get(auth::login_page).post(auth::login))
         .layer(axum::middleware::from_fn_with_state(

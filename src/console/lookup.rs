@@ -70,8 +70,12 @@ async fn waiting(console: &Console, key: &str) -> Vec<(Record, u64)> {
 pub async fn page(
     State(console): State<Console>,
     Extension(who): Extension<Who>,
-    Query(q): Query<Lookup>,
+    Query(mut q): Query<Lookup>,
 ) -> Response {
+    // What was typed is echoed back: card data typed by mistake is masked first (and is
+    // then not found: no order number holds a card number).
+    q.order_no = payworker_queue::redact::mask_text(&q.order_no);
+    q.account = payworker_queue::redact::mask_text(&q.account);
     let now = payworker_queue::now_ms();
     let prefix = &console.settings.redis.key_prefix;
     let after = u64::try_from(console.settings.payments.unknown_review_after.as_millis())

@@ -61,6 +61,24 @@ try {
   await Promise.all([page.waitForNavigation(), page.click('#confirm')]);
   expect((await page.textContent('#outcome')).includes('3 deleted'), '3 deleted');
   await shot(page, 'bulk-done');
+
+  // Payments: the unknown one listed, opened, resolved; its timeline shows the event.
+  await page.goto(`${base}/payments`);
+  expect((await page.textContent('body')).includes('Waiting in unknown (1)'), 'one unknown payment');
+  await shot(page, 'payments');
+  await Promise.all([page.waitForNavigation(), page.click('table.waiting a')]);
+  expect((await page.textContent('#status')) === 'unknown', 'status unknown');
+  await page.selectOption('select[name=status]', 'succeeded');
+  await page.fill('input[name=payment_id]', 'pi_browser_1');
+  await page.fill('input[name=reason]', 'charged, per the gateway dashboard');
+  await shot(page, 'resolve');
+  await Promise.all([page.waitForNavigation(), page.click('#resolve button')]);
+  expect((await page.textContent('#outcome')).includes('unknown → succeeded'), 'resolved');
+  await Promise.all([page.waitForNavigation(), page.click('text=Back to the payment')]);
+  expect((await page.textContent('#status')) === 'succeeded', 'status succeeded');
+  const types = await page.locator('#timeline td.type').allTextContents();
+  expect(types.includes('payment.succeeded'), `payment.succeeded in the timeline, got ${types}`);
+  await shot(page, 'payment');
   console.log('ok');
 } finally {
   await browser.close();

@@ -2,11 +2,14 @@
 //! from `tests/browser/`; `scripts/ensure-browser.sh` installs both): refused without the
 //! token on a non-loopback bind, the login form, the queues page, dead letters filtered by
 //! reason, one opened and re-driven (its job back on the queue, the letter gone), a bulk
-//! delete refused with the wrong typed count and done with the right one. Screenshots go to
+//! delete refused with the wrong typed count and done with the right one; an `unknown`
+//! payment found in its list, resolved, and its timeline showing the event. Screenshots go to
 //! the test's output directory, and to `docs/operating/` with `PAYWORKER_WRITE_DOCS=1`
 //! (the README's Operating section shows them).
 
 use std::path::{Path, PathBuf};
+
+use redis::AsyncCommands;
 
 use super::{Running, TOKEN, job};
 use crate::support::cleanup;
@@ -44,6 +47,27 @@ async fn an_operator_drives_the_console_in_headless_chromium() {
         )
         .await;
     }
+    // A payment left `unknown`, for the operator to resolve.
+    let key = payworker::payments::record::key(&c.prefix, "main", "BR-PAY-1");
+    let fields = [
+        ("status", "unknown"),
+        ("version", "2"),
+        ("owner", "1-0"),
+        ("attempts", "1"),
+        ("account", "main"),
+        ("order_no", "BR-PAY-1"),
+        ("amount", "42.00"),
+        ("currency", "EUR"),
+        ("method", "s2s"),
+        ("created_at", "2026-11-30T10:00:00Z"),
+    ];
+    let _: () = c.conn.hset_multiple(&key, &fields).await.unwrap();
+    let unknown = payworker::payments::store::unknown_key(&c.prefix);
+    let _: i64 = c
+        .conn
+        .zadd(&unknown, &key, now + 86_400_000 - 900_000)
+        .await
+        .unwrap();
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-browser");
     std::fs::create_dir_all(&out).unwrap();
     let run = tokio::process::Command::new("node")
@@ -67,6 +91,8 @@ async fn an_operator_drives_the_console_in_headless_chromium() {
     // What the browser did, as Redis sees it: one re-driven, three deleted, two left.
     assert_eq!(c.queued().await, 1);
     assert_eq!(c.dlq_len().await, 2);
+    let status: String = c.conn.hget(&key, "status").await.unwrap();
+    assert_eq!(status, "succeeded");
     for name in [
         "refused",
         "queues",
@@ -74,6 +100,9 @@ async fn an_operator_drives_the_console_in_headless_chromium() {
         "letter",
         "bulk",
         "bulk-done",
+        "payments",
+        "resolve",
+        "payment",
     ] {
         let png = out.join(format!("console-{name}.png"));
         assert!(png.is_file(), "no screenshot {}", png.display());

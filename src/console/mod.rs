@@ -16,6 +16,7 @@
 //!   they are masked wherever they were misplaced (a letter's detail, a payload).
 //! - `lookup`: payments: lookup by order number with the event timeline; the `unknown` and
 //!   `review_required` lists with their age; resolve, compare-and-set on the version shown.
+//! - `tail`: the live tail of result events, filtered by type (a page that polls).
 //! - `actions`: re-drive and delete one letter, or the filtered set after its count is
 //!   typed back; every action is logged with who did what.
 
@@ -29,6 +30,7 @@ mod letters;
 mod lookup;
 mod page;
 mod scrub;
+mod tail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,6 +135,7 @@ fn router(console: Console) -> Router {
         .route("/letters/bulk", get(actions::confirm).post(actions::bulk))
         .route("/payments", get(lookup::page))
         .route("/payments/resolve", post(lookup::resolve))
+        .route("/tail", get(tail::page))
         .route("/style.css", get(page::style))
         .route("/login", get(auth::login_page).post(auth::login))
         .layer(axum::middleware::from_fn_with_state(

@@ -35,6 +35,7 @@ pub fn layout(title: &str, who: &Who, body: Markup) -> Markup {
                     a href="/queues" { "Queues" }
                     a href="/letters" { "Dead letters" }
                     a href="/payments" { "Payments" }
+                    a href="/tail" { "Live tail" }
                     span.who { "signed in as " (who.0) }
                 }
                 main { h1 { (title) } (body) }

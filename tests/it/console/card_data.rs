@@ -54,6 +54,7 @@ async fn no_console_page_shows_card_data_or_a_key() {
         "/letters/bulk?action=delete&queue=create_payment&reason=&since=&text=".to_owned(),
         "/login".to_owned(),
         "/payments".to_owned(),
+        "/tail".to_owned(),
         format!("/payments?order_no={PAN}"),
         "/style.css".to_owned(),
     ];

@@ -91,6 +91,16 @@ async fn an_unknown_payment_is_listed_looked_up_and_resolved_once() {
     assert!(!page.contains("id=\"resolve\""), "{page}");
     let (_, list) = c.get("/payments").await;
     assert!(list.contains("Waiting in unknown (0)"), "{list}");
+    // The live tail shows the event, filtered by its type, and not under another.
+    let (status, tail) = c.get("/tail?type=payment.succeeded").await;
+    assert_eq!(status, 200, "{tail}");
+    assert!(tail.contains("http-equiv=\"refresh\""), "{tail}");
+    assert!(
+        tail.contains(">PAY-1<") && tail.contains(">payment.succeeded<"),
+        "{tail}"
+    );
+    let (_, other) = c.get("/tail?type=payment.failed").await;
+    assert!(!other.contains(">PAY-1<"), "{other}");
     let log = c.log_text();
     assert!(
         log.lines().any(|l| l.contains("console action")

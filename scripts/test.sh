@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
 scripts/ensure-producers.sh
 scripts/ensure-deploy-tools.sh
+scripts/ensure-browser.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

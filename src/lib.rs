@@ -24,6 +24,7 @@
 //! metrics     the process's one metrics registry (Prometheus text) and the app's metric names
 //! health      the worker's health server: /healthz, /readyz, /metrics, POST /quiet, /resume
 //! quiet       the worker's quiet mode for deploys: SIGTSTP or POST /quiet, the log and gauge
+//! console/    `payworker console`: the operator's web console (queues, dead letters)
 //! cli/        the production binary's subcommands
 //! ```
 
@@ -31,6 +32,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod health;
 pub mod ingress;
 pub mod jobs;

@@ -8,8 +8,8 @@
 //!
 //! - `args`: arguments several subcommands share (`--config`, a queue's name).
 //! - `demo`: all in one on embedded defaults; `sandbox`: the sandbox gateway as a server.
-//! - `ops`: `enqueue`, `payment show`, `payment resolve`; `timeline`: a payment's events
-//!   for `payment show`; `dlq`: `dlq stats|list|show|redrive|delete`.
+//! - `ops`: `enqueue`, `payment show`, `payment resolve` (the events from
+//!   `payments::timeline`); `dlq`: `dlq stats|list|show|redrive|delete`.
 //! - `tools`: `check-config`, `encrypt-card`.
 
 mod args;
@@ -17,7 +17,6 @@ mod demo;
 mod dlq;
 mod ops;
 mod sandbox;
-mod timeline;
 mod tools;
 
 use std::path::PathBuf;
@@ -74,6 +73,9 @@ pub enum Command {
   payworker dlq redrive --all --grep ORDER-1001 --dry-run
   payworker dlq delete --all --reason invalid --yes --json")]
     Dlq(dlq::DlqArgs),
+    /// Run the operator's web console (`console.listen`, loopback by default; anywhere else
+    /// it needs `PAYWORKER_CONSOLE__TOKEN` or `console.token_file`).
+    Console(ConfigArg),
     /// Print the effective configuration, secrets redacted, after validating it.
     #[command(after_help = "Examples:
   payworker check-config --config /etc/payworker/worker.yaml
@@ -112,9 +114,10 @@ impl Command {
     fn config(&self) -> Option<&ConfigArg> {
         match self {
             Self::Demo(_) => None,
-            Self::Worker(config) | Self::Ingress(config) | Self::CheckConfig(config) => {
-                Some(config)
-            }
+            Self::Worker(config)
+            | Self::Ingress(config)
+            | Self::Console(config)
+            | Self::CheckConfig(config) => Some(config),
             Self::Sandbox(c) => Some(&c.config),
             Self::Enqueue(c) => Some(&c.config),
             Self::EncryptCard(c) => Some(&c.config),
@@ -130,6 +133,7 @@ impl Command {
             Self::Sandbox(_) => "sandbox",
             Self::Worker(_) => "worker",
             Self::Ingress(_) => "ingress",
+            Self::Console(_) => "console",
             Self::Enqueue(_) => "enqueue",
             Self::Payment(_) => "payment",
             Self::Dlq(_) => "dlq",
@@ -182,6 +186,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load()?;
             let _telemetry = crate::telemetry::init(&settings.telemetry);
             crate::startup::run_ingress(&settings, shutdown_token()).await
+        }
+        Command::Console(_) => {
+            // Every action logs who did what: the console's audit trail.
+            let settings = load()?;
+            let _telemetry = crate::telemetry::init(&settings.telemetry);
+            crate::console::run(&settings, shutdown_token()).await
         }
         Command::Enqueue(c) => ops::enqueue(&load()?, c.args).await,
         Command::Payment(p) => ops::payment(&load()?, p.command).await,

@@ -207,7 +207,7 @@ async fn show(
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
         .map_or(0, |ms| ms.saturating_sub(60_000));
-    let timeline = super::timeline::read(
+    let timeline = crate::payments::timeline::read(
         &mut conn,
         &settings.results.streams,
         &account,
@@ -248,7 +248,7 @@ async fn show(
     if timeline.truncated {
         println!(
             "  (stopped after {} entries of a results stream: older events may be missing)",
-            super::timeline::SCAN_CAP
+            crate::payments::timeline::SCAN_CAP
         );
     }
     Ok(())

@@ -12,7 +12,7 @@
 //! - `gateway.rs`: the gateway section and its merchant accounts.
 //! - `queues.rs`: the `queues` and `retry` sections; `ingress.rs`: the `ingress` section;
 //!   `payments.rs`: the `results` and `payments` sections; `observability.rs`: the
-//!   `telemetry` section.
+//!   `telemetry` section; `console.rs`: the `console` section (the web console).
 //! - `load.rs`: the figment layering and key-file resolution.
 //! - `yaml.rs`: the configuration file, refused when a key is written twice.
 //! - `origin.rs`: where a bad value came from (file and line, or variable), for errors.
@@ -20,6 +20,7 @@
 //! - `error.rs`: [`ConfigError`] and [`ConfigProblem`].
 //! - `redact.rs`: the redacted YAML view and the serializers behind it.
 
+mod console;
 mod error;
 mod gateway;
 mod ingress;
@@ -39,6 +40,7 @@ pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};
 pub use redact::REDACTED;
 pub use yaml::Yaml;
 
+pub use console::ConsoleSettings;
 pub use ingress::IngressSettings;
 pub use observability::{LogFormat, TelemetrySettings};
 pub use payments::{PaymentsSettings, ResultsSettings};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use payworker_queue::conn::RedisAccess;
 
 use super::{
-    AccountSettings, ConfigError, ConfigProblem, GatewaySettings, IngressSettings,
+    AccountSettings, ConfigError, ConfigProblem, ConsoleSettings, GatewaySettings, IngressSettings,
     PaymentsSettings, QueuesSettings, ResultsSettings, RetrySettings, TelemetrySettings, redact,
 };
 
@@ -44,6 +44,8 @@ pub struct Settings {
     pub payments: PaymentsSettings,
     /// Logs and traces.
     pub telemetry: TelemetrySettings,
+    /// The operator's web console (`payworker console`).
+    pub console: ConsoleSettings,
 }
 
 impl Settings {

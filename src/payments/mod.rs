@@ -23,6 +23,9 @@
 //!   notification goes to (the ingress and the orphan review share it).
 //! - `orphans`: notifications for orders not known yet: kept, adopted, or reported.
 //! - `resolve`: a person's decision on a payment in `unknown` or `review_required`.
+//! - `timeline`: a payment's events from the results streams (`payment show`, the console).
+//! - `settled`: a `create_payment` dead letter whose payment settled is not re-driven (the
+//!   CLI and the console ask the same check).
 
 pub mod account;
 mod commit;
@@ -36,7 +39,9 @@ pub mod record;
 pub mod rejected;
 pub mod resolve;
 pub mod rules;
+pub mod settled;
 pub mod store;
+pub mod timeline;
 pub mod transition;
 
 pub use account::PaymentAccount;

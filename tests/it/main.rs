@@ -8,6 +8,7 @@ mod account_limits;
 mod architecture_map;
 mod cli;
 mod config;
+mod console;
 mod contract;
 mod dead_reasons;
 mod deploy;

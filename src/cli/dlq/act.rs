@@ -6,10 +6,8 @@ use std::io::{IsTerminal as _, Write as _};
 
 use serde_json::json;
 
-use super::{Out, QueueName, Targets};
-use crate::config::Settings;
-use crate::payments::{record, rejected};
-use payworker_gateway::domain::PaymentStatus;
+use super::{Out, Targets};
+pub(super) use crate::payments::settled::Settled;
 use payworker_queue::dlq::{self, BulkAction, Letter, LetterId, Outcome, Tally};
 use payworker_queue::{QueueKeys, RedisConn};
 
@@ -205,55 +203,5 @@ impl Progress {
         if self.on {
             eprintln!();
         }
-    }
-}
-
-/// The application's check before re-driving: is the letter's payment already settled?
-pub(super) struct Settled {
-    /// Redis, the key prefix and the default account; `None`: nothing is checked.
-    payments: Option<(RedisConn, String, Option<String>)>,
-}
-
-impl Settled {
-    pub(super) fn new(settings: &Settings, queue: QueueName, conn: RedisConn) -> Self {
-        if queue != QueueName::CreatePayment {
-            return Settled::none();
-        }
-        let default = settings
-            .gateway
-            .default_account
-            .clone()
-            .or_else(|| settings.gateway.accounts.keys().next().cloned());
-        Settled {
-            payments: Some((conn, settings.redis.key_prefix.clone(), default)),
-        }
-    }
-
-    pub(super) fn none() -> Self {
-        Settled { payments: None }
-    }
-
-    /// `Some(why)` when the letter's payment is `succeeded`, `failed` or `rejected`.
-    /// A letter whose account and order cannot be read, or whose payment does not exist
-    /// (or cannot be read), is not stopped here: the job's own rules apply when it runs.
-    async fn check(&self, letter: &Letter) -> Option<String> {
-        let (conn, prefix, default) = self.payments.as_ref()?;
-        let payload = letter.payload.as_deref()?;
-        let to = rejected::addressee(payload, default.as_deref())?;
-        let key = record::key(prefix, &to.account, &to.order_no);
-        let rec = record::read(&mut conn.clone(), &key).await.ok()?;
-        let status = rec.status()?;
-        matches!(
-            status,
-            PaymentStatus::Succeeded | PaymentStatus::Failed | PaymentStatus::Rejected
-        )
-        .then(|| {
-            format!(
-                "payment {} (account {}) already settled: {}; the letter stays",
-                to.order_no,
-                to.account,
-                status.as_str()
-            )
-        })
     }
 }

@@ -228,7 +228,10 @@ pub async fn run(settings: &Settings, args: DlqArgs) -> anyhow::Result<()> {
             Ok(())
         }
         DlqAction::Redrive(targets) => {
-            let settled = Settled::new(settings, queue, conn.clone());
+            let settled = match queue {
+                QueueName::CreatePayment => Settled::payments(settings, conn.clone()),
+                QueueName::ProcessNotification => Settled::none(),
+            };
             act(
                 &mut conn,
                 &keys,

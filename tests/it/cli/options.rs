@@ -178,6 +178,7 @@ fn the_production_binary_offers_only_product_commands() {
             "enqueue",
             "payment",
             "dlq",
+            "console",
             "check-config",
             "encrypt-card",
             "help"

@@ -2,13 +2,14 @@
 //! word, as the comment beside its key there.
 
 /// The sources whose struct fields are configuration keys.
-const SOURCES: [&str; 6] = [
+const SOURCES: [&str; 7] = [
     include_str!("../../../src/config/settings.rs"),
     include_str!("../../../src/config/gateway.rs"),
     include_str!("../../../src/config/queues.rs"),
     include_str!("../../../src/config/ingress.rs"),
     include_str!("../../../src/config/payments.rs"),
     include_str!("../../../src/config/observability.rs"),
+    include_str!("../../../src/config/console.rs"),
 ];
 
 const WORKER_YAML: &str = include_str!("../../../worker.yaml");

@@ -19,6 +19,7 @@
 //! - `validate.rs`: start-up checks.
 //! - `error.rs`: [`ConfigError`] and [`ConfigProblem`].
 //! - `redact.rs`: the redacted YAML view and the serializers behind it.
+//! - `secrets.rs`: [`Secrets`], the configured keys and token as a mask for what is shown.
 
 mod console;
 mod error;
@@ -30,6 +31,7 @@ mod origin;
 mod payments;
 mod queues;
 mod redact;
+mod secrets;
 mod settings;
 mod validate;
 mod yaml;
@@ -38,6 +40,7 @@ pub use error::{ConfigError, ConfigProblem};
 pub use gateway::{AccountSettings, GatewaySettings, HttpSettings, LimitSettings, PathSettings};
 pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};
 pub use redact::REDACTED;
+pub use secrets::{MASKED, Secrets};
 pub use yaml::Yaml;
 
 pub use console::ConsoleSettings;

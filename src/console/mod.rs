@@ -143,7 +143,7 @@ fn router(console: Console) -> Router {
             auth::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(scrub::Secrets::from_settings(&console.settings)),
+            Arc::new(crate::config::Secrets::from_settings(&console.settings)),
             scrub::scrub,
         ))
         .with_state(console)

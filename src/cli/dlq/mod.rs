@@ -25,10 +25,10 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::{ConfigArg, QueueName};
-use crate::config::Settings;
+use crate::config::{Secrets, Settings};
 use act::{Settled, act, matched};
 use payworker_queue::QueueKeys;
-use payworker_queue::dlq::{self, BulkAction, Cursor, Filter, LetterId};
+use payworker_queue::dlq::{self, BulkAction, Cursor, Filter, Letter, LetterId};
 use print::{print_letter, stats};
 
 /// Arguments of `dlq`. The options are global to the actions, so that `dlq stats --queue X`
@@ -178,6 +178,7 @@ pub async fn run(settings: &Settings, args: DlqArgs) -> anyhow::Result<()> {
         .connect(Duration::from_secs(10))
         .await?;
     let out = Out { json: args.json };
+    let secrets = Secrets::from_settings(settings);
     match args.action {
         DlqAction::Stats => stats(&mut conn, &keys, queue, out).await,
         DlqAction::List {
@@ -197,20 +198,21 @@ pub async fn run(settings: &Settings, args: DlqArgs) -> anyhow::Result<()> {
                 limit.max(1),
             )
             .await?;
+            let letters: Vec<Letter> = page.letters.iter().map(|l| masked(l, &secrets)).collect();
             let next = page.next.as_ref().map(ToString::to_string);
             if out.json {
                 out.print(&json!({
                     "queue": queue.as_str(),
-                    "letters": page.letters,
+                    "letters": letters,
                     "next_cursor": next,
                 }));
             } else {
-                for letter in &page.letters {
+                for letter in &letters {
                     print_letter(letter, false);
                 }
                 match next {
                     Some(next) => println!("more: --cursor {next}"),
-                    None => println!("{} letter(s)", page.letters.len()),
+                    None => println!("{} letter(s)", letters.len()),
                 }
             }
             Ok(())
@@ -220,6 +222,7 @@ pub async fn run(settings: &Settings, args: DlqArgs) -> anyhow::Result<()> {
             let letter = dlq::get(&mut conn, &keys, &id)
                 .await?
                 .with_context(|| format!("no dead letter {id} on queue {}", queue.as_str()))?;
+            let letter = masked(&letter, &secrets);
             if out.json {
                 out.print(&json!({ "letter": letter }));
             } else {
@@ -269,4 +272,22 @@ impl Out {
             serde_json::to_string_pretty(document).expect("JSON serializes")
         );
     }
+}
+
+/// `letter` with the configured secrets masked in every text it carries: the queue crate
+/// masks card data but cannot know the keys (see `config::Secrets`).
+fn masked(letter: &Letter, secrets: &Secrets) -> Letter {
+    let mask = |text: &str| secrets.mask(text).into_owned();
+    let mut letter = letter.clone();
+    letter.detail = mask(&letter.detail);
+    letter.worker = letter.worker.as_deref().map(mask);
+    letter.payload = letter.payload.as_deref().map(mask);
+    for error in &mut letter.errors {
+        error.error = mask(&error.error);
+        error.worker = mask(&error.worker);
+    }
+    for value in letter.other.values_mut() {
+        *value = mask(value);
+    }
+    letter
 }

@@ -611,8 +611,9 @@ async fn concurrent_redrive_commands_put_each_job_back_once() {
 }
 
 /// Letters holding misplaced card data (written by an older version or by hand: a PAN and
-/// a CVC in the detail, the history, the payload, the worker and an unknown field) never
-/// show it, as text or JSON, and a search for the PAN finds nothing.
+/// a CVC in the detail, the history, the payload, the worker and an unknown field) and a
+/// misplaced gateway key (the configured one, in the detail, the history and the payload)
+/// never show them, as text or JSON, and a search for the PAN finds nothing.
 #[tokio::test]
 async fn no_dlq_output_shows_misplaced_card_data() {
     const PAN: &str = "4242424242424242";
@@ -620,12 +621,12 @@ async fn no_dlq_output_shows_misplaced_card_data() {
     const CVC: &str = "989";
     let mut c = Console::new("dlqcli-card", 1).await;
     let errors = format!(
-        r#"[{{"attempt":1,"at_ms":1700000000000,"worker":"w-1","error":"declined card {SPACED} cvc {CVC}"}}]"#
+        r#"[{{"attempt":1,"at_ms":1700000000000,"worker":"w-1","error":"declined card {SPACED} cvc {CVC} signed with {KEY}"}}]"#
     );
     let payload = format!(
-        r#"{{"version":1,"method":"s2s","order_no":"CARD-1","card":{{"number":"{PAN}","cvc":"{CVC}"}},"metadata":{{"note":"{PAN}","cvv":"{CVC}"}}}}"#
+        r#"{{"version":1,"method":"s2s","order_no":"CARD-1","card":{{"number":"{PAN}","cvc":"{CVC}"}},"metadata":{{"note":"{PAN}","cvv":"{CVC}","copied":"{KEY}"}}}}"#
     );
-    let detail = format!("card {PAN} with CVC: {CVC} refused");
+    let detail = format!("card {PAN} with CVC: {CVC} refused; key {KEY}");
     let note = format!("pan {PAN} cvc {CVC}");
     let id = c
         .letter(

@@ -15,7 +15,9 @@ use payworker::payments::record;
 use redis::AsyncCommands;
 
 use super::{ACCOUNT_ID, KEY, test_sandbox};
-use crate::support::{ChildGuard, eventually, free_port, payworker_command, unique_prefix};
+use crate::support::{
+    ChildGuard, eventually, free_port, payworker_command, unique_prefix, worker_yaml,
+};
 use crate::support::{REDIS, cleanup, redis};
 
 /// `(order_no, currency, amount, what must happen)`: `Ok(status)` of its payment record, or
@@ -54,13 +56,16 @@ fn write_config(dir: &Path, prefix: &str, gateway: &url::Url) -> std::path::Path
     let ingress = free_port();
     std::fs::write(
         &config,
-        format!(
-            "redis:\n  url: {REDIS}\n  key_prefix: {prefix}\n\
-             gateway:\n  accounts:\n    main:\n      base_url: {gateway}\n      account_id: {ACCOUNT_ID}\n      site: https://shop.example.com\n\
-             queues:\n  create_payment:\n    block: 200ms\n\
-             ingress:\n  listen: 127.0.0.1:{ingress}\n  public_url: http://127.0.0.1:{ingress}\n\
-             results:\n  streams: [\"{prefix}:{{results}}\"]\n\
-             telemetry:\n  log_format: json\n",
+        worker_yaml(
+            REDIS,
+            prefix,
+            gateway,
+            ingress,
+            &format!(
+                "queues:\n  create_payment:\n    block: 200ms\n\
+                 results:\n  streams: [\"{prefix}:{{results}}\"]\n\
+                 telemetry:\n  log_format: json\n"
+            ),
         ),
     )
     .unwrap();

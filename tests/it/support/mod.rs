@@ -17,7 +17,7 @@ pub use payworker_testkit::{
     ChildGuard, RedisCluster, RedisServer, SwitchProxy, TlsRedisServer, eventually, free_port,
     owner_of, queue_job, replication, unique_prefix,
 };
-pub use process::{ANY_HEALTH_PORT, env_or, payworker_command, spawn_payworker};
+pub use process::{ANY_HEALTH_PORT, env_or, payworker_command, spawn_payworker, worker_yaml};
 pub use redis_dump::key_as_text;
 
 /// The gateway's independent test vectors (`crates/gateway/tests/fixtures/gateway.json`,

@@ -55,3 +55,22 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// `worker.yaml` for a test's `payworker` processes: Redis at `redis_url` under `prefix`,
+/// the test account at `gateway`, the ingress on `ingress_port` (and its public URL), then
+/// `rest`: further sections, as YAML (`queues`, `results`, `telemetry`, ...). The key comes
+/// from the environment ([`spawn_payworker`]).
+pub fn worker_yaml(
+    redis_url: &str,
+    prefix: &str,
+    gateway: &url::Url,
+    ingress_port: u16,
+    rest: &str,
+) -> String {
+    let account = crate::payments::ACCOUNT_ID;
+    format!(
+        "redis:\n  url: {redis_url}\n  key_prefix: {prefix}\n\
+         gateway:\n  accounts:\n    main:\n      base_url: {gateway}\n      account_id: {account}\n      site: https://shop.example.com\n\
+         ingress:\n  listen: 127.0.0.1:{ingress_port}\n  public_url: http://127.0.0.1:{ingress_port}\n{rest}"
+    )
+}

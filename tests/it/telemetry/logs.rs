@@ -15,10 +15,10 @@ use redis::AsyncCommands;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::payments::{ACCOUNT_ID, KEY, job};
+use crate::payments::{KEY, job};
 use crate::support::{
     ChildGuard, REDIS, cleanup, eventually, free_port, notifying_sandbox, payworker_command, redis,
-    unique_prefix,
+    unique_prefix, worker_yaml,
 };
 
 const PAN: &str = "4111111111111111";
@@ -93,13 +93,13 @@ async fn one_json_line_per_job_outcome_with_its_ids_and_no_secret_or_body() {
     let config = dir.path().join("worker.yaml");
     std::fs::write(
         &config,
-        format!(
-            "redis:\n  url: {REDIS}\n  key_prefix: {prefix}\n\
-             gateway:\n  accounts:\n    main:\n      base_url: {base}\n      account_id: {ACCOUNT_ID}\n      site: https://shop.example.com\n\
-             queues:\n  create_payment:\n    block: 200ms\n  process_notification:\n    block: 200ms\n\
-             ingress:\n  listen: 127.0.0.1:{ingress_port}\n  public_url: http://127.0.0.1:{ingress_port}\n\
+        worker_yaml(
+            REDIS,
+            &prefix,
+            &gateway.base_url,
+            ingress_port,
+            "queues:\n  create_payment:\n    block: 200ms\n  process_notification:\n    block: 200ms\n\
              telemetry:\n  log_level: info\n",
-            base = gateway.base_url,
         ),
     )
     .unwrap();

@@ -12,8 +12,10 @@ use payworker::payments::record;
 use redis::AsyncCommands;
 
 use super::get;
-use crate::payments::{ACCOUNT_ID, KEY, test_sandbox};
-use crate::support::{ChildGuard, REDIS, cleanup, eventually, free_port, payworker_command};
+use crate::payments::{KEY, test_sandbox};
+use crate::support::{
+    ChildGuard, REDIS, cleanup, eventually, free_port, payworker_command, worker_yaml,
+};
 use crate::support::{redis, unique_prefix};
 
 /// How long the quiet worker is watched for taking a job it must not take: ten of its
@@ -25,13 +27,16 @@ fn write_config(dir: &Path, prefix: &str, gateway: &url::Url) -> std::path::Path
     let ingress = free_port();
     std::fs::write(
         &config,
-        format!(
-            "redis:\n  url: {REDIS}\n  key_prefix: {prefix}\n\
-             gateway:\n  accounts:\n    main:\n      base_url: {gateway}\n      account_id: {ACCOUNT_ID}\n      site: https://shop.example.com\n\
-             queues:\n  create_payment:\n    block: 200ms\n    reclaim_interval: 1s\n\
-             ingress:\n  listen: 127.0.0.1:{ingress}\n  public_url: http://127.0.0.1:{ingress}\n\
-             results:\n  streams: [\"{prefix}:{{results}}\"]\n\
-             telemetry:\n  log_format: json\n",
+        worker_yaml(
+            REDIS,
+            prefix,
+            gateway,
+            ingress,
+            &format!(
+                "queues:\n  create_payment:\n    block: 200ms\n    reclaim_interval: 1s\n\
+                 results:\n  streams: [\"{prefix}:{{results}}\"]\n\
+                 telemetry:\n  log_format: json\n"
+            ),
         ),
     )
     .unwrap();

@@ -28,9 +28,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::trace_view;
 use crate::notifications::{Options, Product, charge};
-use crate::payments::{ACCOUNT_ID, KEY, job};
+use crate::payments::{KEY, job};
 use crate::support::{
-    ChildGuard, REDIS, eventually, free_port, redis, silent_sandbox, spawn_payworker, unique_prefix,
+    ChildGuard, REDIS, eventually, free_port, redis, silent_sandbox, spawn_payworker,
+    unique_prefix, worker_yaml,
 };
 
 const PAN: &str = "4242424242424242";
@@ -136,12 +137,15 @@ fn process_config(
     ingress_port: u16,
     otlp: &url::Url,
 ) -> String {
-    format!(
-        "redis:\n  url: {REDIS}\n  key_prefix: {prefix}\n\
-         gateway:\n  accounts:\n    main:\n      base_url: {gateway}\n      account_id: {ACCOUNT_ID}\n      site: https://shop.example.com\n\
-         ingress:\n  listen: 127.0.0.1:{ingress_port}\n  public_url: http://127.0.0.1:{ingress_port}\n\
-         results:\n  streams: [\"{results}\"]\n\
-         telemetry:\n  log_level: info\n  otlp_endpoint: {otlp}\n"
+    worker_yaml(
+        REDIS,
+        prefix,
+        gateway,
+        ingress_port,
+        &format!(
+            "results:\n  streams: [\"{results}\"]\n\
+             telemetry:\n  log_level: info\n  otlp_endpoint: {otlp}\n"
+        ),
     )
 }
 

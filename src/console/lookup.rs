@@ -121,6 +121,9 @@ fn waiting_table(rows: &[(Record, u64)], age: impl Fn(u64) -> u64) -> Markup {
 }
 
 /// One payment: its record, its events, and the resolve form when it waits for a person.
+/// The record fields a notification leaves: `n:<fingerprint>`.
+const NOTIFICATION_MARK: &str = "n:";
+
 async fn lookup(console: &Console, who: &Who, account: &str, order_no: &str) -> Markup {
     let Some(account) = console.account(account) else {
         return html! { p.error { "No such account." } };
@@ -151,8 +154,17 @@ async fn lookup(console: &Console, who: &Who, account: &str, order_no: &str) -> 
         .fields()
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "pending_event" | "client_secret"))
+        .filter(|(k, _)| !k.starts_with(NOTIFICATION_MARK))
         .collect();
     fields.sort();
+    // Each notification applied or ignored left its fingerprint in the record, with the
+    // version its change made or `ignored` (the notification handler's dedupe marks).
+    let mut notifications: Vec<(&str, &str)> = rec
+        .fields()
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(NOTIFICATION_MARK)?, v.as_str())))
+        .collect();
+    notifications.sort();
     let status = rec.get("status").unwrap_or_default();
     let open = matches!(status, "unknown" | "review_required");
     let csrf = console.access.csrf(who);
@@ -160,6 +172,25 @@ async fn lookup(console: &Console, who: &Who, account: &str, order_no: &str) -> 
         h2 #payment { "Payment " (order_no) " (" (account) "): " span #status { (status) } " · version " (rec.version()) }
         table #record {
             @for (name, value) in &fields { tr { th { (name) } td { (value) } } }
+        }
+        h2 { "Notifications" }
+        @if notifications.is_empty() {
+            p #notifications { "None received for this payment." }
+        } @else {
+            table #notifications {
+                tr { th { "fingerprint" } th { "what it did" } }
+                @for (fingerprint, done) in &notifications {
+                    tr {
+                        td { (fingerprint) }
+                        td {
+                            @match done.strip_prefix('v') {
+                                Some(version) => { "applied: made version " (version) }
+                                None => { "ignored: changed nothing" }
+                            }
+                        }
+                    }
+                }
+            }
         }
         h2 { "Events" }
         @match &timeline {

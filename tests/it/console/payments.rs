@@ -1,5 +1,5 @@
 //! The payments page over HTTP: a payment in `unknown` listed with its age, looked up with
-//! its record and events, and resolved by compare-and-set: refused at a version it no
+//! its record, the notifications applied and ignored, and its events, and resolved by compare-and-set: refused at a version it no
 //! longer has, written at the one it has, logged with who.
 
 use redis::AsyncCommands;
@@ -24,6 +24,9 @@ async fn an_unknown_payment_is_listed_looked_up_and_resolved_once() {
         ("currency", "EUR"),
         ("method", "s2s"),
         ("created_at", "2026-11-30T10:00:00Z"),
+        // Two notifications handled: one made version 2, one changed nothing.
+        ("n:9f2c", "v2"),
+        ("n:77ab", "ignored"),
     ];
     let _: () = c.conn.hset_multiple(&key, &fields).await.unwrap();
     // Entered `unknown` ten minutes ago: its review is due `unknown_review_after` later.
@@ -47,6 +50,11 @@ async fn an_unknown_payment_is_listed_looked_up_and_resolved_once() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("id=\"status\">unknown<"), "{page}");
     assert!(page.contains("20.99"), "{page}");
+    assert!(
+        page.contains("<td>9f2c</td><td>applied: made version 2</td>")
+            && page.contains("<td>77ab</td><td>ignored: changed nothing</td>"),
+        "{page}"
+    );
     let csrf = Running::csrf(&page);
     let origin = c.origin();
     let resolve = |version: &'static str| {

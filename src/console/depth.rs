@@ -1,6 +1,7 @@
 //! The queues page: for each queue and partition, what `read_depth` reads (stream length,
-//! pending, lag, oldest pending age, delayed retries, dead letters) and the consumers of
-//! its group with their idle time.
+//! pending, lag, oldest pending age, delayed retries, dead letters), the runs finished per
+//! second over the last minute and five (`throughput`), and the consumers of its group
+//! with their idle time.
 
 use axum::Extension;
 use axum::extract::State;
@@ -8,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use super::auth::Who;
-use super::{Console, QUEUES, page};
+use super::{Console, QUEUES, page, throughput};
 use payworker_queue::{GROUP, QueueKeys};
 
 /// `GET /`: the queues.
@@ -53,6 +54,19 @@ async fn consumers(console: &Console, keys: &QueueKeys) -> Vec<Consumer> {
 /// `GET /queues`.
 pub async fn page(State(console): State<Console>, Extension(who): Extension<Who>) -> Response {
     let now = payworker_queue::now_ms();
+    let instant = std::time::Instant::now();
+    let rate = |keys: &QueueKeys| -> Vec<String> {
+        throughput::WINDOWS
+            .iter()
+            .map(|w| {
+                throughput::shown(
+                    console
+                        .throughput
+                        .tenths_per_second(&keys.stream, instant, *w),
+                )
+            })
+            .collect()
+    };
     let mut rows = Vec::new();
     for queue in QUEUES {
         for keys in console.keys(queue).unwrap_or_default() {
@@ -67,7 +81,8 @@ pub async fn page(State(console): State<Console>, Extension(who): Extension<Who>
             tr {
                 th { "queue" } th { "partition" } th { "stream length" } th { "pending" }
                 th { "lag" } th { "oldest pending" } th { "delayed retries" }
-                th { "dead letters" } th { "consumers (pending, idle)" }
+                th { "dead letters" } th { "finished (1 min, 5 min)" }
+                th { "consumers (pending, idle)" }
             }
             @for (keys, depth, consumers) in &rows {
                 tr {
@@ -80,6 +95,7 @@ pub async fn page(State(console): State<Console>, Extension(who): Extension<Who>
                         }
                         Err(_) => { td colspan="6" .error { "Redis did not answer" } }
                     }
+                    td.rate { (rate(keys).join(", ")) }
                     td {
                         @for c in consumers {
                             div { (c.name) " (" (c.pending) ", idle " (page::age(c.idle_ms)) ")" }

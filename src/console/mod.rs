@@ -10,6 +10,8 @@
 //!   cookie set by the login form) and the cross-site request forgery checks on every POST.
 //! - `page`: the layout, the style sheet, and small formatting helpers.
 //! - `depth`: the queues page: depth per queue and partition.
+//! - `throughput`: runs finished per second per partition, from samples the console takes
+//!   of each stream every few seconds.
 //! - `letters`: dead letters: the filtered list with its cursor, one letter's view.
 //! - `scrub`: the last line of defence: every response body is searched for the gateway
 //!   keys and the console's token, which the queue crate's card masking cannot know, and
@@ -31,6 +33,7 @@ mod lookup;
 mod page;
 mod scrub;
 mod tail;
+mod throughput;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +56,7 @@ struct Console {
     conn: RedisConn,
     access: Arc<Access>,
     store: Arc<crate::payments::store::PaymentStore>,
+    throughput: Arc<throughput::Throughput>,
 }
 
 /// The queues the console shows: the worker's two.
@@ -116,12 +120,34 @@ pub async fn serve(
         conn,
         access: Arc::new(access),
         store: Arc::new(crate::startup::payment_store(settings).await?),
+        throughput: Arc::default(),
     };
+    tokio::spawn(sample(console.clone(), shutdown.clone()));
     tracing::info!(address = %bound, "console listening");
     axum::serve(listener, router(console))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     Ok(())
+}
+
+/// Samples every partition's stream for the throughput figures, until `shutdown`.
+async fn sample(console: Console, shutdown: CancellationToken) {
+    loop {
+        for queue in QUEUES {
+            for keys in console.keys(queue).unwrap_or_default() {
+                if let Some((added, length)) =
+                    throughput::read(&mut console.conn.clone(), &keys).await
+                {
+                    let now = std::time::Instant::now();
+                    console.throughput.record(&keys.stream, now, added, length);
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(throughput::EVERY) => {}
+        }
+    }
 }
 
 fn router(console: Console) -> Router {

@@ -1,12 +1,14 @@
 //! `payworker console` as an operator reaches it: the binary started on its own port and
 //! key prefix against real Redis, driven over real HTTP. Auth and CSRF (`auth`), the
-//! dead-letter pages and actions (`letters`), and no card data on any page (`card_data`).
+//! dead-letter pages and actions (`letters`), and no card data on any page (`card_data`);
+//! the payments page (`payments`); the queues page's throughput (`queues`).
 
 mod auth;
 mod browser;
 mod card_data;
 mod letters;
 mod payments;
+mod queues;
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -68,7 +70,12 @@ impl Running {
     /// A console bound to `bind_ip` (on a free port), with the token when `token`, reached
     /// through loopback.
     pub async fn start(name: &str, bind_ip: &str, token: bool) -> Self {
-        let prefix = unique_prefix(name);
+        Self::start_on(&unique_prefix(name), bind_ip, token).await
+    }
+
+    /// [`Running::start`] on a key prefix the test chose (and filled) beforehand.
+    pub async fn start_on(prefix: &str, bind_ip: &str, token: bool) -> Self {
+        let prefix = prefix.to_owned();
         let port = free_port();
         let listen = format!("{bind_ip}:{port}");
         let config = config(&prefix);

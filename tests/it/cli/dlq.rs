@@ -774,3 +774,46 @@ async fn payment_show_prints_the_event_timeline_in_version_order() {
     assert!(!doc.to_string().contains("pi_x_secret_y"), "{doc}");
     cleanup(&mut c.conn, &c.prefix).await;
 }
+
+/// On a terminal (a pseudo-terminal from util-linux's `script`) a bulk action shows its
+/// progress on standard error, rewriting one line as batches go.
+#[tokio::test]
+async fn a_bulk_action_shows_its_progress_on_a_terminal() {
+    let mut c = Console::new("dlqcli-tty", 1).await;
+    for n in 0..3 {
+        c.letter(
+            0,
+            &format!("170000000000{n}-0"),
+            &[
+                ("job", &job(&format!("TTY-{n}"))),
+                ("reason", "invalid"),
+                ("detail", "refused"),
+            ],
+        )
+        .await;
+    }
+    let command = format!(
+        "{} --config {} dlq delete --all --yes",
+        env!("CARGO_BIN_EXE_payworker"),
+        c.config.path().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY", KEY)
+        .env("PAYWORKER_REDIS__KEY_PREFIX", &c.prefix)
+        .env("PAYWORKER_QUEUES__CREATE_PAYMENT__PARTITIONS", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("`script` runs (util-linux)");
+    // `script` copies what the terminal showed, standard error included, to its output.
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains('\r') && shown.contains("3/3 ("),
+        "progress on the terminal: {shown:?}"
+    );
+    assert_eq!(c.dlq_len().await, 0);
+    cleanup(&mut c.conn, &c.prefix).await;
+}

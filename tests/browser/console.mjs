@@ -1,10 +1,13 @@
 // Drives `payworker console` in headless Chromium as an operator would, for
-// tests/it/console/browser.rs, which starts the console, seeds the dead letters and checks
-// Redis afterwards. Usage: node console.mjs <base-url> <token> <screenshot-dir>
+// tests/it/console/browser.rs, which starts the console beside a worker, seeds the dead
+// letters and checks Redis afterwards. Usage:
+//   node console.mjs <base-url> <token> <screenshot-dir> <order-no>
+// where <order-no> is the order of the newest `gave_up` letter, the one re-driven here: the
+// worker takes its job back and the payment must settle.
 // Each step throws on what it does not see; the exit code tells the Rust test.
 import { chromium } from 'playwright-core';
 
-const [base, token, out] = process.argv.slice(2);
+const [base, token, out, order] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : [],
@@ -29,7 +32,8 @@ try {
   expect((await page.textContent('body')).includes('create_payment'), 'create_payment listed');
   await shot(page, 'queues');
 
-  // Dead letters filtered by reason; open one; re-drive it; it leaves the list.
+  // Dead letters filtered by reason; open one; re-drive it; it leaves the list, and the
+  // worker settles its payment.
   await page.goto(`${base}/letters`);
   await page.fill('input[name=reason]', 'gave_up');
   await Promise.all([page.waitForNavigation(), page.click('form[action="/letters"] button')]);
@@ -40,12 +44,25 @@ try {
   const id = await first.textContent();
   await Promise.all([page.waitForNavigation(), first.click()]);
   expect((await page.textContent('#letter')).includes(id), `the letter ${id} shown`);
+  expect((await page.textContent('#payload')).includes(order), `the letter of order ${order}`);
   await shot(page, 'letter');
   await Promise.all([page.waitForNavigation(), page.click('#redrive')]);
   expect((await page.textContent('#outcome')).includes('back on create_payment'), 're-driven');
   await page.goto(`${base}/letters?reason=gave_up`);
   const left = await page.locator('#letters a').allTextContents();
   expect(left.length === 1 && !left.includes(id), `${id} gone from the list, got ${left}`);
+  // The worker charges it with the sandbox: the payment page shows it settled (looked up
+  // again until it does, for up to 15 seconds).
+  let status = null;
+  for (let tries = 0; tries < 30 && status !== 'succeeded'; tries++) {
+    if (tries > 0) await page.waitForTimeout(500);
+    await page.goto(`${base}/payments?order_no=${encodeURIComponent(order)}`);
+    status = (await page.locator('#status').count()) ? await page.textContent('#status') : null;
+  }
+  expect(status === 'succeeded', `payment ${order} succeeded, last seen ${status}`);
+  const settled = await page.locator('#timeline td.type').allTextContents();
+  expect(settled.includes('payment.succeeded'), `payment.succeeded in its timeline, got ${settled}`);
+  await shot(page, 'settled');
 
   // Bulk delete of the `invalid` letters: refused with the wrong count, done with the right.
   await page.goto(`${base}/letters?reason=invalid`);

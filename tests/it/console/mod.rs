@@ -70,12 +70,17 @@ impl Running {
     /// A console bound to `bind_ip` (on a free port), with the token when `token`, reached
     /// through loopback.
     pub async fn start(name: &str, bind_ip: &str, token: bool) -> Self {
-        Self::start_on(&unique_prefix(name), bind_ip, token).await
+        Running::start_on(unique_prefix(name), bind_ip, token, &[]).await
     }
 
-    /// [`Running::start`] on a key prefix the test chose (and filled) beforehand.
-    pub async fn start_on(prefix: &str, bind_ip: &str, token: bool) -> Self {
-        let prefix = prefix.to_owned();
+    /// As [`Running::start`], on a given `prefix` (another part's, e.g. a running worker's)
+    /// with `extra` environment on top (e.g. that worker's gateway account).
+    pub async fn start_on(
+        prefix: String,
+        bind_ip: &str,
+        token: bool,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let listen = format!("{bind_ip}:{port}");
         let config = config(&prefix);
@@ -84,6 +89,7 @@ impl Running {
         if token {
             env.push(("PAYWORKER_CONSOLE__TOKEN", TOKEN));
         }
+        env.extend_from_slice(extra);
         let out = log.reopen().unwrap();
         let err = out.try_clone().unwrap();
         let child = command(config.path(), &prefix, &env)

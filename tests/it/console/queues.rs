@@ -22,7 +22,7 @@ async fn the_queues_page_shows_runs_finished_per_second_from_its_own_samples() {
                 .unwrap(),
         );
     }
-    let mut c = Running::start_on(&prefix, "127.0.0.1", false).await;
+    let mut c = Running::start_on(prefix.clone(), "127.0.0.1", false, &[]).await;
     let (status, page) = c.get("/queues").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("finished (1 min, 5 min)"), "{page}");

@@ -200,13 +200,7 @@ async fn show(
         })
         .collect();
     fields.sort();
-    // Events are published after the record is created; a minute covers clocks apart and a
-    // Cluster's late publication.
-    let since = rec
-        .get("created_at")
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
-        .map_or(0, |ms| ms.saturating_sub(60_000));
+    let since = crate::payments::timeline::since(&rec);
     let timeline = crate::payments::timeline::read(
         &mut conn,
         &settings.results.streams,

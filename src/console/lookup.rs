@@ -137,11 +137,7 @@ async fn lookup(console: &Console, who: &Who, account: &str, order_no: &str) -> 
         }
         Err(_) => return html! { p.error { "Redis did not answer." } },
     };
-    let since = rec
-        .get("created_at")
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
-        .map_or(0, |ms| ms.saturating_sub(60_000));
+    let since = crate::payments::timeline::since(&rec);
     let timeline = crate::payments::timeline::read(
         &mut conn,
         &console.settings.results.streams,

@@ -20,16 +20,23 @@ pub async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css")], CSS)
 }
 
+/// Every page's `head`: its title and the style sheet.
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            title { (title) " · payworker console" }
+            link rel="stylesheet" href="/style.css";
+        }
+    }
+}
+
 /// A page with the console's navigation, for `who`.
 pub fn layout(title: &str, who: &Who, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { (title) " · payworker console" }
-                link rel="stylesheet" href="/style.css";
-            }
+            (head(title))
             body {
                 nav {
                     a href="/queues" { "Queues" }
@@ -49,11 +56,7 @@ pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { (title) " · payworker console" }
-                link rel="stylesheet" href="/style.css";
-            }
+            (head(title))
             body { main { (body) } }
         }
     }

@@ -27,7 +27,18 @@ pub struct Timeline {
     pub truncated: bool,
 }
 
-/// The events of `account`'s payment `order_no` on `streams`, since `since_ms` (Unix ms).
+/// Where a payment's events may start, in Unix ms: its record's `created_at` less a minute
+/// (events are published after the record is written; the minute covers clocks apart and a
+/// Cluster's late publication), or the start of time when the record has no creation time.
+pub fn since(rec: &super::record::Record) -> u64 {
+    rec.get("created_at")
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+        .map_or(0, |ms| ms.saturating_sub(60_000))
+}
+
+/// The events of `account`'s payment `order_no` on `streams`, since `since_ms` (Unix ms,
+/// see [`since`]).
 pub async fn read(
     conn: &mut RedisConn,
     streams: &[String],

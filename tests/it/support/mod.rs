@@ -27,3 +27,18 @@ pub fn vectors() -> serde_json::Value {
     let text = include_str!("../../../crates/gateway/tests/fixtures/gateway.json");
     serde_json::from_str(text).expect("fixture is JSON")
 }
+
+/// Whether `text` shows `secret`. A secret of digits only (a CVC, a card number) counts
+/// only as a number of its own, not inside a longer run of digits: "737" is in the stream id
+/// `1796067372781-0` and "8173" in a millisecond timestamp, neither of which is card data.
+pub fn shows(text: &str, secret: &str) -> bool {
+    if !secret.bytes().all(|b| b.is_ascii_digit()) {
+        return text.contains(secret);
+    }
+    let digit = |i: Option<usize>| {
+        i.and_then(|i| text.as_bytes().get(i))
+            .is_some_and(u8::is_ascii_digit)
+    };
+    text.match_indices(secret)
+        .any(|(at, _)| !digit(at.checked_sub(1)) && !digit(Some(at + secret.len())))
+}

@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::payments::{ACCOUNT_ID, KEY, job};
 use crate::support::{
-    ChildGuard, RedisServer, env_or, free_port, key_as_text, notifying_sandbox, spawn_payworker,
+    ChildGuard, RedisServer, dump, env_or, free_port, notifying_sandbox, spawn_payworker,
     unique_prefix,
 };
 
@@ -473,24 +473,6 @@ fn unfinished(census: &Census, orders: &[Order], sandbox: &SandboxHandle) -> Vec
             waiting.then(|| format!("{} {status}", o.no))
         })
         .collect()
-}
-
-/// Every key of the server and its value, whatever its type, as text.
-async fn dump(conn: &mut ConnectionManager) -> Vec<(String, String)> {
-    let mut names: Vec<String> = Vec::new();
-    let mut iter: redis::AsyncIter<String> = conn.scan().await.unwrap();
-    while let Some(name) = iter.next_item().await {
-        names.push(name.unwrap());
-    }
-    drop(iter);
-    let mut out = Vec::new();
-    for name in names {
-        // None: expired since the scan.
-        if let Some((kind, value_text)) = key_as_text(conn, &name).await {
-            out.push((format!("{kind} {name}"), format!("{name}\n{value_text}")));
-        }
-    }
-    out
 }
 
 /// What `text` leaks: a card number (in any spacing), the CVC as a card field's value

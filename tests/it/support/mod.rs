@@ -18,7 +18,7 @@ pub use payworker_testkit::{
     owner_of, queue_job, replication, unique_prefix,
 };
 pub use process::{ANY_HEALTH_PORT, env_or, payworker_command, spawn_payworker, worker_yaml};
-pub use redis_dump::key_as_text;
+pub use redis_dump::{dump, key_as_text};
 
 /// The gateway's independent test vectors (`crates/gateway/tests/fixtures/gateway.json`,
 /// which the gateway crate's own tests check): the application's tests use its key and

@@ -2,6 +2,8 @@
 //! and keys are kept nowhere search every value a run left behind, so one reader must know
 //! every type the application writes.
 
+use redis::AsyncCommands;
+
 /// The value of `key` as `(type, text)`, or `None` when the key is gone (expired since it
 /// was listed). Panics on a type the application never writes, so that a new one is read
 /// rather than silently skipped.
@@ -29,6 +31,25 @@ pub async fn key_as_text(
     let mut text = String::new();
     value_text(&value, &mut text);
     Some((kind, text))
+}
+
+/// Every key of the server and its value, whatever its type, as text: `("<type> <key>",
+/// "<key>\n<value>")` (for a test whose Redis is its own, such as the stress test's).
+pub async fn dump(conn: &mut redis::aio::ConnectionManager) -> Vec<(String, String)> {
+    let mut names: Vec<String> = Vec::new();
+    let mut iter: redis::AsyncIter<String> = conn.scan().await.unwrap();
+    while let Some(name) = iter.next_item().await {
+        names.push(name.unwrap());
+    }
+    drop(iter);
+    let mut out = Vec::new();
+    for name in names {
+        // None: expired since the scan.
+        if let Some((kind, value_text)) = key_as_text(conn, &name).await {
+            out.push((format!("{kind} {name}"), format!("{name}\n{value_text}")));
+        }
+    }
+    out
 }
 
 /// Renders any Redis value as text, to be searched: bulk strings lossily as UTF-8, one

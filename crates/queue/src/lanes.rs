@@ -21,13 +21,14 @@
 //!
 //! A permit is released when dropped: at the end of the run, or when a worker that asked
 //! is dropped before it got one (a granted slot whose asker went away is handed on at once,
-//! never leaked).
+//! never leaked). A worker may keep two slots claimed (see [`LaneLayer`]), so its lane
+//! stays in line while the worker is being woken with the slot it was granted.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
@@ -152,11 +153,13 @@ impl LaneGate {
             .map_or(0, |l| l.waiting.len())
     }
 
-    /// The tower layer that makes a service ask this gate for lane `lane` before each job.
-    pub fn layer(&self, lane: usize) -> LaneLayer {
+    /// The tower layer that makes a service ask this gate for lane `lane` before each job,
+    /// keeping `claims` slots claimed (1 or 2, see [`LaneLayer`]).
+    pub fn layer(&self, lane: usize, claims: usize) -> LaneLayer {
         LaneLayer {
             gate: self.clone(),
             lane,
+            claims: claims.clamp(1, 2),
         }
     }
 }
@@ -241,10 +244,20 @@ impl Drop for Acquire {
 
 /// Makes a service take a slot of a [`LaneGate`] for its lane before each call, held until
 /// the call's future completes.
+///
+/// `claims`: slots the service keeps claimed, held or in line. One is the permit for the
+/// next call; a second keeps the lane in line while the worker is being woken with the
+/// first. With one, a lane with a backlog is out of line from each grant until its worker
+/// runs again, and slots freed meanwhile go to the other lanes whatever the weights
+/// (measured: a lane of weight 8 in 9 with a backlog ran 61 % of the jobs, not 89 %). The
+/// cost: a worker whose stream is empty may hold two idle slots instead of one, so two
+/// claims are for when the slots are at least twice the workers (else a worker idling on
+/// an empty stream could hold slots another worker's jobs wait for).
 #[derive(Clone, Debug)]
 pub struct LaneLayer {
     gate: LaneGate,
     lane: usize,
+    claims: usize,
 }
 
 impl<S> Layer<S> for LaneLayer {
@@ -255,8 +268,9 @@ impl<S> Layer<S> for LaneLayer {
             inner,
             gate: self.gate.clone(),
             lane: self.lane,
-            acquire: None,
-            permit: None,
+            claims: self.claims,
+            asks: Vec::new(),
+            permits: VecDeque::new(),
         }
     }
 }
@@ -267,8 +281,11 @@ pub struct LaneLimit<S> {
     inner: S,
     gate: LaneGate,
     lane: usize,
-    acquire: Option<Acquire>,
-    permit: Option<Permit>,
+    claims: usize,
+    /// Asks in line.
+    asks: Vec<Acquire>,
+    /// Slots granted and not yet used by a call.
+    permits: VecDeque<Permit>,
 }
 
 impl<S: Clone> Clone for LaneLimit<S> {
@@ -278,8 +295,9 @@ impl<S: Clone> Clone for LaneLimit<S> {
             inner: self.inner.clone(),
             gate: self.gate.clone(),
             lane: self.lane,
-            acquire: None,
-            permit: None,
+            claims: self.claims,
+            asks: Vec::new(),
+            permits: VecDeque::new(),
         }
     }
 }
@@ -294,19 +312,27 @@ where
     type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        if self.permit.is_none() {
-            let acquire = self
-                .acquire
-                .get_or_insert_with(|| self.gate.acquire(self.lane));
-            let permit = ready!(Pin::new(acquire).poll(cx));
-            self.acquire = None;
-            self.permit = Some(permit);
+        while self.permits.len() + self.asks.len() < self.claims {
+            self.asks.push(self.gate.acquire(self.lane));
+        }
+        let mut i = 0;
+        while i < self.asks.len() {
+            match Pin::new(&mut self.asks[i]).poll(cx) {
+                Poll::Ready(permit) => {
+                    self.asks.remove(i);
+                    self.permits.push_back(permit);
+                }
+                Poll::Pending => i += 1,
+            }
+        }
+        if self.permits.is_empty() {
+            return Poll::Pending;
         }
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: R) -> Self::Future {
-        let permit = self.permit.take();
+        let permit = self.permits.pop_front();
         debug_assert!(permit.is_some(), "call without poll_ready");
         let run = self.inner.call(request);
         Box::pin(async move {
@@ -436,7 +462,7 @@ mod tests {
         let gate = LaneGate::new(1, &[1, 1]);
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
         let wait = Arc::new(Mutex::new(Some(wait)));
-        let mut svc = gate.layer(1).layer(tower::service_fn(move |_: ()| {
+        let mut svc = gate.layer(1, 2).layer(tower::service_fn(move |_: ()| {
             let wait = wait.lock().unwrap().take();
             async move {
                 if let Some(wait) = wait {
@@ -447,11 +473,22 @@ mod tests {
         }));
         let run = svc.ready().await.unwrap().call(());
         assert_eq!(gate.available(), 0, "taken in poll_ready, held by the run");
+        assert_eq!(
+            gate.waiting(1),
+            1,
+            "and the lane stays in line for the next"
+        );
         let run = tokio::spawn(run);
         tokio::task::yield_now().await;
         assert_eq!(gate.available(), 0);
         go.send(()).unwrap();
         run.await.unwrap().unwrap();
-        assert_eq!(gate.available(), 1, "let go when the run ended");
+        assert_eq!(
+            gate.waiting(1),
+            0,
+            "let go when the run ended: the ask in line has it"
+        );
+        drop(svc);
+        assert_eq!(gate.available(), 1, "and a service gone holds nothing");
     }
 }

@@ -187,11 +187,18 @@ where
         shared.config.concurrency.max(1),
         &weights.iter().map(|(_, w)| *w).collect::<Vec<_>>(),
     );
+    // Two claims per worker keep a lane in line between a grant and its worker's next
+    // ask (see `LaneLayer`), when there are slots for two per worker.
+    let claims = if shared.config.concurrency >= 2 * shared.keys.len() {
+        2
+    } else {
+        1
+    };
     let mut monitor = Monitor::new().shutdown_timeout(drain_deadline);
     for partition in 0..shared.keys.len() {
         let lane_name = shared.keys[partition].lane.as_deref();
         let lane = lane_names.iter().position(|n| *n == lane_name).unwrap_or(0);
-        let limit = gate.layer(lane);
+        let limit = gate.layer(lane, claims);
         let shared = shared.clone();
         let handler = handler.clone();
         let validate = validate.clone();

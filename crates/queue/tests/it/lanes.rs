@@ -305,3 +305,32 @@ async fn without_lanes_checkouts_wait_behind_the_backlog() {
         "p99 pickup {p99:?} within target without lanes"
     );
 }
+
+/// With as many slots as partitions, each partition's worker keeps one claim (two would let
+/// a worker idling on an empty stream hold the slot another partition's jobs wait for):
+/// jobs on every partition of every lane run, whichever stream filled first.
+#[tokio::test]
+async fn with_one_slot_per_partition_every_partition_runs() {
+    let prefix = unique_prefix("lanes-scarce");
+    let mut config = config(&prefix);
+    config.partitions = 2;
+    config.lanes = vec![Lane::new("batch", 1)];
+    let keys = config.keys();
+    config.concurrency = keys.len();
+    let mut conn = redis().await;
+    let runs = Runs::default();
+    let worker = start(config, &runs);
+    // Let every worker settle on its empty stream first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (i, k) in keys.iter().enumerate() {
+        let i = i as u64;
+        enqueue(&mut conn, &k.stream, (i * 10..i * 10 + 5).map(ping)).await;
+    }
+    let all = keys.len() * 5;
+    eventually(Duration::from_secs(10), || async {
+        (runs.distinct() == all).then_some(())
+    })
+    .await;
+    worker.stop().await;
+    cleanup(&mut conn, &prefix).await;
+}

@@ -78,6 +78,7 @@ async fn a_job_on_a_lane_runs_and_a_refused_one_is_listed_by_its_lane() {
     })
     .await;
 
+    // `payworker ARGS` with the worker's configuration; its standard output.
     let dlq = |args: &[&str]| {
         let out = payworker_command()
             .arg("--config")
@@ -109,6 +110,31 @@ async fn a_job_on_a_lane_runs_and_a_refused_one_is_listed_by_its_lane() {
     );
     let stats: Value = serde_json::from_str(&dlq(&["dlq", "stats", "--json"])).unwrap();
     assert_eq!(stats["total"], 1, "{stats}");
+
+    // `payworker enqueue --lane` writes to the lane's stream, and only to a configured lane.
+    let file = dir.path().join("job.json");
+    std::fs::write(&file, job(2, "LANE-3")).unwrap();
+    let file = file.to_str().unwrap();
+    let written = dlq(&["enqueue", "--lane", "batch", file]);
+    assert!(written.starts_with(&batch.stream), "{written}");
+    let refused = payworker_command()
+        .arg("--config")
+        .arg(&config)
+        .args(["enqueue", "--lane", "express", file])
+        .env("PAYWORKER_GATEWAY__ACCOUNTS__MAIN__KEY", KEY)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("no such lane"),
+        "{stderr}"
+    );
+    // The worker is done with it (refused too) before the keys go.
+    eventually(Duration::from_secs(30), || {
+        let (mut conn, dlq) = (conn.clone(), batch.dlq.clone());
+        async move { (conn.xlen::<_, u64>(&dlq).await.ok()? == 2).then_some(()) }
+    })
+    .await;
 
     cleanup(&mut conn, &prefix).await;
 }

@@ -60,8 +60,8 @@ pub enum NotReady {
     NoGroup {
         /// The queue's name.
         queue: String,
-        /// The partition.
-        partition: u32,
+        /// The partition (`batch:0` on a lane).
+        partition: payworker_queue::Place,
     },
 }
 
@@ -141,7 +141,7 @@ impl Health {
             if !has_group {
                 return Err(NotReady::NoGroup {
                     queue: keys.queue.clone(),
-                    partition: keys.partition,
+                    partition: keys.place(),
                 });
             }
         }

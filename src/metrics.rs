@@ -65,6 +65,7 @@ pub fn registry() -> &'static PrometheusHandle {
         let builder = PrometheusBuilder::new();
         let builder = [
             payworker_queue::metrics::JOB_DURATION,
+            payworker_queue::metrics::PICKUP,
             GATEWAY_REQUEST_DURATION,
         ]
         .into_iter()

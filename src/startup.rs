@@ -185,14 +185,11 @@ pub async fn run_worker_on(
     let prefix = &settings.redis.key_prefix;
     let q = &settings.queues;
     let partitions = [
-        (queues::CREATE_PAYMENT, q.create_payment.partitions),
-        (
-            queues::PROCESS_NOTIFICATION,
-            q.process_notification.partitions,
-        ),
+        (queues::CREATE_PAYMENT, &q.create_payment),
+        (queues::PROCESS_NOTIFICATION, &q.process_notification),
     ]
     .into_iter()
-    .flat_map(|(queue, partitions)| queue::QueueKeys::all(prefix, queue, partitions))
+    .flat_map(|(queue, settings)| settings.keys(prefix, queue))
     .collect();
     let stop_serving = CancellationToken::new();
     let server = crate::health::spawn(

@@ -67,4 +67,29 @@ impl QueueName {
         );
         Ok(partition)
     }
+
+    /// `lane` if it is the default lane or one of this queue's `lanes`, else an error that
+    /// says which lanes there are.
+    pub fn check_lane<'a>(
+        self,
+        settings: &Settings,
+        lane: Option<&'a str>,
+    ) -> anyhow::Result<Option<&'a str>> {
+        let Some(lane) = lane.filter(|l| *l != payworker_queue::DEFAULT_LANE) else {
+            return Ok(None);
+        };
+        let lanes = &self.settings(settings).lanes;
+        anyhow::ensure!(
+            lanes.contains_key(lane),
+            "--lane {lane}: queue {} has no such lane in queues.{}.lanes (it has: default{})",
+            self.as_str(),
+            self.as_str(),
+            lanes
+                .keys()
+                .filter(|l| *l != payworker_queue::DEFAULT_LANE)
+                .map(|l| format!(", {l}"))
+                .collect::<String>(),
+        );
+        Ok(Some(lane))
+    }
 }

@@ -25,11 +25,16 @@ pub struct EnqueueArgs {
     /// The partition: 0 up to the queue's `partitions` in the configuration, less one.
     #[arg(long, default_value_t = 0)]
     pub partition: u32,
+    /// The lane: one of the queue's `lanes` in the configuration (default: the default
+    /// lane, `<prefix>:{<queue>:<partition>}`).
+    #[arg(long)]
+    pub lane: Option<String>,
 }
 
 /// `payworker enqueue`: the one `XADD` any producer does, from the shell.
 pub async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<()> {
     let partition = args.queue.check_partition(settings, args.partition)?;
+    let lane = args.queue.check_lane(settings, args.lane.as_deref())?;
     let mut text = String::new();
     if args.file.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text)?;
@@ -38,7 +43,12 @@ pub async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<(
             .with_context(|| format!("reading {}", args.file.display()))?;
     }
     let job: serde_json::Value = serde_json::from_str(&text).context("the job is not JSON")?;
-    let keys = QueueKeys::new(&settings.redis.key_prefix, args.queue.as_str(), partition);
+    let keys = QueueKeys::on_lane(
+        &settings.redis.key_prefix,
+        args.queue.as_str(),
+        lane,
+        partition,
+    );
     let mut conn = settings
         .redis
         .target()

@@ -2,12 +2,13 @@
 //! gateway calls are retried. Mapped onto the queue crate's own `QueueConfig` here, so the
 //! queue reads nothing of this file.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use payworker_queue::RetryPolicy;
 pub use payworker_queue::retry::Jitter;
+use payworker_queue::{QueueKeys, RetryPolicy};
 
 /// The job queues the worker consumes.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -72,6 +73,24 @@ pub struct QueueSettings {
     pub consumer_stale_after: Duration,
     /// This queue's own retry policy; when unset, the top-level `retry` applies.
     pub retry: Option<RetrySettings>,
+    /// Lanes: each named lane is its own set of `partitions` streams,
+    /// `<key_prefix>:{<queue>@<lane>:<n>}`, and a worker shares its `concurrency` among the
+    /// lanes that wait by `weight`. Jobs that name no lane (`<key_prefix>:{<queue>:<n>}`)
+    /// are the lane `default`, always read, weight 1 unless set here. Names: a-z, 0-9, _.
+    pub lanes: BTreeMap<String, LaneSettings>,
+}
+
+/// One lane of a queue.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneSettings {
+    /// Share of freed job slots while several lanes wait (at least 1): with weights 8 and
+    /// 1, the first lane gets 8 of every 9 and the second never fewer than 1 of 9.
+    pub weight: u32,
+    /// How soon this lane's jobs should start, for alerts on
+    /// `payworker_queue_pickup_seconds`; the weights, not this, decide the order.
+    #[serde(default, with = "humantime_serde")]
+    pub target_pickup: Option<Duration>,
 }
 
 impl Default for QueueSettings {
@@ -91,6 +110,7 @@ impl Default for QueueSettings {
             dlq_max_age: Duration::from_secs(14 * 24 * 3600),
             consumer_stale_after: Duration::from_secs(600),
             retry: None,
+            lanes: BTreeMap::new(),
         }
     }
 }
@@ -137,6 +157,13 @@ impl Default for RetrySettings {
 }
 
 impl QueueSettings {
+    /// The keys of every partition of every lane of queue `name` under `prefix`: what
+    /// lists a queue's streams (health, depth, dead letters) takes them from here.
+    pub fn keys(&self, prefix: &str, name: &str) -> Vec<QueueKeys> {
+        let lanes: Vec<&str> = self.lanes.keys().map(String::as_str).collect();
+        QueueKeys::of_queue(prefix, name, self.partitions, &lanes)
+    }
+
     /// The queue module's view of this queue: its settings, the key prefix and the retry
     /// policy in force (this queue's own, else the top-level one).
     pub fn queue_config(
@@ -165,6 +192,15 @@ impl QueueSettings {
                 .as_ref()
                 .unwrap_or(default_retry)
                 .policy(self.max_attempts),
+            lanes: self
+                .lanes
+                .iter()
+                .map(|(name, lane)| payworker_queue::Lane {
+                    name: name.clone(),
+                    weight: lane.weight,
+                    target_pickup: lane.target_pickup,
+                })
+                .collect(),
         }
     }
 }

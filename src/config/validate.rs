@@ -338,6 +338,23 @@ impl Problems {
         if queue.block >= queue.lease {
             self.add(format!("{at}.block"), "must be shorter than the lease");
         }
+        for (name, lane) in &queue.lanes {
+            if !payworker_queue::keys::is_lane_name(name) {
+                self.add(
+                    format!("{at}.lanes.{name}"),
+                    "a lane's name is lower-case letters, digits and _",
+                );
+            }
+            if lane.weight == 0 {
+                self.add(format!("{at}.lanes.{name}.weight"), "must be at least 1");
+            }
+            if lane.target_pickup == Some(Duration::ZERO) {
+                self.add(
+                    format!("{at}.lanes.{name}.target_pickup"),
+                    "must be more than 0 (leave it unset for none)",
+                );
+            }
+        }
         if let Some(retry) = &queue.retry
             && retry.max_delay < retry.base_delay
         {

@@ -68,7 +68,7 @@ async fn one(console: &Console, who: &Who, form: &OneForm, action: BulkAction) -
         return (StatusCode::BAD_REQUEST, "not a letter id").into_response();
     };
     let all = console.keys(queue).unwrap_or_default();
-    let Some(keys) = all.iter().find(|k| k.partition == id.partition()) else {
+    let Some(keys) = all.iter().find(|k| id.is_on(k)) else {
         return (StatusCode::BAD_REQUEST, "no such partition").into_response();
     };
     let mut conn = console.conn.clone();

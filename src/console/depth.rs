@@ -86,7 +86,7 @@ pub async fn page(State(console): State<Console>, Extension(who): Extension<Who>
             }
             @for (keys, depth, consumers) in &rows {
                 tr {
-                    td { (keys.queue) } td { (keys.partition) }
+                    td { (keys.queue) } td { (keys.place()) }
                     @match depth {
                         Ok(d) => {
                             td { (d.stream_length) } td { (d.pending) } td { (d.lag) }

@@ -231,7 +231,7 @@ fn letter_html(queue: &str, l: &Letter, csrf: &str) -> Markup {
     html! {
         table #letter {
             tr { th { "letter" } td { (l.id) } }
-            tr { th { "queue" } td { (l.queue) " partition " (l.partition) } }
+            tr { th { "queue" } td { (l.queue) " partition " (l.id.place()) } }
             tr { th { "reason" } td.reason { (l.reason) } }
             tr { th { "detail" } td { (l.detail) } }
             tr { th { "attempts" } td { (num(l.attempts)) } }

@@ -66,22 +66,15 @@ const QUEUES: [&str; 2] = [
 ];
 
 impl Console {
-    fn partitions(&self, queue: &str) -> Option<u32> {
-        let q = &self.settings.queues;
-        match queue {
-            crate::jobs::queues::CREATE_PAYMENT => Some(q.create_payment.partitions),
-            crate::jobs::queues::PROCESS_NOTIFICATION => Some(q.process_notification.partitions),
-            _ => None,
-        }
-    }
-
+    /// Every partition of every lane of `queue`, if the worker consumes it.
     fn keys(&self, queue: &str) -> Option<Vec<payworker_queue::QueueKeys>> {
-        let partitions = self.partitions(queue)?;
-        Some(payworker_queue::QueueKeys::all(
-            &self.settings.redis.key_prefix,
-            queue,
-            partitions,
-        ))
+        let q = &self.settings.queues;
+        let settings = match queue {
+            crate::jobs::queues::CREATE_PAYMENT => &q.create_payment,
+            crate::jobs::queues::PROCESS_NOTIFICATION => &q.process_notification,
+            _ => return None,
+        };
+        Some(settings.keys(&self.settings.redis.key_prefix, queue))
     }
 }
 

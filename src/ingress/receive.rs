@@ -292,6 +292,7 @@ async fn store(
                 worker: "ingress".into(),
                 queue: queues::PROCESS_NOTIFICATION.into(),
                 partition: keys.partition,
+                lane: keys.lane.clone(),
                 origin_id: String::new(),
                 entry_id: String::new(),
                 dead_ms: now_ms(),

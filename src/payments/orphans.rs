@@ -213,6 +213,7 @@ impl Orphans {
                 worker: "orphan-review".into(),
                 queue: keys.queue.clone(),
                 partition: keys.partition,
+                lane: keys.lane.clone(),
                 origin_id: String::new(),
                 entry_id: String::new(),
                 dead_ms: now_ms(),

@@ -90,6 +90,7 @@ fn config(prefix: &str, concurrency: usize, batch: usize, lease: Duration) -> Qu
             total_budget: Duration::from_secs(60),
             jitter: Jitter::Full,
         },
+        lanes: Vec::new(),
     }
 }
 

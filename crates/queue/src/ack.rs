@@ -336,6 +336,7 @@ pub(crate) fn letter(
         worker: shared.consumer.clone(),
         queue: shared.config.name.clone(),
         partition: shared.keys[meta.partition].partition,
+        lane: shared.keys[meta.partition].lane.clone(),
         origin_id: meta.origin_id,
         entry_id: meta.entry_id,
         dead_ms: now,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::keys::{DEFAULT_LANE, QueueKeys};
 use super::retry::{Jitter, RetryPolicy};
 
 /// Everything a queue worker needs to know, in the queue's own terms.
@@ -38,6 +39,33 @@ pub struct QueueConfig {
     pub consumer_stale_after: Duration,
     /// Retries.
     pub retry: RetryPolicy,
+    /// The queue's named lanes (see `lanes`), each its own set of `partitions` streams; the
+    /// default lane is always read besides them. Empty: the default lane only, as before
+    /// lanes.
+    pub lanes: Vec<Lane>,
+}
+
+/// One lane of a queue: its share of the process's slots when lanes compete for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lane {
+    /// `[a-z0-9_]+`; `default` sets the default lane's weight and target.
+    pub name: String,
+    /// Share of freed slots while several lanes wait for one (at least 1).
+    pub weight: u32,
+    /// How soon a job of this lane should be picked up, for operators (it is not
+    /// enforced: the weights are).
+    pub target_pickup: Option<Duration>,
+}
+
+impl Lane {
+    /// Lane `name` of weight `weight`, without a target.
+    pub fn new(name: &str, weight: u32) -> Self {
+        Lane {
+            name: name.to_owned(),
+            weight,
+            target_pickup: None,
+        }
+    }
 }
 
 impl QueueConfig {
@@ -68,6 +96,33 @@ impl QueueConfig {
                 total_budget: Duration::from_secs(3600),
                 jitter: Jitter::Full,
             },
+            lanes: Vec::new(),
         }
+    }
+
+    /// The keys of every partition of every lane, default lane first (see
+    /// [`QueueKeys::of_queue`]).
+    pub fn keys(&self) -> Vec<QueueKeys> {
+        let lanes: Vec<&str> = self.lanes.iter().map(|l| l.name.as_str()).collect();
+        QueueKeys::of_queue(&self.prefix, &self.name, self.partitions, &lanes)
+    }
+
+    /// The weight of each lane as [`QueueConfig::keys`] orders them: the default lane's
+    /// first (1 unless a lane named `default` says otherwise), then the named lanes'.
+    pub fn lane_weights(&self) -> Vec<(Option<&str>, u32)> {
+        let default = self
+            .lanes
+            .iter()
+            .find(|l| l.name == DEFAULT_LANE)
+            .map_or(1, |l| l.weight);
+        std::iter::once((None, default))
+            .chain(
+                self.lanes
+                    .iter()
+                    .filter(|l| l.name != DEFAULT_LANE)
+                    .map(|l| (Some(l.name.as_str()), l.weight)),
+            )
+            .map(|(name, w)| (name, w.max(1)))
+            .collect()
     }
 }

@@ -279,6 +279,7 @@ async fn into_tasks<J: Job>(
                     worker: shared.consumer.clone(),
                     queue: config.name.clone(),
                     partition: shared.keys[partition].partition,
+                    lane: shared.keys[partition].lane.clone(),
                     origin_id: id.clone(),
                     entry_id: id.clone(),
                     dead_ms: now_ms(),

@@ -80,6 +80,8 @@
 //!   outcome and duration, reclaims, each partition's depth); the application exports them.
 //! - `joblog`: one log line per job outcome (what the run ended with, what the queue wrote,
 //!   how long it took), in the span the handler names ([`JobMeta::log_outcome_in`]).
+//! - `lanes`: the weighted gate that shares a process's slots among a queue's lanes
+//!   ([`LaneGate`]), so a lane's jobs never wait behind another lane's backlog.
 //! - `quiet`: the [`Quiet`] switch that stops fetching and starts it again, for deploys.
 //! - `worker`: running a queue (the composition root for one queue).
 
@@ -96,6 +98,7 @@ pub mod hooks;
 pub mod job;
 mod joblog;
 pub mod keys;
+pub mod lanes;
 pub mod lease;
 pub mod metrics;
 pub mod quiet;
@@ -109,11 +112,12 @@ mod upkeep;
 mod worker;
 
 pub use backend::{BackendError, StreamsBackend};
-pub use config::QueueConfig;
+pub use config::{Lane, QueueConfig};
 pub use conn::{RedisConn, RedisTarget};
 pub use hooks::{DeadHook, DeadNotice, Refused, RefusedHook};
 pub use job::{Invalid, Job, JobError, NotAJob, Validator};
-pub use keys::{GROUP, QueueKeys};
+pub use keys::{DEFAULT_LANE, GROUP, Place, QueueKeys};
+pub use lanes::LaneGate;
 pub use lease::{JobMeta, Lease};
 pub use quiet::Quiet;
 pub use reason::DeadReason;

@@ -21,7 +21,11 @@ use super::keys::{GROUP, QueueKeys};
 pub const JOBS: &str = "payworker_jobs_total";
 /// `payworker_job_duration_seconds{queue}`: a handler's run (histogram).
 pub const JOB_DURATION: &str = "payworker_job_duration_seconds";
-/// `payworker_queue_stream_length{queue, partition}`.
+/// `payworker_queue_pickup_seconds{queue, lane}`: from a fresh entry's `XADD` (its id's
+/// time) to its run's start (histogram); `lane` is `default` on the default lane.
+pub const PICKUP: &str = "payworker_queue_pickup_seconds";
+/// `payworker_queue_stream_length{queue, partition}`; on a lane `partition` reads
+/// `LANE:N` (e.g. `batch:0`).
 pub const STREAM_LENGTH: &str = "payworker_queue_stream_length";
 /// `payworker_queue_pending{queue, partition}`: delivered, not acked.
 pub const PENDING: &str = "payworker_queue_pending";
@@ -88,7 +92,11 @@ impl JobOutcome {
 /// two samples, so a series that first appears with its first increment hides that event
 /// from every alert and panel on it (the first dead letter, the first poison job). Gauges
 /// are left to the upkeep loop: a zero there would be a reading nobody took.
-pub(crate) fn register(queue: &str) {
+pub(crate) fn register(queue: &str, lanes: &[&str]) {
+    for lane in lanes {
+        let _ =
+            metrics::histogram!(PICKUP, "queue" => queue.to_owned(), "lane" => (*lane).to_owned());
+    }
     for outcome in JobOutcome::ALL {
         metrics::counter!(JOBS, "queue" => queue.to_owned(), "outcome" => outcome.as_str())
             .increment(0);
@@ -107,6 +115,12 @@ pub(crate) fn job_ended(queue: &str, outcome: JobOutcome) {
 /// Records how long a handler of `queue` ran.
 pub(crate) fn job_ran(queue: &str, took: Duration) {
     metrics::histogram!(JOB_DURATION, "queue" => queue.to_owned()).record(took.as_secs_f64());
+}
+
+/// Records how long a fresh entry of `queue`'s `lane` waited before its run started.
+pub(crate) fn pickup(queue: &str, lane: &str, waited: Duration) {
+    metrics::histogram!(PICKUP, "queue" => queue.to_owned(), "lane" => lane.to_owned())
+        .record(waited.as_secs_f64());
 }
 
 /// Counts entries of `queue` taken over from consumers that stopped renewing them.
@@ -189,8 +203,9 @@ pub async fn read_depth(conn: &mut RedisConn, keys: &QueueKeys, now_ms: u64) -> 
     Ok(depth)
 }
 
-/// Sets the depth gauges of `queue` partition `partition`.
-pub(crate) fn set_depth(queue: &str, partition: u32, depth: &Depth) {
+/// Sets the depth gauges of `queue` partition `partition` (a [`crate::Place`]: `0`, or
+/// `batch:0` on a lane).
+pub(crate) fn set_depth(queue: &str, partition: &crate::Place, depth: &Depth) {
     let partition = partition.to_string();
     #[allow(clippy::cast_precision_loss)] // gauges are f64; queue depths are far below 2^52
     for (name, value) in [
@@ -264,7 +279,7 @@ fn group_lag(v: &Value) -> Option<u64> {
 }
 
 /// The milliseconds part of a stream id `<ms>-<seq>`.
-fn id_ms(id: &str) -> Option<u64> {
+pub(crate) fn id_ms(id: &str) -> Option<u64> {
     id.split_once('-')?.0.parse().ok()
 }
 

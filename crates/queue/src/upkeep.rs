@@ -162,7 +162,7 @@ async fn maintain(shared: Arc<Shared>, partition: usize) {
             tracing::warn!(%error, "trimming acked entries failed");
         }
         match metrics::read_depth(&mut conn, keys, now_ms()).await {
-            Ok(depth) => metrics::set_depth(&shared.config.name, keys.partition, &depth),
+            Ok(depth) => metrics::set_depth(&shared.config.name, &keys.place(), &depth),
             Err(error) => {
                 metrics::redis_error();
                 tracing::warn!(%error, "reading the queue's depth failed");

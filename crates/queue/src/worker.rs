@@ -1,5 +1,7 @@
-//! Running a queue: one apalis worker per partition under one `Monitor`, sharing a
-//! concurrency limit, a flusher and a Redis connection; stopped by one cancellation token.
+//! Running a queue: one apalis worker per partition (of every lane) under one `Monitor`,
+//! sharing the process's job slots through one weighted gate (`lanes`), a flusher and a
+//! Redis connection; stopped by one cancellation token. Without lanes the gate has one
+//! lane and is a plain concurrency limit across partitions.
 //! A queue may carry a validator for its jobs (rules that need the process's configuration)
 //! and a dead-letter hook; the queue knows neither rule nor domain, only when to call them.
 //! It may also be given a [`Quiet`] switch, which stops and restarts its fetching while it
@@ -10,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apalis::layers::WorkerBuilderExt;
-use apalis::layers::limit::GlobalConcurrencyLimitLayer;
 use apalis_core::monitor::Monitor;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
@@ -24,6 +25,7 @@ use super::flusher;
 use super::hooks::{DeadHook, RefusedHook};
 use super::job::{Job, JobError, Validator};
 use super::keys::QueueKeys;
+use super::lanes::LaneGate;
 use super::lease::JobMeta;
 use super::quiet::Quiet;
 use super::shared::{Shared, consumer_name};
@@ -151,10 +153,15 @@ where
         validate,
         quiet,
     } = queue;
-    super::metrics::register(&config.name);
+    let lanes: Vec<&str> = config
+        .lane_weights()
+        .iter()
+        .map(|(name, _)| name.unwrap_or(crate::keys::DEFAULT_LANE))
+        .collect();
+    super::metrics::register(&config.name, &lanes);
     let conn = target.connect_managed(Duration::from_secs(10)).await?;
     let (outcomes, received) = mpsc::channel(config.concurrency.max(config.batch_size) * 4);
-    let keys = QueueKeys::all(&config.prefix, &config.name, config.partitions);
+    let keys = config.keys();
     let shared = Arc::new(Shared {
         held: keys
             .iter()
@@ -174,19 +181,36 @@ where
     let stop_flusher = CancellationToken::new();
     let flusher = tokio::spawn(flusher::run(shared.clone(), received, stop_flusher.clone()));
 
-    let limit = GlobalConcurrencyLimitLayer::new(shared.config.concurrency.max(1));
+    let weights = shared.config.lane_weights();
+    let lane_names: Vec<Option<&str>> = weights.iter().map(|(name, _)| *name).collect();
+    let gate = LaneGate::new(
+        shared.config.concurrency.max(1),
+        &weights.iter().map(|(_, w)| *w).collect::<Vec<_>>(),
+    );
+    // Two claims per worker keep a lane in line between a grant and its worker's next
+    // ask (see `LaneLayer`), when there are slots for two per worker.
+    let claims = if shared.config.concurrency >= 2 * shared.keys.len() {
+        2
+    } else {
+        1
+    };
     let mut monitor = Monitor::new().shutdown_timeout(drain_deadline);
     for partition in 0..shared.keys.len() {
+        let lane_name = shared.keys[partition].lane.as_deref();
+        let lane = lane_names.iter().position(|n| *n == lane_name).unwrap_or(0);
+        let limit = gate.layer(lane, claims);
         let shared = shared.clone();
         let handler = handler.clone();
-        let limit = limit.clone();
         let validate = validate.clone();
         let quiet = quiet.clone();
         monitor = monitor.register(move |_restarts| {
             let handler = handler.clone();
+            let run_shared = shared.clone();
             WorkerBuilder::new(format!(
-                "{}:{partition}:{}",
-                shared.config.name, shared.consumer
+                "{}:{}:{}",
+                shared.config.name,
+                shared.keys[partition].place(),
+                shared.consumer
             ))
             .backend(StreamsBackend::<J>::new(
                 shared.clone(),
@@ -199,6 +223,7 @@ where
             .timeout(shared.config.job_timeout)
             .build(move |job: J, meta: Data<JobMeta>| {
                 let handler = handler.clone();
+                picked_up(&run_shared, &meta);
                 async move { handler(job, JobMeta::clone(&meta)).await }
             })
         });
@@ -226,4 +251,24 @@ where
     shared.cancel.cancel();
     result.map_err(|e| QueueError::Monitor(e.to_string()))?;
     Ok(shared.consumer.clone())
+}
+
+/// Records how long a fresh entry waited from its `XADD` (its id's time) to its run's
+/// start, by lane; a redelivered entry's wait says nothing of the lane, so it is left out.
+fn picked_up(shared: &Shared, meta: &JobMeta) {
+    if meta.deliveries > 1 {
+        return;
+    }
+    let Some(added) = super::metrics::id_ms(&meta.entry_id) else {
+        return;
+    };
+    let lane = shared
+        .keys
+        .get(meta.partition)
+        .map_or(crate::keys::DEFAULT_LANE, QueueKeys::lane_name);
+    super::metrics::pickup(
+        &shared.config.name,
+        lane,
+        Duration::from_millis(super::shared::now_ms().saturating_sub(added)),
+    );
 }

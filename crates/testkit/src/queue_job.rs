@@ -75,6 +75,7 @@ pub fn config(prefix: &str) -> QueueConfig {
             total_budget: Duration::from_secs(60),
             jitter: Jitter::Full,
         },
+        lanes: Vec::new(),
     }
 }
 

@@ -84,8 +84,8 @@ pub(super) async fn act(
         let mut results = Vec::new();
         for given in &targets.ids {
             let id: LetterId = given.parse()?;
-            let Some(k) = keys.iter().find(|k| k.partition == id.partition()) else {
-                anyhow::bail!("{id}: queue has no partition {}", id.partition());
+            let Some(k) = keys.iter().find(|k| id.is_on(k)) else {
+                anyhow::bail!("{id}: queue has no partition {}", id.place());
             };
             let outcome = match dlq::get(conn, keys, &id).await? {
                 None => Outcome::Gone,

@@ -27,7 +27,6 @@ use serde_json::{Value, json};
 use super::{ConfigArg, QueueName};
 use crate::config::{Secrets, Settings};
 use act::{Settled, act, matched};
-use payworker_queue::QueueKeys;
 use payworker_queue::dlq::{self, BulkAction, Cursor, Filter, Letter, LetterId};
 use print::{print_letter, stats};
 
@@ -170,8 +169,9 @@ pub enum DlqAction {
 /// Runs a `dlq` action.
 pub async fn run(settings: &Settings, args: DlqArgs) -> anyhow::Result<()> {
     let queue = args.queue;
-    let partitions = queue.settings(settings).partitions;
-    let keys = QueueKeys::all(&settings.redis.key_prefix, queue.as_str(), partitions);
+    let keys = queue
+        .settings(settings)
+        .keys(&settings.redis.key_prefix, queue.as_str());
     let mut conn = settings
         .redis
         .target()

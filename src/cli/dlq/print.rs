@@ -22,6 +22,7 @@ pub(super) async fn stats(
             "queue": queue.as_str(),
             "partitions": rows.iter().map(|(k, n)| json!({
                 "partition": k.partition,
+                "lane": k.lane,
                 "stream": k.dlq,
                 "letters": n,
             })).collect::<Vec<_>>(),
@@ -61,7 +62,11 @@ pub(super) fn print_letter(letter: &Letter, whole: bool) {
         println!("  redacted: 1 (card data was removed; not re-drivable)");
     }
     if whole {
-        println!("  queue: {} (partition {})", letter.queue, letter.partition);
+        println!(
+            "  queue: {} (partition {})",
+            letter.queue,
+            letter.id.place()
+        );
         if let Some(first) = letter.first_failed_ms {
             println!("  first failed: {}", time(first));
         }

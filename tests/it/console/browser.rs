@@ -80,6 +80,7 @@ async fn an_operator_drives_the_console_in_headless_chromium() {
         worker: "worker-1/create_payment/0".into(),
         queue: "create_payment".into(),
         partition: 0,
+        lane: None,
         origin_id: String::new(),
         entry_id: String::new(),
         dead_ms: now,

@@ -8,6 +8,7 @@ mod currency;
 mod flows;
 mod footprint;
 mod interleavings;
+mod lanes;
 mod limited;
 mod limits;
 mod resolve;

@@ -75,7 +75,7 @@ pub async fn redrive(
     let new_id = redrive_quietly(conn, keys, entry).await?;
     tracing::info!(
         queue = %keys.queue,
-        letter = %format!("{}/{entry}", keys.partition),
+        letter = %format!("{}/{entry}", keys.place()),
         new_entry = %new_id,
         "dead letter re-driven"
     );
@@ -149,7 +149,7 @@ pub async fn delete(
     if deleted {
         tracing::info!(
             queue = %keys.queue,
-            letter = %format!("{}/{entry}", keys.partition),
+            letter = %format!("{}/{entry}", keys.place()),
             "dead letter deleted"
         );
     }
@@ -277,7 +277,7 @@ where
         for letter in &batch {
             let keys = partitions
                 .iter()
-                .find(|k| k.queue == letter.queue && k.partition == letter.partition)
+                .find(|k| k.queue == letter.queue && letter.id.is_on(k))
                 .expect("a letter comes from one of the partitions");
             let entry = letter.id.entry();
             let outcome = match check(letter).await {

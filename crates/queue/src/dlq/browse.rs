@@ -21,7 +21,7 @@ use base64::Engine;
 
 use super::letter::{Letter, LetterId, parse_stream_id};
 use crate::conn::RedisConn;
-use crate::keys::QueueKeys;
+use crate::keys::{Place, QueueKeys};
 
 /// Raw entries read from a partition per round trip.
 const SCAN_BATCH: usize = 200;
@@ -90,7 +90,7 @@ fn before(id: (u64, u64)) -> Option<(u64, u64)> {
 pub struct Cursor {
     at: (u64, u64),
     queue: String,
-    partition: u32,
+    partition: Place,
 }
 
 /// Why a text is not a [`Cursor`].
@@ -105,14 +105,14 @@ impl Cursor {
         Cursor {
             at: letter.id.at(),
             queue: letter.queue.clone(),
-            partition: letter.partition,
+            partition: letter.id.place().clone(),
         }
     }
 
     /// The newest stream id `keys`' partition may show after this cursor: the letters
     /// of the cursor's id itself come first in partitions ordered above it.
     fn newest_in(&self, keys: &QueueKeys) -> Option<(u64, u64)> {
-        if (keys.queue.as_str(), keys.partition) < (self.queue.as_str(), self.partition) {
+        if (keys.queue.as_str(), &keys.place()) < (self.queue.as_str(), &self.partition) {
             Some(self.at)
         } else {
             before(self.at)
@@ -207,10 +207,10 @@ impl Source<'_> {
         Ok(())
     }
 
-    fn head_position(&self) -> Option<((u64, u64), &str, u32)> {
+    fn head_position(&self) -> Option<((u64, u64), &str, &Place)> {
         self.ready
             .front()
-            .map(|l| (l.id.at(), l.queue.as_str(), l.partition))
+            .map(|l| (l.id.at(), l.queue.as_str(), l.id.place()))
     }
 }
 
@@ -321,7 +321,7 @@ pub async fn get(
     partitions: &[QueueKeys],
     id: &LetterId,
 ) -> redis::RedisResult<Option<Letter>> {
-    let Some(keys) = partitions.iter().find(|k| k.partition == id.partition()) else {
+    let Some(keys) = partitions.iter().find(|k| id.is_on(k)) else {
         return Ok(None);
     };
     let reply: redis::Value = redis::cmd("XRANGE")
@@ -345,7 +345,7 @@ mod tests {
         let c = Cursor {
             at: (1_764_062_341_003, 2),
             queue: "create_payment".into(),
-            partition: 3,
+            partition: 3.into(),
         };
         assert_eq!(c.to_string().parse::<Cursor>().unwrap(), c);
         for bad in ["", "x", "0/1-0", "YzF8MS0wfDA"] {
@@ -358,7 +358,7 @@ mod tests {
         let c = Cursor {
             at: (10, 0),
             queue: "q".into(),
-            partition: 1,
+            partition: 1.into(),
         };
         let keys = |p| QueueKeys::new("x", "q", p);
         assert_eq!(c.newest_in(&keys(0)), Some((10, 0)), "ordered after it");

@@ -1,5 +1,6 @@
 //! One dead letter: the fields a writer stores ([`DeadLetter`], [`push`]), and the typed
-//! letter a reader gets back ([`Letter`]), named by [`LetterId`] (`PARTITION/ID`).
+//! letter a reader gets back ([`Letter`]), named by [`LetterId`] (`PARTITION/ID`, the
+//! partition written `LANE:N` on a lane: `batch:0/1764062341003-0`).
 //!
 //! Card data is removed on the way in (every writer's letter passes [`DeadLetter::fields`])
 //! and again on the way out: a letter written by an older version, or by hand, may hold what
@@ -14,7 +15,7 @@ use serde::Serialize;
 
 use crate::conn::RedisConn;
 use crate::envelope::{ErrorRecord, JOB_FIELD};
-use crate::keys::QueueKeys;
+use crate::keys::{Place, QueueKeys};
 use crate::redact;
 
 /// The field that marks a letter whose payload redaction changed: `1`.
@@ -41,6 +42,8 @@ pub struct DeadLetter {
     pub queue: String,
     /// Partition.
     pub partition: u32,
+    /// The lane, `None` for the default lane (written only on a lane).
+    pub lane: Option<String>,
     /// The producer's entry id.
     pub origin_id: String,
     /// The entry that died.
@@ -75,6 +78,9 @@ impl DeadLetter {
             ("origin_id".to_owned(), self.origin_id.clone()),
             ("entry_id".to_owned(), self.entry_id.clone()),
         ];
+        if let Some(lane) = &self.lane {
+            out.push(("lane".to_owned(), lane.clone()));
+        }
         if let Some(job) = &self.job {
             out.insert(0, (JOB_FIELD.to_owned(), job.clone()));
         }
@@ -111,35 +117,50 @@ pub async fn push(
         .await
 }
 
-/// A dead letter's name across a queue's partitions: `PARTITION/ID`, the partition number
-/// and the letter's entry id on that partition's dead-letter stream (`0/1764062341003-0`).
+/// A dead letter's name across a queue's partitions: `PARTITION/ID`, the partition (its
+/// [`Place`]: a number, or `LANE:N` on a lane) and the letter's entry id on that partition's
+/// dead-letter stream (`0/1764062341003-0`, `batch:0/1764062341003-0`).
 /// Parsed once, so a command never reaches Redis with an id Redis would misread (`-` and
 /// `+` are ranges to `XRANGE`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LetterId {
-    partition: u32,
+    place: Place,
     entry: String,
     at: (u64, u64),
 }
 
 /// Why a text is not a [`LetterId`].
 #[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not a dead letter's id: write PARTITION/ID as listed, e.g. 0/1764062341003-0")]
+#[error(
+    "{0:?} is not a dead letter's id: write PARTITION/ID as listed, e.g. 0/1764062341003-0 \
+     (batch:0/1764062341003-0 on a lane)"
+)]
 pub struct LetterIdError(String);
 
 impl LetterId {
-    /// The letter at stream id `at` of `partition`.
-    pub fn new(partition: u32, at: (u64, u64)) -> Self {
+    /// The letter at stream id `at` of `partition` (a [`Place`], or a default lane's
+    /// partition number).
+    pub fn new(partition: impl Into<Place>, at: (u64, u64)) -> Self {
         LetterId {
-            partition,
+            place: partition.into(),
             entry: format!("{}-{}", at.0, at.1),
             at,
         }
     }
 
-    /// The partition.
+    /// The partition's number within its lane.
     pub fn partition(&self) -> u32 {
-        self.partition
+        self.place.partition
+    }
+
+    /// The partition: lane and number.
+    pub fn place(&self) -> &Place {
+        &self.place
+    }
+
+    /// Whether the letter is on `keys`' partition (of its queue).
+    pub fn is_on(&self, keys: &QueueKeys) -> bool {
+        keys.partition == self.place.partition && keys.lane == self.place.lane
     }
 
     /// The entry id on the partition's dead-letter stream.
@@ -167,7 +188,7 @@ impl FromStr for LetterId {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || LetterIdError(text.to_owned());
         let (partition, entry) = text.split_once('/').ok_or_else(bad)?;
-        let partition = partition.parse().map_err(|_| bad())?;
+        let partition: Place = partition.parse().map_err(|_| bad())?;
         let at = parse_stream_id(entry).ok_or_else(bad)?;
         Ok(LetterId::new(partition, at))
     }
@@ -175,7 +196,7 @@ impl FromStr for LetterId {
 
 impl fmt::Display for LetterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.partition, self.entry)
+        write!(f, "{}/{}", self.place, self.entry)
     }
 }
 
@@ -194,8 +215,11 @@ pub struct Letter {
     pub id: LetterId,
     /// The queue's name.
     pub queue: String,
-    /// The partition.
+    /// The partition (within its lane).
     pub partition: u32,
+    /// The lane, absent on the default lane.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
     /// The reason code (see [`crate::DeadReason`]); empty if the letter has none.
     pub reason: String,
     /// What happened and how to fix it.
@@ -252,6 +276,8 @@ impl Letter {
         let worker = text("worker");
         let origin_id = text("origin_id").filter(|o| !o.is_empty());
         let entry_id = text("entry_id").filter(|e| !e.is_empty());
+        // The lane is known from the stream the letter is on.
+        raw.remove("lane");
         let marked = raw.remove(REDACTED_FIELD).is_some_and(|v| v == "1");
         let payload = raw.remove(JOB_FIELD);
         let redrivable = !marked && payload.as_deref().is_some_and(redact::may_redrive);
@@ -283,9 +309,10 @@ impl Letter {
             })
             .collect();
         Letter {
-            id: LetterId::new(keys.partition, at),
+            id: LetterId::new(keys.place(), at),
             queue: keys.queue.clone(),
             partition: keys.partition,
+            lane: keys.lane.clone(),
             reason,
             detail,
             errors,
@@ -317,6 +344,11 @@ mod tests {
             (3, "1764062341003-7", (1_764_062_341_003, 7))
         );
         assert_eq!(id.to_string(), "3/1764062341003-7");
+        let id: LetterId = "batch:3/1764062341003-7".parse().unwrap();
+        assert_eq!(id.place().lane.as_deref(), Some("batch"));
+        assert_eq!(id.to_string(), "batch:3/1764062341003-7");
+        assert!(id.is_on(&QueueKeys::on_lane("p", "q", Some("batch"), 3)));
+        assert!(!id.is_on(&QueueKeys::new("p", "q", 3)));
         for bad in [
             "",
             "0",
@@ -328,6 +360,8 @@ mod tests {
             "0/1-",
             "0/1-x",
             "-1/1-0",
+            "Batch:0/1-0",
+            ":0/1-0",
         ] {
             assert!(bad.parse::<LetterId>().is_err(), "{bad:?} parsed");
         }

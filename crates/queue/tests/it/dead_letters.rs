@@ -294,6 +294,7 @@ async fn concurrent_redrives_of_one_letter_put_its_job_back_once() {
         worker: "w-1".into(),
         queue: keys.queue.clone(),
         partition: 0,
+        lane: None,
         origin_id: "1-0".into(),
         entry_id: "2-0".into(),
         dead_ms: queue::now_ms(),

@@ -1,5 +1,6 @@
 //! The queue's integration tests against a real Redis, one binary: delivery, dead letters,
 //! retries, the outcome log lines, ownership, recovery, retention, shutdown, quiet, crashes,
+//! lanes (checkouts before a deep batch backlog),
 //! and a partitioned queue on a Redis Cluster. The test job, the shared Redis and the servers
 //! a test owns come from `payworker-testkit`, which the application's tests use too.
 
@@ -9,6 +10,7 @@ mod dead_letters;
 mod delivery;
 mod fixture;
 mod joblog;
+mod lanes;
 mod ownership;
 mod quiet;
 mod recovery;

@@ -47,5 +47,5 @@ pub use console::ConsoleSettings;
 pub use ingress::IngressSettings;
 pub use observability::{LogFormat, TelemetrySettings};
 pub use payments::{PaymentsSettings, ResultsSettings};
-pub use queues::{Jitter, QueueSettings, QueuesSettings, RetrySettings};
+pub use queues::{Jitter, LaneSettings, QueueSettings, QueuesSettings, RetrySettings};
 pub use settings::{RedisSettings, RedisTlsSettings, Settings};

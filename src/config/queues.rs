@@ -88,7 +88,8 @@ pub struct LaneSettings {
     /// 1, the first lane gets 8 of every 9 and the second never fewer than 1 of 9.
     pub weight: u32,
     /// How soon this lane's jobs should start, for alerts on
-    /// `payworker_queue_pickup_seconds`; the weights, not this, decide the order.
+    /// `payworker_queue_pickup_seconds` (exported as `payworker_queue_pickup_target_seconds`);
+    /// the weights, not this, decide the order.
     #[serde(default, with = "humantime_serde")]
     pub target_pickup: Option<Duration>,
 }

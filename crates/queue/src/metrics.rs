@@ -24,6 +24,10 @@ pub const JOB_DURATION: &str = "payworker_job_duration_seconds";
 /// `payworker_queue_pickup_seconds{queue, lane}`: from a fresh entry's `XADD` (its id's
 /// time) to its run's start (histogram); `lane` is `default` on the default lane.
 pub const PICKUP: &str = "payworker_queue_pickup_seconds";
+/// `payworker_queue_pickup_target_seconds{queue, lane}`: the lane's configured
+/// `target_pickup` (a lane without one has no series), so an alert can compare the pickup
+/// p99 with each lane's own target.
+pub const PICKUP_TARGET: &str = "payworker_queue_pickup_target_seconds";
 /// `payworker_queue_stream_length{queue, partition}`; on a lane `partition` reads
 /// `LANE:N` (e.g. `batch:0`).
 pub const STREAM_LENGTH: &str = "payworker_queue_stream_length";
@@ -92,10 +96,15 @@ impl JobOutcome {
 /// two samples, so a series that first appears with its first increment hides that event
 /// from every alert and panel on it (the first dead letter, the first poison job). Gauges
 /// are left to the upkeep loop: a zero there would be a reading nobody took.
-pub(crate) fn register(queue: &str, lanes: &[&str]) {
-    for lane in lanes {
+pub(crate) fn register(queue: &str, lanes: &[(&str, Option<Duration>)]) {
+    for (lane, target) in lanes {
         let _ =
             metrics::histogram!(PICKUP, "queue" => queue.to_owned(), "lane" => (*lane).to_owned());
+        if let Some(target) = target {
+            // A setting, not a reading: set once, at start.
+            metrics::gauge!(PICKUP_TARGET, "queue" => queue.to_owned(), "lane" => (*lane).to_owned())
+                .set(target.as_secs_f64());
+        }
     }
     for outcome in JobOutcome::ALL {
         metrics::counter!(JOBS, "queue" => queue.to_owned(), "outcome" => outcome.as_str())

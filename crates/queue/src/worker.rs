@@ -153,10 +153,18 @@ where
         validate,
         quiet,
     } = queue;
-    let lanes: Vec<&str> = config
+    let lanes: Vec<(&str, Option<Duration>)> = config
         .lane_weights()
         .iter()
-        .map(|(name, _)| name.unwrap_or(crate::keys::DEFAULT_LANE))
+        .map(|(name, _)| {
+            let name = name.unwrap_or(crate::keys::DEFAULT_LANE);
+            let target = config
+                .lanes
+                .iter()
+                .find(|l| l.name == name)
+                .and_then(|l| l.target_pickup);
+            (name, target)
+        })
         .collect();
     super::metrics::register(&config.name, &lanes);
     let conn = target.connect_managed(Duration::from_secs(10)).await?;

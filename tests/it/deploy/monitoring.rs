@@ -183,8 +183,16 @@ fn the_dashboards_panels_have_their_own_ids_and_cells() {
 async fn a_fresh_worker_and_ingress_export_every_listed_metric_with_its_labels() {
     use std::collections::BTreeSet;
     let rows = listed_rows();
-    let product =
-        crate::notifications::Product::start(crate::notifications::Options::silent()).await;
+    // A lane with a target, so that the target's gauge has a series.
+    let mut options = crate::notifications::Options::silent();
+    options.lanes.insert(
+        "interactive".into(),
+        payworker::config::LaneSettings {
+            weight: 8,
+            target_pickup: Some(std::time::Duration::from_millis(250)),
+        },
+    );
+    let product = crate::notifications::Product::start(options).await;
     let scrape = |addr: std::net::SocketAddr| async move {
         let response = reqwest::get(format!("http://{addr}/metrics")).await.ok()?;
         response.text().await.ok()

@@ -41,6 +41,8 @@ pub struct Options {
     pub gateway_url: Option<url::Url>,
     /// `redis.wait_replicas`.
     pub wait_replicas: u32,
+    /// `queues.create_payment.lanes`.
+    pub lanes: std::collections::BTreeMap<String, payworker::config::LaneSettings>,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             orphan_expiry: Duration::from_secs(60),
             gateway_url: None,
             wait_replicas: 0,
+            lanes: Default::default(),
         }
     }
 }
@@ -135,6 +138,7 @@ impl Product {
             queue.block = Duration::from_millis(200);
             queue.reclaim_interval = Duration::from_millis(500);
         }
+        settings.queues.create_payment.lanes = options.lanes;
         settings.queues.shutdown_deadline = Duration::from_secs(5);
         // Tests run side by side: the worker's health server takes any free port (its
         // listener is bound here, so the test knows it).

@@ -463,6 +463,7 @@ async fn handler(
             expiry: PaymentsSettings::default().orphan_expiry,
         }),
         limits: Default::default(),
+        breakers: Default::default(),
         s2s_resend_on: Vec::new(),
         replicas: ReplicaWaiter::new(ReplicaWait {
             replicas: 0,

@@ -64,8 +64,8 @@ pub const CAUSE_DEAD_LETTERED: &str = "dead_lettered";
 /// trip through the delayed set, but it holds one of the worker's `concurrency` slots.
 const MAX_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
-/// When a session request the gateway throttled (408, 429, 503) without a `Retry-After`
-/// comes back (plus up to a quarter more at random): deferred, no attempt spent.
+/// When a session request the gateway throttled with a 429 without `Retry-After` comes
+/// back (plus up to a quarter more at random): deferred, no attempt spent.
 const THROTTLED_DEFER: Duration = Duration::from_secs(2);
 
 /// How many times a run re-reads a record that moved under it before it backs off.

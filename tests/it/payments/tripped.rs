@@ -1,4 +1,4 @@
-//! CreatePayment behind its account's circuit breaker (issue 14): the failing sandbox opens
+//! CreatePayment behind its account's circuit breaker: the failing sandbox opens
 //! it, S2S jobs queued while it is open send nothing and spend no attempt, a hosted-checkout
 //! probe closes it once the sandbox recovers, and every job then completes; the operator
 //! events and the metrics show each transition. Also: a session request the gateway
@@ -17,11 +17,12 @@ use super::breaker::breaker_events;
 use super::{ACCOUNT_ID, App, Setup, job, s2s_job};
 use crate::support::{eventually, redis};
 
-/// `Status 503`, not processed: what a gateway behind a failing load balancer answers.
+/// `Status 503` with `Retry-After: 1`, not processed: what a gateway behind a failing load
+/// balancer answers. The session jobs that get it go back deferred (no attempt spent).
 fn unavailable() -> Fault {
     Fault::Status {
         code: 503,
-        retry_after: None,
+        retry_after: Some("1".into()),
         processed: false,
     }
 }

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use payworker::config::BreakerSettings;
+use payworker::payments::breaker::{Breaker, Verdict};
 use payworker_gateway::domain::PaymentStatus;
+use payworker_queue::RedisTarget;
 use payworker_queue::envelope::RetryEnvelope;
 use payworker_sandbox::{Fault, FaultRule};
 use redis::AsyncCommands;
@@ -199,6 +201,76 @@ async fn a_throttled_session_goes_back_without_spending_an_attempt() {
     app.enqueue(&job("host", "THR-H-1")).await;
     let created = app.event("THR-H-1", "payment.created").await;
     assert_eq!(created["order_no"], "THR-H-1");
+    assert!(app.dead_letters().await.is_empty());
+    app.stop().await;
+}
+
+/// A merchant that only charges cards (S2S) still gets its breaker closed: the run that
+/// takes the probe lease sends a hosted checkout for a probe order, never its charge, and
+/// charges once the probe closed the breaker.
+#[tokio::test]
+async fn an_s2s_only_account_is_probed_with_a_probe_order() {
+    let settings = BreakerSettings {
+        failure_percent: 50,
+        min_requests: 2,
+        window: Duration::from_secs(10),
+        open_for: Duration::from_secs(1),
+        ..BreakerSettings::default()
+    };
+    let app = App::spawn_with(Setup {
+        breaker: Some(settings.clone()),
+        max_attempts: Some(1),
+        ..Setup::default()
+    })
+    .await;
+    // Another pod saw the gateway fail: the account's breaker is open.
+    let pod = Breaker::new(&app.prefix, "main", &settings, Duration::from_secs(10));
+    let mut conn = RedisTarget::Single(crate::support::REDIS.into())
+        .connect(Duration::from_secs(5))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        if let Some(made) = pod
+            .record(&mut conn, Verdict::Failed, None)
+            .await
+            .unwrap()
+            .made
+        {
+            pod.announce(&mut conn, made).await;
+        }
+    }
+    let charges: Vec<String> = (0..2).map(|n| format!("BRK-P-{n}")).collect();
+    for order in &charges {
+        app.enqueue(&s2s_job(order, "4242424242424242")).await;
+    }
+    for order in &charges {
+        let app = &app;
+        eventually(Duration::from_secs(20), || async move {
+            (app.record(order).await.status() == Some(PaymentStatus::Succeeded)).then_some(())
+        })
+        .await;
+    }
+    let stats = app.sandbox.stats();
+    assert_eq!(
+        stats.requests_by_endpoint.get("host"),
+        Some(&1),
+        "one probe: {stats:?}"
+    );
+    assert_eq!(stats.sessions_total, 1, "the probe opened one checkout");
+    assert_eq!(stats.requests_by_endpoint.get("s2s"), Some(&2));
+    let kinds: Vec<String> = breaker_events(&app.prefix)
+        .await
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "gateway.breaker.opened",
+            "gateway.breaker.half_open",
+            "gateway.breaker.closed"
+        ]
+    );
     assert!(app.dead_letters().await.is_empty());
     app.stop().await;
 }

@@ -7,10 +7,11 @@
 //! into it, then probe it ten times at once when it comes back. One breaker in Redis opens
 //! on the failures of all pods and lets exactly one probe out.
 //!
-//! Why it costs nothing while the gateway is healthy and the breaker is off: an account
-//! without `breaker` has no [`Breaker`], so no round trip. With one, each request costs one
-//! script before it is signed ([`Breaker::check`], a `HGET` while closed) and one after its
-//! answer ([`Breaker::record`]).
+//! Why it costs little: an account without `breaker` has no [`Breaker`], so no round trip.
+//! With one, each request costs one script before it is signed ([`Breaker::check`], a
+//! `HGET` while closed; with `limits` too, the same gate runs first inside the limits'
+//! acquire script, `flow::Limiter::acquire_guarded`, so there is no extra round trip) and
+//! one after its answer ([`Breaker::record`]).
 //!
 //! States, on the keys `{prefix}:{limits:<account>}:breaker|breaker:window|breaker:probe`
 //! (the account's hash tag, shared with its limits, so every script runs on a Cluster):
@@ -24,7 +25,7 @@
 //!   (`SET NX PX`, one at a time across pods; it expires if its pod dies mid-probe). Its
 //!   probe is a hosted-checkout request, which is safe to send again: a Host or Element
 //!   run's own request, or, for an S2S run, a request for a probe order of its own
-//!   ([`probe_order`]). Never an S2S charge. The probe's answer decides: the gateway
+//!   ([`Breaker::probe_order`]). Never an S2S charge. The probe's answer decides: the gateway
 //!   answered (success or a business rejection) closes the breaker; a failure opens it
 //!   again for `open_for`; anything else (a 429, a bare 4xx) frees the lease for the next
 //!   probe. Every other run waits, deferred.
@@ -60,35 +61,70 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How many operator events `{prefix}:events:gateway` keeps (about).
 pub const EVENTS_MAX_LEN: usize = 10_000;
 
-/// KEYS: state, probe. ARGV: probe lease (ms), probe token, longest wait behind a probe
-/// (ms). Returns {gate (0 go, 1 probe, 2 wait), wait (ms), state (0 closed, 1 open,
-/// 2 half-open), transition made ('' or 'half_open'), its sequence number, now (ms)}.
+/// Whether a request may go, run after the locals `now_ms` (Redis's clock, in ms),
+/// `state_key`, `probe_key`, `lease_ms` (the probe lease), `token` (the caller's probe
+/// token), `probe_wait_ms` (the longest wait behind a probe) and `own_probe` ('1' when the
+/// caller's own request may be the probe) are set: by [`CHECK`], and by the limits' script
+/// that asks the breaker and the limits in one round trip (`flow`). Leaves `gate` (0 go, 1
+/// the caller holds the probe lease), `bstate` (0 closed, 1 open, 2 half-open), `moved`
+/// ('' or 'half_open') and `seq`; or returns {0, wait (µs), why (4: open, or a probe under
+/// way; 5: the caller holds the lease but its own request may not be the probe), bstate,
+/// moved, seq, now_ms, gate}.
+pub(super) const GATE: &str = r"
+local gate, bstate, moved, seq = 0, 0, '', 0
+local state = redis.call('HGET', state_key, 'state')
+if state and state ~= 'closed' then
+  if state == 'open' then
+    local open_until = tonumber(redis.call('HGET', state_key, 'until') or '0')
+    if now_ms < open_until then
+      return {0, (open_until - now_ms) * 1000, 4, 1, '', 0, now_ms, 0}
+    end
+    seq = redis.call('HINCRBY', state_key, 'seq', 1)
+    redis.call('HSET', state_key, 'state', 'half_open', 'since', string.format('%.0f', now_ms))
+    moved = 'half_open'
+  end
+  bstate = 2
+  if not redis.call('SET', probe_key, token, 'NX', 'PX', lease_ms) then
+    local wait = tonumber(probe_wait_ms)
+    local left = redis.call('PTTL', probe_key)
+    if left > 0 and left < wait then wait = left end
+    return {0, wait * 1000, 4, 2, moved, seq, now_ms, 0}
+  end
+  gate = 1
+  if own_probe ~= '1' then
+    return {0, 0, 5, 2, moved, seq, now_ms, 1}
+  end
+end
+";
+
+/// The breaker alone, before [`GATE`]: KEYS: state, probe. ARGV: probe lease (ms), probe
+/// token, longest wait behind a probe (ms). Returns as [`GATE`] does, or {1, 0, 0, bstate,
+/// moved, seq, now_ms, gate}.
 const CHECK: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state or state == 'closed' then
-  return {0, 0, 0, '', 0, now}
-end
-local moved = ''
-local seq = 0
-if state == 'open' then
-  local open_until = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
-  if now < open_until then
-    return {2, open_until - now, 1, '', 0, now}
-  end
-  seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-  redis.call('HSET', KEYS[1], 'state', 'half_open', 'since', string.format('%.0f', now))
-  moved = 'half_open'
-end
-if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then
-  return {1, 0, 2, moved, seq, now}
-end
-local wait = tonumber(ARGV[3])
-local left = redis.call('PTTL', KEYS[2])
-if left > 0 and left < wait then wait = left end
-return {2, wait, 2, moved, seq, now}
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state_key, probe_key = KEYS[1], KEYS[2]
+local lease_ms, token, probe_wait_ms, own_probe = ARGV[1], ARGV[2], ARGV[3], '1'
 ";
+
+/// What a script ending in [`GATE`] answers: {admitted, wait (µs), why, breaker state,
+/// transition made, its number, now (ms), gate}.
+pub(super) type GateReply = (i64, i64, i64, i64, String, i64, i64, i64);
+
+/// The breaker's part of a [`GateReply`]; `token` is the caller's probe token.
+pub(super) fn check_of(reply: &GateReply, token: String) -> Check {
+    let (_, wait, why, state, made, seq, now, gate) = reply;
+    let gate = match (why, gate) {
+        (4, _) => Gate::Wait(Duration::from_micros(u64::try_from(*wait).unwrap_or(0))),
+        (_, 1) => Gate::Probe(Probe { token }),
+        _ => Gate::Go,
+    };
+    Check {
+        gate,
+        state: State::from_number(*state),
+        made: made_of(made, *seq, *now),
+    }
+}
 
 /// KEYS: state, window, probe. ARGV: verdict (0 answered, 1 failed, 2 other, 3 not
 /// counted), window (s), min requests, failure percent, open for (ms), probe token ('' for
@@ -413,9 +449,13 @@ impl Breaker {
     /// Asks whether a run may send: one round trip. A run told [`Gate::Probe`] holds the
     /// probe lease. The caller announces [`Check::made`] ([`Breaker::announce`]).
     pub async fn check(&self, conn: &mut RedisConn) -> RedisResult<Check> {
-        static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CHECK));
-        let token = format!("{:032x}", rand::random::<u128>());
-        let (gate, wait, state, made, seq, now): (i64, i64, i64, String, i64, i64) = SCRIPT
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(&format!(
+                "{CHECK}{GATE}return {{1, 0, 0, bstate, moved, seq, now_ms, gate}}"
+            ))
+        });
+        let token = new_token();
+        let reply: GateReply = SCRIPT
             .key(&self.keys.state)
             .key(&self.keys.probe)
             .arg(millis(self.probe_lease))
@@ -423,16 +463,13 @@ impl Breaker {
             .arg(millis(PROBE_WAIT))
             .invoke_async(conn)
             .await?;
-        let gate = match gate {
-            0 => Gate::Go,
-            1 => Gate::Probe(Probe { token }),
-            _ => Gate::Wait(Duration::from_millis(u64::try_from(wait).unwrap_or(0))),
-        };
-        Ok(Check {
-            gate,
-            state: State::from_number(state),
-            made: made_of(&made, seq, now),
-        })
+        Ok(check_of(&reply, token))
+    }
+
+    /// The arguments [`GATE`] reads in another script (the limits' one round trip), in
+    /// order: probe lease (ms), a new probe token, longest wait behind a probe (ms).
+    pub(super) fn gate_args(&self) -> (u64, String, u64) {
+        (millis(self.probe_lease), new_token(), millis(PROBE_WAIT))
     }
 
     /// Records what a request's answer says (`probe`: the lease it was sent under, if it
@@ -568,6 +605,10 @@ impl Breaker {
         }
         event
     }
+}
+
+fn new_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 fn made_of(name: &str, seq: i64, now: i64) -> Option<Made> {

@@ -40,7 +40,7 @@ use tracing::Instrument as _;
 use super::account::PaymentAccount;
 use super::breaker::{AccountBreakers, Breaker, Check, Gate, Probe, State, Verdict};
 use super::events::Change;
-use super::flow::{AccountLimits, Admission, Held, MAX_BLOCK, Permit};
+use super::flow::{AccountLimits, Admission, Held, Limiter, MAX_BLOCK, Permit};
 use super::orphans::{self, Orphans};
 use super::record::{self, PHASE_SENDING, Record};
 use super::rejected;
@@ -534,17 +534,72 @@ impl CreatePayments {
         account: &PaymentAccount,
         method: Method,
     ) -> Result<(Option<Permit>, Option<Probe>), NotNow> {
-        let probe = match self.breakers.get(&account.name) {
-            Some(breaker) => self.gate(account, breaker, method).await?,
-            None => None,
-        };
-        match self.admit_limits(account).await {
-            Ok(permit) => Ok((permit, probe)),
-            Err(not_now) => {
-                if let (Some(probe), Some(breaker)) = (&probe, self.breakers.get(&account.name)) {
-                    self.give_back_probe(breaker, probe).await;
+        match (
+            self.breakers.get(&account.name),
+            self.limits.get(&account.name),
+        ) {
+            (Some(breaker), Some(limiter)) => {
+                self.admit_guarded(account, breaker, limiter, method).await
+            }
+            (Some(breaker), None) => Ok((None, self.gate(account, breaker, method).await?)),
+            (None, _) => Ok((self.admit_limits(account).await?, None)),
+        }
+    }
+
+    /// [`Self::admit`] for an account with a breaker and limits: both asked in one round
+    /// trip (`Limiter::acquire_guarded`), waiting in the worker as [`Self::admit_limits`]
+    /// does. An S2S run told to probe sends the probe order (once) and asks again.
+    async fn admit_guarded(
+        &self,
+        account: &PaymentAccount,
+        breaker: &Breaker,
+        limiter: &Limiter,
+        method: Method,
+    ) -> Result<(Option<Permit>, Option<Probe>), NotNow> {
+        let mut conn = self.store.conn.clone();
+        let deadline = tokio::time::Instant::now() + MAX_LIMIT_WAIT;
+        let mut probed = false;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let own_probe = method != Method::S2s;
+            let (check, admission) = limiter
+                .acquire_guarded(&mut conn, left, breaker, own_probe)
+                .await
+                .map_err(NotNow::Redis)?;
+            self.seen(breaker, &check).await;
+            let state = check.state;
+            let (probe, admission) = match (check.gate, admission) {
+                (Gate::Wait(after), _) => return Err(NotNow::Breaker(spread(after), state)),
+                (Gate::Probe(probe), None) if !probed => {
+                    probed = true;
+                    self.probe(account, breaker, probe).await;
+                    continue;
                 }
-                Err(not_now)
+                (Gate::Probe(probe), None) => {
+                    // The probe settled nothing (a 429, the limits): the next run probes.
+                    self.give_back_probe(breaker, &probe).await;
+                    return Err(NotNow::Breaker(spread(THROTTLED_DEFER), state));
+                }
+                (Gate::Go, None) => return Err(NotNow::Breaker(spread(THROTTLED_DEFER), state)),
+                (Gate::Probe(probe), Some(admission)) => (Some(probe), admission),
+                (Gate::Go, Some(admission)) => (None, admission),
+            };
+            match admission {
+                Admission::Go(permit) => {
+                    if !permit.wait.is_zero() {
+                        crate::metrics::limit_wait(&account.name, Held::Rate, false);
+                        tokio::time::sleep(permit.wait).await;
+                    }
+                    return Ok((Some(permit), probe));
+                }
+                Admission::Wait(wait, held) if wait < left => {
+                    crate::metrics::limit_wait(&account.name, held, false);
+                    tokio::time::sleep(wait).await;
+                }
+                Admission::Wait(wait, held) => {
+                    crate::metrics::limit_wait(&account.name, held, true);
+                    return Err(NotNow::Limited(spread(wait), held));
+                }
             }
         }
     }
@@ -578,13 +633,20 @@ impl CreatePayments {
 
     /// Asks the breaker (one round trip) and announces a transition the call made.
     async fn check(&self, breaker: &Breaker) -> Result<Check, NotNow> {
-        let mut conn = self.store.conn.clone();
-        let check = breaker.check(&mut conn).await.map_err(NotNow::Redis)?;
+        let check = breaker
+            .check(&mut self.store.conn.clone())
+            .await
+            .map_err(NotNow::Redis)?;
+        self.seen(breaker, &check).await;
+        Ok(check)
+    }
+
+    /// Sets the state gauge from a breaker's answer, and announces a transition it made.
+    async fn seen(&self, breaker: &Breaker, check: &Check) {
         crate::metrics::breaker_state(breaker.account(), check.state);
         if let Some(made) = check.made {
-            breaker.announce(&mut conn, made).await;
+            breaker.announce(&mut self.store.conn.clone(), made).await;
         }
-        Ok(check)
     }
 
     /// Sends the breaker's probe for a run whose own request may not be it (an S2S

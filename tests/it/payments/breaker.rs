@@ -246,3 +246,85 @@ pub async fn breaker_events(prefix: &str) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// With limits as well, one script asks the breaker and then the limits: a request the
+/// breaker holds back reserves nothing of the limits, and a probe lease taken by a request
+/// the limits then refuse is given back at once.
+#[tokio::test]
+async fn with_limits_one_round_trip_asks_the_breaker_first() {
+    use payworker::config::LimitSettings;
+    use payworker::payments::flow::{Admission, Held, Limiter};
+    use redis::AsyncCommands as _;
+
+    let prefix = unique_prefix("breaker_guarded");
+    let settings = settings(50, 1, Duration::from_millis(300));
+    let (breaker, mut conn) = pod(&prefix, &settings).await;
+    let limits = LimitSettings {
+        per_second: Some(1_000),
+        burst: 10,
+        max_in_flight: Some(1),
+    };
+    let limiter = Limiter::new(&prefix, "main", &limits, Duration::from_secs(10));
+    let wait = Duration::from_millis(100);
+    let (check, admission) = limiter
+        .acquire_guarded(&mut conn, wait, &breaker, true)
+        .await
+        .unwrap();
+    assert_eq!((check.gate, check.state), (Gate::Go, State::Closed));
+    let Some(Admission::Go(first)) = admission else {
+        panic!("closed: admitted");
+    };
+    // Open: held back by the breaker; the limits are not asked, so nothing is reserved.
+    assert!(
+        breaker
+            .record(&mut conn, Verdict::Failed, None)
+            .await
+            .unwrap()
+            .made
+            .is_some()
+    );
+    let rate_before: Option<String> = conn.get(&limiter.keys().rate).await.unwrap();
+    let (check, admission) = limiter
+        .acquire_guarded(&mut conn, wait, &breaker, true)
+        .await
+        .unwrap();
+    assert!(matches!(check.gate, Gate::Wait(_)), "{check:?}");
+    assert!(admission.is_none());
+    let rate_after: Option<String> = conn.get(&limiter.keys().rate).await.unwrap();
+    assert_eq!(
+        rate_before, rate_after,
+        "the breaker's refusal reserved a place"
+    );
+    // Half-open, but the in-flight cap is full: the probe lease is given back at once.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (check, admission) = limiter
+        .acquire_guarded(&mut conn, wait, &breaker, true)
+        .await
+        .unwrap();
+    assert_eq!(check.made.unwrap().transition, Transition::HalfOpen);
+    assert_eq!(check.gate, Gate::Go, "the lease went back with the refusal");
+    assert!(matches!(
+        admission,
+        Some(Admission::Wait(_, Held::InFlight))
+    ));
+    let lease: Option<String> = conn.get(&breaker.keys().probe).await.unwrap();
+    assert_eq!(lease, None);
+    // An S2S charge is never the probe: its run is told to probe, and the limits are not asked.
+    limiter.release(&mut conn, first).await.unwrap();
+    let (check, admission) = limiter
+        .acquire_guarded(&mut conn, wait, &breaker, false)
+        .await
+        .unwrap();
+    assert!(matches!(check.gate, Gate::Probe(_)), "{check:?}");
+    assert!(admission.is_none());
+    let in_flight: u64 = conn.zcard(&limiter.keys().in_flight).await.unwrap();
+    assert_eq!(in_flight, 0);
+    // A session request finds the probe under way.
+    let (check, admission) = limiter
+        .acquire_guarded(&mut conn, wait, &breaker, true)
+        .await
+        .unwrap();
+    assert!(matches!(check.gate, Gate::Wait(_)), "{check:?}");
+    assert!(admission.is_none());
+    cleanup(&mut redis().await, &prefix).await;
+}

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use payworker::config::BreakerSettings;
+use payworker::config::{BreakerSettings, LimitSettings};
 use payworker::payments::breaker::{Breaker, Verdict};
 use payworker_gateway::domain::PaymentStatus;
 use payworker_queue::RedisTarget;
@@ -42,11 +42,31 @@ fn s2s_requests(app: &App) -> u64 {
     stats.requests_by_endpoint.get("s2s").copied().unwrap_or(0)
 }
 
+/// Limits far above what the tests reach: the breaker and the limits are asked in one
+/// round trip (`Limiter::acquire_guarded`).
+fn loose_limits() -> LimitSettings {
+    LimitSettings {
+        per_second: Some(10_000),
+        burst: 1_000,
+        max_in_flight: Some(1_000),
+    }
+}
+
 #[tokio::test]
 async fn a_failing_gateway_opens_the_breaker_and_a_host_probe_closes_it() {
+    trip(None).await;
+}
+
+#[tokio::test]
+async fn with_limits_too_the_breaker_opens_and_closes_the_same_way() {
+    trip(Some(loose_limits())).await;
+}
+
+async fn trip(limits: Option<LimitSettings>) {
     payworker::metrics::registry();
     // One attempt per job: a job that spent one would be dead-lettered, not completed.
     let app = App::spawn_with(Setup {
+        limits,
         breaker: Some(BreakerSettings {
             failure_percent: 50,
             min_requests: 4,
@@ -55,7 +75,6 @@ async fn a_failing_gateway_opens_the_breaker_and_a_host_probe_closes_it() {
             ..BreakerSettings::default()
         }),
         max_attempts: Some(1),
-        ..Setup::default()
     })
     .await;
     // The gateway fails: every request is answered 503.
@@ -210,6 +229,15 @@ async fn a_throttled_session_goes_back_without_spending_an_attempt() {
 /// charges once the probe closed the breaker.
 #[tokio::test]
 async fn an_s2s_only_account_is_probed_with_a_probe_order() {
+    probe_for_s2s(None).await;
+}
+
+#[tokio::test]
+async fn with_limits_too_an_s2s_only_account_is_probed_with_a_probe_order() {
+    probe_for_s2s(Some(loose_limits())).await;
+}
+
+async fn probe_for_s2s(limits: Option<LimitSettings>) {
     let settings = BreakerSettings {
         failure_percent: 50,
         min_requests: 2,
@@ -218,9 +246,9 @@ async fn an_s2s_only_account_is_probed_with_a_probe_order() {
         ..BreakerSettings::default()
     };
     let app = App::spawn_with(Setup {
+        limits,
         breaker: Some(settings.clone()),
         max_attempts: Some(1),
-        ..Setup::default()
     })
     .await;
     // Another pod saw the gateway fail: the account's breaker is open.

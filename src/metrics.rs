@@ -24,6 +24,13 @@ pub const GATEWAY_REQUEST_DURATION: &str = "payworker_gateway_request_duration_s
 /// `payworker_gateway_limit_waits_total{account, reason, action}`: requests an account's
 /// limits held back.
 pub const GATEWAY_LIMIT_WAITS: &str = "payworker_gateway_limit_waits_total";
+/// `payworker_gateway_breaker_transitions_total{account, to}`: an account's circuit breaker
+/// changed state (`to`: `opened`, `half_open`, `closed`, `reopened`), counted by the pod
+/// that made the change.
+pub const GATEWAY_BREAKER_TRANSITIONS: &str = "payworker_gateway_breaker_transitions_total";
+/// `payworker_gateway_breaker_state{account}`: an account's circuit breaker as this pod last
+/// saw it in Redis (every few seconds): 0 closed, 1 open, 2 half-open.
+pub const GATEWAY_BREAKER_STATE: &str = "payworker_gateway_breaker_state";
 /// `payworker_notifications_received_total{account}`: stored as a job.
 pub const NOTIFICATIONS_RECEIVED: &str = "payworker_notifications_received_total";
 /// `payworker_notifications_duplicates_total{account}`.
@@ -132,6 +139,16 @@ pub fn register_worker(accounts: impl IntoIterator<Item = impl Into<String>>) {
                 .increment(0);
             }
         }
+        for to in crate::payments::breaker::Transition::ALL {
+            metrics::counter!(
+                GATEWAY_BREAKER_TRANSITIONS,
+                "account" => account.clone(),
+                "to" => to.as_str(),
+            )
+            .increment(0);
+        }
+        // Closed until the breaker watch reads Redis (an account without a breaker stays so).
+        breaker_state(&account, crate::payments::breaker::State::Closed);
     }
     for endpoint in Endpoint::ALL {
         let _ = metrics::histogram!(GATEWAY_REQUEST_DURATION, "endpoint" => endpoint.as_str());
@@ -181,6 +198,23 @@ pub fn limit_wait(account: &str, reason: crate::payments::flow::Held, deferred: 
         "action" => if deferred { "deferred" } else { "waited" },
     )
     .increment(1);
+}
+
+/// Counts a transition of an account's circuit breaker (by the pod that made it).
+pub fn breaker_transition(account: &str, to: crate::payments::breaker::Transition) {
+    metrics::counter!(
+        GATEWAY_BREAKER_TRANSITIONS,
+        "account" => account.to_owned(),
+        "to" => to.as_str(),
+    )
+    .increment(1);
+}
+
+/// Sets an account's circuit breaker state as this pod saw it: 0 closed, 1 open, 2
+/// half-open.
+pub fn breaker_state(account: &str, state: crate::payments::breaker::State) {
+    metrics::gauge!(GATEWAY_BREAKER_STATE, "account" => account.to_owned())
+        .set(f64::from(state.gauge()));
 }
 
 /// Sets how many payments wait in `unknown` (for the gateway's notification or a person),

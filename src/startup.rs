@@ -61,6 +61,10 @@ async fn create_payments_with(
             &settings.redis.key_prefix,
             &settings.gateway,
         ),
+        breakers: crate::payments::breaker::AccountBreakers::new(
+            &settings.redis.key_prefix,
+            &settings.gateway,
+        ),
     })
 }
 
@@ -146,6 +150,9 @@ pub fn orphans(settings: &Settings) -> Orphans {
         expiry: settings.payments.orphan_expiry,
     }
 }
+
+/// How often a pod reads its accounts' breakers for `payworker_gateway_breaker_state`.
+const BREAKER_WATCH: Duration = Duration::from_secs(5);
 
 /// How long the health server's last requests may take once the queues have stopped.
 const HEALTH_SERVER_GRACE: Duration = Duration::from_secs(2);
@@ -239,6 +246,13 @@ async fn work(
         "worker starting"
     );
     let rules = Arc::new(key_rules(settings)?);
+    // Every pod shows each breaker's state, whether or not it sends for the account.
+    let watcher = tokio::spawn(crate::payments::breaker::watch(
+        payments.breakers.clone(),
+        payments.store.conn.clone(),
+        BREAKER_WATCH,
+        shutdown.clone(),
+    ));
     let reviewer = tokio::spawn(review(
         notifications.clone(),
         settings.results.clone(),
@@ -277,6 +291,7 @@ async fn work(
         );
     let (created, notified) = tokio::join!(creating, notifying);
     let _ = reviewer.await;
+    let _ = watcher.await;
     tracing::info!(consumer = %created?, notifications = %notified?, "worker stopped");
     Ok(())
 }

@@ -122,6 +122,10 @@ pub struct AccountSettings {
     /// limit (and no Redis round trip before a request). Set it below the gateway's quota.
     #[serde(default)]
     pub limits: Option<LimitSettings>,
+    /// A circuit breaker for this account, shared by every worker pod through Redis: unset,
+    /// no breaker (and no Redis round trip for it).
+    #[serde(default)]
+    pub breaker: Option<BreakerSettings>,
     /// The permission bits of `key_file` when loading read it (Unix only).
     #[serde(skip)]
     key_file_mode: Option<u32>,
@@ -142,6 +146,7 @@ impl AccountSettings {
             key: Some(key.clone()),
             key_file: None,
             limits: None,
+            breaker: None,
             resolved_key: Some(key),
             key_file_mode: None,
         }
@@ -201,6 +206,44 @@ impl Default for LimitSettings {
             per_second: None,
             burst: 1,
             max_in_flight: None,
+        }
+    }
+}
+
+/// An account's circuit breaker (see `payments::breaker`): after `failure_percent` of at
+/// least `min_requests` requests in `window` failed (no connection, no answer or a broken
+/// one, a 5xx, a 503 or 408), the account sends nothing for `open_for`, on every pod; its
+/// jobs wait in their queue without spending attempts. Then one host checkout request (safe
+/// to resend) probes the gateway: an answer closes the breaker, a failure opens it again.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerSettings {
+    /// The share of failed requests in the window, in percent (1 to 100), that opens it.
+    pub failure_percent: u32,
+    /// The fewest requests in the window before it may open (at least 1).
+    pub min_requests: u32,
+    /// How far back requests count: whole seconds, 1 s to 10 min.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// How long it stays open before a probe may go (at least 1 s).
+    #[serde(with = "humantime_serde")]
+    pub open_for: Duration,
+    /// The amount of the probe's hosted checkout (a decimal; the probe opens an unpaid
+    /// checkout session at the gateway, order number `payworker-probe-<time>`).
+    pub probe_amount: String,
+    /// The probe's currency (ISO 4217, upper case).
+    pub probe_currency: String,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            failure_percent: 50,
+            min_requests: 20,
+            window: Duration::from_secs(10),
+            open_for: Duration::from_secs(30),
+            probe_amount: "1.00".to_owned(),
+            probe_currency: "USD".to_owned(),
         }
     }
 }

@@ -37,7 +37,9 @@ mod validate;
 mod yaml;
 
 pub use error::{ConfigError, ConfigProblem};
-pub use gateway::{AccountSettings, GatewaySettings, HttpSettings, LimitSettings, PathSettings};
+pub use gateway::{
+    AccountSettings, BreakerSettings, GatewaySettings, HttpSettings, LimitSettings, PathSettings,
+};
 pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};
 pub use redact::REDACTED;
 pub use secrets::{MASKED, Secrets};

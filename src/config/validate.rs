@@ -14,7 +14,10 @@ use std::time::Duration;
 use url::Url;
 
 use super::settings::NO_ACCOUNT;
-use super::{AccountSettings, ConfigError, ConfigProblem, LimitSettings, QueueSettings, Settings};
+use super::{
+    AccountSettings, BreakerSettings, ConfigError, ConfigProblem, LimitSettings, QueueSettings,
+    Settings,
+};
 use crate::jobs::ReplyNamespace;
 
 /// Exact length of a gateway key, in ASCII characters (it is also the AES-256 key).
@@ -252,6 +255,9 @@ impl Problems {
         if let Some(limits) = &account.limits {
             self.limits(&format!("{at}.limits"), limits);
         }
+        if let Some(breaker) = &account.breaker {
+            self.breaker(&format!("{at}.breaker"), breaker);
+        }
         self.header(&format!("{at}.account_id"), &account.account_id);
         self.header(&format!("{at}.site"), &account.site);
 
@@ -310,6 +316,34 @@ impl Problems {
             self.add(
                 at,
                 "sets no limit: give per_second or max_in_flight, or remove limits",
+            );
+        }
+    }
+
+    fn breaker(&mut self, at: &str, breaker: &BreakerSettings) {
+        if !(1..=100).contains(&breaker.failure_percent) {
+            self.add(format!("{at}.failure_percent"), "must be between 1 and 100");
+        }
+        if breaker.min_requests == 0 {
+            self.add(format!("{at}.min_requests"), "must be at least 1");
+        }
+        let window = breaker.window;
+        if window.subsec_nanos() != 0 || !(1..=600).contains(&window.as_secs()) {
+            self.add(
+                format!("{at}.window"),
+                "must be whole seconds, from 1s to 10m (requests are counted per second)",
+            );
+        }
+        if breaker.open_for < Duration::from_secs(1) {
+            self.add(format!("{at}.open_for"), "must be at least 1s");
+        }
+        if payworker_gateway::domain::Amount::parse(&breaker.probe_amount).is_err() {
+            self.add(format!("{at}.probe_amount"), "must be a decimal amount");
+        }
+        if payworker_gateway::domain::Currency::parse(&breaker.probe_currency).is_err() {
+            self.add(
+                format!("{at}.probe_currency"),
+                "must be an ISO 4217 code in upper case",
             );
         }
     }

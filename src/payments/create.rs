@@ -38,8 +38,9 @@ use serde_json::json;
 use tracing::Instrument as _;
 
 use super::account::PaymentAccount;
+use super::breaker::{AccountBreakers, Breaker, Check, Gate, Probe, State, Verdict};
 use super::events::Change;
-use super::flow::{AccountLimits, Admission, Held, Permit};
+use super::flow::{AccountLimits, Admission, Held, Limiter, MAX_BLOCK, Permit};
 use super::orphans::{self, Orphans};
 use super::record::{self, PHASE_SENDING, Record};
 use super::rejected;
@@ -62,6 +63,10 @@ pub const CAUSE_DEAD_LETTERED: &str = "dead_lettered";
 /// queue instead, deferred without spending an attempt: a wait this short costs less than a
 /// trip through the delayed set, but it holds one of the worker's `concurrency` slots.
 const MAX_LIMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// When a session request the gateway throttled with a 429 without `Retry-After` comes
+/// back (plus up to a quarter more at random): deferred, no attempt spent.
+const THROTTLED_DEFER: Duration = Duration::from_secs(2);
 
 /// How many times a run re-reads a record that moved under it before it backs off.
 const MAX_RACES: usize = 8;
@@ -119,12 +124,17 @@ pub struct CreatePayments {
     /// The accounts' limits (`gateway.accounts.<name>.limits`), shared with every pod
     /// through Redis; an account without limits sends at once.
     pub limits: AccountLimits,
+    /// The accounts' circuit breakers (`gateway.accounts.<name>.breaker`), shared with every
+    /// pod through Redis; an account without one costs no round trip for it.
+    pub breakers: AccountBreakers,
 }
 
 /// Why a run did not get to send.
 enum NotNow {
     /// The account's limits hold it for longer than a run waits.
     Limited(Duration, Held),
+    /// The account's circuit breaker is open, or half-open with a probe under way.
+    Breaker(Duration, State),
     /// Redis did not answer the limits' question.
     Redis(redis::RedisError),
 }
@@ -363,10 +373,10 @@ impl CreatePayments {
         };
         let body =
             body.map_err(|e| JobError::GiveUp(format!("cannot serialize the request: {e}")))?;
-        // The account's limits, before signing (a wait must not age the timestamp). A run
-        // held back sends nothing: for S2S it gives its send mark back.
-        let permit = match self.admit(account).await {
-            Ok(permit) => permit,
+        // The account's breaker and limits, before signing (a wait must not age the
+        // timestamp). A run held back sends nothing: for S2S it gives its send mark back.
+        let (permit, probe) = match self.admit(account, job.method).await {
+            Ok(admitted) => admitted,
             Err(not_now) => return self.not_sent(conn, run, not_now).await,
         };
         let nonce = Oncestr::random(&mut rand::rng());
@@ -380,7 +390,7 @@ impl CreatePayments {
         match job.method {
             Method::Host => {
                 let decision = self
-                    .send::<HostCreated>(account, &request, Endpoint::Host, permit)
+                    .send::<HostCreated>(account, &request, Endpoint::Host, permit, probe.as_ref())
                     .await;
                 self.settle(conn, run, &rec, decision, |d| {
                     Transition::new(
@@ -395,7 +405,13 @@ impl CreatePayments {
             }
             Method::Element => {
                 let decision = self
-                    .send::<ElementCreated>(account, &request, Endpoint::Element, permit)
+                    .send::<ElementCreated>(
+                        account,
+                        &request,
+                        Endpoint::Element,
+                        permit,
+                        probe.as_ref(),
+                    )
                     .await;
                 self.settle(conn, run, &rec, decision, |d| {
                     Transition::new(
@@ -424,7 +440,7 @@ impl CreatePayments {
                     return self.give_back(conn, run, "the queue lease lapsed").await;
                 }
                 let decision = self
-                    .send::<S2sCharged>(account, &request, Endpoint::S2s, permit)
+                    .send::<S2sCharged>(account, &request, Endpoint::S2s, permit, None)
                     .await;
                 self.settle(conn, run, &rec, decision, |d| match d.status {
                     S2sStatus::Succeeded => Transition::new(
@@ -493,10 +509,208 @@ impl CreatePayments {
                 after,
                 reason: format!("the account's limits hold it back ({})", held.as_str()),
             }),
+            NotNow::Breaker(after, state) => Err(JobError::Defer {
+                after,
+                reason: format!(
+                    "the account's circuit breaker is {}: nothing is sent",
+                    state.as_str()
+                ),
+            }),
             NotNow::Redis(error) => {
-                let why = format!("could not ask the account's limits ({error})");
+                let why = format!("could not ask the account's breaker or limits ({error})");
                 tracing::warn!(why, "not sent");
                 Err(JobError::retry(format!("{why}: not sent")))
+            }
+        }
+    }
+
+    /// Asks the account's breaker, then its limits, whether a run with a request of
+    /// `method` may send: the limits' permit, and the probe lease when this run's request
+    /// is the breaker's probe. A run that holds the probe lease for an S2S charge sends a
+    /// probe order's hosted checkout first, never the charge (see `breaker`), and sends its
+    /// charge only if that probe closed the breaker.
+    async fn admit(
+        &self,
+        account: &PaymentAccount,
+        method: Method,
+    ) -> Result<(Option<Permit>, Option<Probe>), NotNow> {
+        match (
+            self.breakers.get(&account.name),
+            self.limits.get(&account.name),
+        ) {
+            (Some(breaker), Some(limiter)) => {
+                self.admit_guarded(account, breaker, limiter, method).await
+            }
+            (Some(breaker), None) => Ok((None, self.gate(account, breaker, method).await?)),
+            (None, _) => Ok((self.admit_limits(account).await?, None)),
+        }
+    }
+
+    /// [`Self::admit`] for an account with a breaker and limits: both asked in one round
+    /// trip (`Limiter::acquire_guarded`), waiting in the worker as [`Self::admit_limits`]
+    /// does. An S2S run told to probe sends the probe order (once) and asks again.
+    async fn admit_guarded(
+        &self,
+        account: &PaymentAccount,
+        breaker: &Breaker,
+        limiter: &Limiter,
+        method: Method,
+    ) -> Result<(Option<Permit>, Option<Probe>), NotNow> {
+        let mut conn = self.store.conn.clone();
+        let deadline = tokio::time::Instant::now() + MAX_LIMIT_WAIT;
+        let mut probed = false;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let own_probe = method != Method::S2s;
+            let (check, admission) = limiter
+                .acquire_guarded(&mut conn, left, breaker, own_probe)
+                .await
+                .map_err(NotNow::Redis)?;
+            self.seen(breaker, &check).await;
+            let state = check.state;
+            let (probe, admission) = match (check.gate, admission) {
+                (Gate::Wait(after), _) => return Err(NotNow::Breaker(spread(after), state)),
+                (Gate::Probe(probe), None) if !probed => {
+                    probed = true;
+                    self.probe(account, breaker, probe).await;
+                    continue;
+                }
+                (Gate::Probe(probe), None) => {
+                    // The probe settled nothing (a 429, the limits): the next run probes.
+                    self.give_back_probe(breaker, &probe).await;
+                    return Err(NotNow::Breaker(spread(THROTTLED_DEFER), state));
+                }
+                (Gate::Go, None) => return Err(NotNow::Breaker(spread(THROTTLED_DEFER), state)),
+                (Gate::Probe(probe), Some(admission)) => (Some(probe), admission),
+                (Gate::Go, Some(admission)) => (None, admission),
+            };
+            match admission {
+                Admission::Go(permit) => {
+                    if !permit.wait.is_zero() {
+                        crate::metrics::limit_wait(&account.name, Held::Rate, false);
+                        tokio::time::sleep(permit.wait).await;
+                    }
+                    return Ok((Some(permit), probe));
+                }
+                Admission::Wait(wait, held) if wait < left => {
+                    crate::metrics::limit_wait(&account.name, held, false);
+                    tokio::time::sleep(wait).await;
+                }
+                Admission::Wait(wait, held) => {
+                    crate::metrics::limit_wait(&account.name, held, true);
+                    return Err(NotNow::Limited(spread(wait), held));
+                }
+            }
+        }
+    }
+
+    /// The breaker's say: send (`None`), send as the probe (the lease), or not now.
+    async fn gate(
+        &self,
+        account: &PaymentAccount,
+        breaker: &Breaker,
+        method: Method,
+    ) -> Result<Option<Probe>, NotNow> {
+        let check = self.check(breaker).await?;
+        let probe = match check.gate {
+            Gate::Go => return Ok(None),
+            Gate::Wait(after) => return Err(NotNow::Breaker(spread(after), check.state)),
+            Gate::Probe(probe) if method != Method::S2s => return Ok(Some(probe)),
+            Gate::Probe(probe) => probe,
+        };
+        self.probe(account, breaker, probe).await;
+        let again = self.check(breaker).await?;
+        match again.gate {
+            Gate::Go => Ok(None),
+            Gate::Wait(after) => Err(NotNow::Breaker(spread(after), again.state)),
+            Gate::Probe(probe) => {
+                // The probe settled nothing (a 429, the limits): the next run probes.
+                self.give_back_probe(breaker, &probe).await;
+                Err(NotNow::Breaker(spread(THROTTLED_DEFER), again.state))
+            }
+        }
+    }
+
+    /// Asks the breaker (one round trip) and announces a transition the call made.
+    async fn check(&self, breaker: &Breaker) -> Result<Check, NotNow> {
+        let check = breaker
+            .check(&mut self.store.conn.clone())
+            .await
+            .map_err(NotNow::Redis)?;
+        self.seen(breaker, &check).await;
+        Ok(check)
+    }
+
+    /// Sets the state gauge from a breaker's answer, and announces a transition it made.
+    async fn seen(&self, breaker: &Breaker, check: &Check) {
+        crate::metrics::breaker_state(breaker.account(), check.state);
+        if let Some(made) = check.made {
+            breaker.announce(&mut self.store.conn.clone(), made).await;
+        }
+    }
+
+    /// Sends the breaker's probe for a run whose own request may not be it (an S2S
+    /// charge): a hosted checkout for a probe order, under the account's limits. Its
+    /// answer goes to the breaker like any request's (in [`Self::send`]).
+    async fn probe(&self, account: &PaymentAccount, breaker: &Breaker, probe: Probe) {
+        let callback = format!(
+            "{}/notify/{}",
+            self.callback_base.trim_end_matches('/'),
+            account.name
+        );
+        let order = breaker.probe_order(&account.creds.site, &callback);
+        let body = match serde_json::to_vec(&order) {
+            Ok(body) => body,
+            Err(_) => return self.give_back_probe(breaker, &probe).await,
+        };
+        let Ok(permit) = self.admit_limits(account).await else {
+            return self.give_back_probe(breaker, &probe).await;
+        };
+        tracing::info!(order_no = %order.order_no, "probing the gateway with a hosted checkout for a probe order");
+        let nonce = Oncestr::random(&mut rand::rng());
+        let request = SignedRequest::from_bytes(
+            &account.creds,
+            self.paths.of(Endpoint::Host),
+            body.into(),
+            &nonce,
+            crate::clock::unix_time(),
+        );
+        let _ = self
+            .send::<HostCreated>(account, &request, Endpoint::Host, permit, Some(&probe))
+            .await;
+    }
+
+    /// Gives a probe lease back unused; an error only leaves it to expire.
+    async fn give_back_probe(&self, breaker: &Breaker, probe: &Probe) {
+        if let Err(error) = breaker.give_back(&mut self.store.conn.clone(), probe).await {
+            crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
+            tracing::warn!(%error, "could not give the breaker's probe lease back; it will expire");
+        }
+    }
+
+    /// Records what a request's answer says about the gateway in the account's breaker,
+    /// and announces a transition the call made; an error is logged (the breaker then
+    /// misses one answer).
+    async fn record_answer<T>(
+        &self,
+        account: &PaymentAccount,
+        outcome: &Outcome<T>,
+        probe: Option<&Probe>,
+    ) {
+        let Some(breaker) = self.breakers.get(&account.name) else {
+            return;
+        };
+        let mut conn = self.store.conn.clone();
+        match breaker.record(&mut conn, Verdict::of(outcome), probe).await {
+            Ok(recorded) => {
+                crate::metrics::breaker_state(breaker.account(), recorded.state);
+                if let Some(made) = recorded.made {
+                    breaker.announce(&mut conn, made).await;
+                }
+            }
+            Err(error) => {
+                crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
+                tracing::warn!(%error, "could not record the gateway's answer in the account's breaker");
             }
         }
     }
@@ -504,7 +718,7 @@ impl CreatePayments {
     /// Waits for the account's limits to admit one request: in the worker for up to
     /// [`MAX_LIMIT_WAIT`], else [`NotNow::Limited`] with when to come back (a quarter more
     /// at random, so deferred runs do not return together). No limits, no round trip.
-    async fn admit(&self, account: &PaymentAccount) -> Result<Option<Permit>, NotNow> {
+    async fn admit_limits(&self, account: &PaymentAccount) -> Result<Option<Permit>, NotNow> {
         let Some(limiter) = self.limits.get(&account.name) else {
             return Ok(None);
         };
@@ -526,9 +740,7 @@ impl CreatePayments {
                 }
                 Ok(Admission::Wait(wait, held)) => {
                     crate::metrics::limit_wait(&account.name, held, true);
-                    let spread = rand::random_range(0..=wait.as_millis() / 4);
-                    let spread = Duration::from_millis(u64::try_from(spread).unwrap_or(0));
-                    return Err(NotNow::Limited(wait + spread, held));
+                    return Err(NotNow::Limited(spread(wait), held));
                 }
                 Err(error) => return Err(NotNow::Redis(error)),
             }
@@ -569,6 +781,7 @@ impl CreatePayments {
         request: &SignedRequest,
         endpoint: Endpoint,
         permit: Option<Permit>,
+        probe: Option<&Probe>,
     ) -> Decision<T> {
         let sent = std::time::Instant::now();
         let span = tracing::info_span!(
@@ -586,6 +799,7 @@ impl CreatePayments {
         span.record("outcome", crate::metrics::outcome_label(&outcome));
         self.release(account, permit).await;
         self.hold_account(account, &outcome).await;
+        self.record_answer(account, &outcome, probe).await;
         if let Outcome::Success(answer) = &outcome {
             // The payment the gateway made, on the request's span and the job's.
             span.record("payment_id", answer.payment_id());
@@ -616,6 +830,16 @@ impl CreatePayments {
                     tracing::warn!("could not clear the send mark");
                 }
                 Err(JobError::Retry { after, reason })
+            }
+            Decision::NotNow(after, reason) => {
+                // A session request (safe to send again) the gateway throttled: back to the
+                // queue without spending an attempt. (An S2S charge never gets here.)
+                let after = after.map_or(THROTTLED_DEFER, |after| after.min(MAX_BLOCK));
+                self.unmark(conn, run).await;
+                Err(JobError::Defer {
+                    after: spread(after),
+                    reason: format!("the gateway said not now ({reason})"),
+                })
             }
             Decision::GiveUp(reason) => {
                 let rejected = Transition::new(
@@ -917,6 +1141,13 @@ impl CreatePayments {
             Err(e) => Step::Done(Resume::Finished(Err(StoreError::from(e).into()))),
         }
     }
+}
+
+/// `wait` and up to a quarter more at random, so runs sent back together do not return
+/// together.
+fn spread(wait: Duration) -> Duration {
+    let spread = rand::random_range(0..=wait.as_millis() / 4);
+    wait + Duration::from_millis(u64::try_from(spread).unwrap_or(0))
 }
 
 /// What a run does with an order it did not create.

@@ -15,6 +15,10 @@
 //!   A request whose place is further than the caller will wait reserves nothing and is
 //!   told when to come back.
 //!
+//! An account with a circuit breaker as well (`breaker`) asks both in the same round trip
+//! ([`Limiter::acquire_guarded`]): the breaker's gate runs first in the same script, on its
+//! keys of the same hash tag, so a request the breaker holds back reserves nothing here.
+//!
 //! The clock is Redis's (`TIME`), so pods whose clocks disagree still share one schedule.
 //! A full in-flight cap is the one case that polls: the answer is a short wait, because a
 //! slot frees when some request ends, not at a known time.
@@ -26,6 +30,9 @@ use std::time::Duration;
 use payworker_queue::RedisConn;
 use redis::{RedisResult, Script};
 
+#[cfg(doc)]
+use super::breaker::Gate;
+use super::breaker::{Breaker, Check, GATE, GateReply, check_of};
 use crate::config::{GatewaySettings, LimitSettings};
 
 /// How long an in-flight cap that is full asks a caller to wait before asking again.
@@ -36,12 +43,16 @@ const IN_FLIGHT_POLL: Duration = Duration::from_millis(20);
 /// account for hours.
 pub const MAX_BLOCK: Duration = Duration::from_secs(60);
 
-/// KEYS: rate, in_flight, blocked. ARGV: interval (µs, 0 = no rate), burst, cap (0 = no
-/// cap), lease (µs), longest wait the caller accepts (µs), member, poll (µs).
-/// Returns {admitted (1/0), wait (µs), why (0 admitted, 1 blocked, 2 in flight, 3 rate)}.
-const ACQUIRE: &str = r"
+/// Redis's clock, in µs, for the scripts below.
+const NOW: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+";
+
+/// After [`NOW`]: KEYS: rate, in_flight, blocked. ARGV: interval (µs, 0 = no rate), burst,
+/// cap (0 = no cap), lease (µs), longest wait the caller accepts (µs), member, poll (µs).
+/// Returns {admitted (1/0), wait (µs), why (0 admitted, 1 blocked, 2 in flight, 3 rate)}.
+const ACQUIRE: &str = r"
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
@@ -74,6 +85,29 @@ if cap > 0 then
   redis.call('PEXPIRE', KEYS[2], math.ceil((wait + lease) / 1000) + 1)
 end
 return {1, wait, 0}
+";
+
+/// The account's breaker and its limits in one round trip (both configured): after [`NOW`],
+/// the limits' KEYS and ARGV as [`ACQUIRE`]'s, then KEYS: the breaker's state and probe
+/// lease; ARGV: probe lease (ms), probe token, longest wait behind a probe (ms), whether the
+/// caller's own request may be the probe (1/0). The breaker first: a request it holds back
+/// reserves nothing; a probe lease taken by a request the limits then refuse is given back.
+/// Returns as `breaker::GATE` does.
+const GUARDED: &str = r"
+local now_ms = math.floor(now / 1000)
+local state_key, probe_key = KEYS[4], KEYS[5]
+local lease_ms, token, probe_wait_ms, own_probe = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local function acquire()
+";
+
+/// The end of [`GUARDED`], after the breaker's gate.
+const GUARDED_END: &str = r"
+local r = acquire()
+if r[1] == 0 and gate == 1 then
+  redis.call('DEL', probe_key)
+  gate = 0
+end
+return {r[1], r[2], r[3], bstate, moved, seq, now_ms, gate}
 ";
 
 /// KEYS: blocked. ARGV: for how long (µs). Moves the hold later, never earlier.
@@ -198,7 +232,7 @@ impl Limiter {
         conn: &mut RedisConn,
         max_wait: Duration,
     ) -> RedisResult<Admission> {
-        static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE));
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{NOW}{ACQUIRE}")));
         let member = (self.max_in_flight > 0).then(|| format!("{:032x}", rand::random::<u128>()));
         let (admitted, wait, why): (i64, i64, i64) = SCRIPT
             .key(&self.keys.rate)
@@ -223,6 +257,62 @@ impl Limiter {
             (_, 2) => Admission::Wait(wait, Held::InFlight),
             _ => Admission::Wait(wait, Held::Rate),
         })
+    }
+
+    /// Asks the account's `breaker` and then these limits, in one round trip: the breaker's
+    /// answer, and the limits' when they were asked (not when the breaker holds the request
+    /// back, nor when the caller holds the probe lease but its own request may not be the
+    /// probe: `own_probe` false, an S2S charge). A probe lease the limits' refusal made
+    /// useless is given back by the script; the answer then says [`Gate::Go`].
+    pub async fn acquire_guarded(
+        &self,
+        conn: &mut RedisConn,
+        max_wait: Duration,
+        breaker: &Breaker,
+        own_probe: bool,
+    ) -> RedisResult<(Check, Option<Admission>)> {
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(&format!(
+                "{NOW}{GUARDED}{ACQUIRE}\nend\n{GATE}{GUARDED_END}"
+            ))
+        });
+        let member = (self.max_in_flight > 0).then(|| format!("{:032x}", rand::random::<u128>()));
+        let (lease_ms, token, probe_wait_ms) = breaker.gate_args();
+        let reply: GateReply = SCRIPT
+            .key(&self.keys.rate)
+            .key(&self.keys.in_flight)
+            .key(&self.keys.blocked)
+            .key(&breaker.keys().state)
+            .key(&breaker.keys().probe)
+            .arg(self.interval_us)
+            .arg(self.burst)
+            .arg(self.max_in_flight)
+            .arg(micros(self.lease))
+            .arg(micros(max_wait))
+            .arg(member.as_deref().unwrap_or(""))
+            .arg(micros(IN_FLIGHT_POLL))
+            .arg(lease_ms)
+            .arg(&token)
+            .arg(probe_wait_ms)
+            .arg(if own_probe { "1" } else { "0" })
+            .invoke_async(conn)
+            .await?;
+        let check = check_of(&reply, token);
+        let (admitted, wait, why, ..) = reply;
+        if matches!(why, 4 | 5) {
+            return Ok((check, None));
+        }
+        let wait = Duration::from_micros(u64::try_from(wait).unwrap_or(0));
+        let admission = match (admitted, why) {
+            (1, _) => Admission::Go(Permit {
+                wait,
+                lease: member,
+            }),
+            (_, 1) => Admission::Wait(wait, Held::Blocked),
+            (_, 2) => Admission::Wait(wait, Held::InFlight),
+            _ => Admission::Wait(wait, Held::Rate),
+        };
+        Ok((check, Some(admission)))
     }
 
     /// Ends a request's lease (its answer is in): one round trip, none without a cap.

@@ -15,6 +15,8 @@
 //!   safety per method, one signed request, the answer recorded, the dead-letter hooks.
 //! - `flow`: an account's request rate and in-flight cap, shared by every pod through
 //!   Redis, and the gateway's `Retry-After` held for the whole account.
+//! - `breaker`: an account's circuit breaker, shared by every pod through Redis: open
+//!   after too many failures, one hosted-checkout probe, closed when the gateway answers.
 //! - `rejected`: `payment.rejected` for a job dead-lettered before it became a payment.
 //! - `rules`: what a notification does to a payment (pure state machine and refund ledger).
 //! - `notification_handler`: the `ProcessNotification` handler: verify again, apply once,
@@ -28,6 +30,7 @@
 //!   CLI and the console ask the same check).
 
 pub mod account;
+pub mod breaker;
 mod commit;
 mod create;
 pub mod events;

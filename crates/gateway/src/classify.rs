@@ -163,6 +163,14 @@ pub enum Decision<T> {
     Done(T),
     /// Send again, no sooner than the given delay (else the queue's backoff).
     RetryAfter(Option<Duration>, String),
+    /// The gateway (or a proxy in front of it) said "not now" to a request that is safe to
+    /// send again: a 429 (a quota), or a 503 or 408 that says when to come back
+    /// (`Retry-After`). Send it again after the given delay (its `Retry-After`, else a
+    /// short default) without counting this as a failed attempt: a quota is not the job's
+    /// fault, and a job that spent attempts on it would be dead-lettered by load. A 503 or
+    /// 408 without `Retry-After` is a failure like a 5xx (`RetryAfter`): it backs off and
+    /// ends, where waiting on a gateway that is down is the circuit breaker's business.
+    NotNow(Option<Duration>, String),
     /// Stop for good with this reason.
     GiveUp(String),
     /// The outcome is unknown: do not resend; wait for the gateway's notification.
@@ -182,7 +190,17 @@ pub fn decide<T>(endpoint: Endpoint, outcome: Outcome<T>, resend_on: &[u16]) -> 
         Outcome::Throttled {
             status,
             retry_after,
-        } if safe || resend_on.contains(&status) => {
+        } if safe && (status == 429 || retry_after.is_some()) => {
+            Decision::NotNow(retry_after, format!("HTTP {status}"))
+        }
+        Outcome::Throttled {
+            status,
+            retry_after,
+        } if safe => Decision::RetryAfter(retry_after, format!("HTTP {status}")),
+        Outcome::Throttled {
+            status,
+            retry_after,
+        } if resend_on.contains(&status) => {
             Decision::RetryAfter(retry_after, format!("HTTP {status}"))
         }
         Outcome::Throttled { status, .. } => Decision::AwaitNotification(format!(
@@ -278,10 +296,29 @@ mod tests {
     #[test]
     fn sessions_are_opened_again_after_any_failure_but_a_refusal() {
         for endpoint in [Endpoint::Host, Endpoint::Element] {
-            assert!(matches!(
-                decide(endpoint, throttled(503), &[]),
-                Decision::RetryAfter(Some(_), _)
-            ));
+            for status in [429, 503, 408] {
+                assert_eq!(
+                    decide(endpoint, throttled(status), &[]),
+                    Decision::NotNow(Some(Duration::from_secs(2)), format!("HTTP {status}")),
+                    "a throttled session is sent again without spending an attempt"
+                );
+            }
+            let bare = |status| Outcome::<()>::Throttled {
+                status,
+                retry_after: None,
+            };
+            assert_eq!(
+                decide(endpoint, bare(429), &[]),
+                Decision::NotNow(None, "HTTP 429".into()),
+                "a quota without Retry-After still spends no attempt"
+            );
+            for status in [503, 408] {
+                assert_eq!(
+                    decide(endpoint, bare(status), &[]),
+                    Decision::RetryAfter(None, format!("HTTP {status}")),
+                    "a 503 or 408 that does not say when is a failure"
+                );
+            }
             assert!(matches!(
                 decide(
                     endpoint,

@@ -72,9 +72,25 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Read before anything may refuse the request: only to route, match faults and count.
+    let peek: Peek = serde_json::from_slice(&body).unwrap_or_default();
+    let kind = match kinds {
+        [only] => *only,
+        _ if peek.card.is_some() && kinds.contains(&Endpoint::S2s) => Endpoint::S2s,
+        _ => kinds
+            .iter()
+            .copied()
+            .find(|k| *k != Endpoint::S2s)
+            .unwrap_or(Endpoint::Host),
+    };
     {
         let mut store = shared.store();
         store.stats.requests_total += 1;
+        *store
+            .stats
+            .requests_by_endpoint
+            .entry(kind.as_str().to_owned())
+            .or_default() += 1;
         *store
             .stats
             .requests_by_path
@@ -101,16 +117,6 @@ async fn create(
             let retry_after = throttled.retry_after_secs.to_string();
             return inject::status_answer(429, Some(&retry_after));
         }
-    };
-    let peek: Peek = serde_json::from_slice(&body).unwrap_or_default();
-    let kind = match kinds {
-        [only] => *only,
-        _ if peek.card.is_some() && kinds.contains(&Endpoint::S2s) => Endpoint::S2s,
-        _ => kinds
-            .iter()
-            .copied()
-            .find(|k| *k != Endpoint::S2s)
-            .unwrap_or(Endpoint::Host),
     };
     let fault = match headers
         .get(FAULT_HEADER)

@@ -79,6 +79,11 @@ pub struct Stats {
     pub requests_total: u64,
     /// Create requests by HTTP path.
     pub requests_by_path: BTreeMap<String, u64>,
+    /// Create requests by endpoint (`host`, `element`, `s2s`; a body with a card on a path
+    /// S2S shares with Host is `s2s`), faulted and throttled ones included: how a test sees
+    /// that no charge left while it should not.
+    #[serde(default)]
+    pub requests_by_endpoint: BTreeMap<String, u64>,
     /// Create requests answered with an envelope whose code is not 200.
     pub rejected_total: u64,
     /// Charge attempts, every order together.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{ACCOUNT_YAML, TEST_KEY, from_yaml, problems, problems_of, valid};
-use payworker::config::{AccountSettings, ConfigError, LimitSettings, Settings};
+use payworker::config::{AccountSettings, BreakerSettings, ConfigError, LimitSettings, Settings};
 
 /// The problems of a valid configuration after `change`.
 fn after(change: impl FnOnce(&mut Settings)) -> Vec<String> {
@@ -345,6 +345,48 @@ fn an_accounts_limits_are_read_from_yaml_and_each_must_limit_something() {
         problems,
         [
             "gateway.accounts.main.limits: sets no limit: give per_second or max_in_flight, or remove limits"
+        ]
+    );
+}
+
+#[test]
+fn an_accounts_breaker_is_read_from_yaml_with_defaults_and_checked() {
+    let yaml = with_key_line(&format!(
+        "key: {TEST_KEY}\n      breaker: {{ failure_percent: 40, window: 20s }}"
+    ));
+    let settings = from_yaml(&yaml).unwrap();
+    assert_eq!(
+        settings.gateway.accounts["main"].breaker,
+        Some(BreakerSettings {
+            failure_percent: 40,
+            window: Duration::from_secs(20),
+            ..BreakerSettings::default()
+        })
+    );
+    let default = BreakerSettings::default();
+    assert_eq!(
+        (default.min_requests, default.open_for),
+        (20, Duration::from_secs(30))
+    );
+    let problems = after(|s| {
+        s.gateway.accounts.get_mut("main").unwrap().breaker = Some(BreakerSettings {
+            failure_percent: 0,
+            min_requests: 0,
+            window: Duration::from_millis(1500),
+            open_for: Duration::from_millis(500),
+            probe_amount: "1,00".into(),
+            probe_currency: "usd".into(),
+        });
+    });
+    assert_eq!(
+        problems,
+        [
+            "gateway.accounts.main.breaker.failure_percent: must be between 1 and 100",
+            "gateway.accounts.main.breaker.min_requests: must be at least 1",
+            "gateway.accounts.main.breaker.window: must be whole seconds, from 1s to 10m (requests are counted per second)",
+            "gateway.accounts.main.breaker.open_for: must be at least 1s",
+            "gateway.accounts.main.breaker.probe_amount: must be a decimal amount",
+            "gateway.accounts.main.breaker.probe_currency: must be an ISO 4217 code in upper case",
         ]
     );
 }

@@ -1,6 +1,6 @@
 //! The queue contract for producers (`jobs/`), and that the worker keeps it.
 //!
-//! Here, what the schemas and fixtures promise: the three JSON Schemas compile as draft
+//! Here, what the schemas and fixtures promise: the four JSON Schemas compile as draft
 //! 2020-12 and describe every field, every valid fixture validates and every invalid one is
 //! refused for the defect its name says. [`worker`]: the worker's own job types decode every
 //! valid fixture and refuse every invalid one. One module per producer language
@@ -9,7 +9,7 @@
 //! `XRANGE` and run through the worker; what they share is [`producers`].
 //!
 //! Fixtures pick their schema by file-name prefix: `create_payment-*.json`,
-//! `process_notification-*.json`, `result_event-*.json`.
+//! `process_notification-*.json`, `result_event-*.json`, `gateway_event-*.json`.
 //!
 //! The producer tests need python3 with redis-py and cryptography, node with
 //! `jobs/examples/node/node_modules`, php with phpredis, and redis-cli:
@@ -28,7 +28,12 @@ use payworker_gateway::{GatewayKey, crypto};
 use serde_json::Value;
 
 const SCHEMA_DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
-const KINDS: [&str; 3] = ["create_payment", "process_notification", "result_event"];
+const KINDS: [&str; 4] = [
+    "create_payment",
+    "process_notification",
+    "result_event",
+    "gateway_event",
+];
 const MAX_JOB_BYTES: usize = 64 * 1024;
 
 /// `jobs/`: the schemas, the fixtures and the producer examples.
@@ -50,6 +55,16 @@ fn validator(kind: &str) -> jsonschema::Validator {
         .should_validate_formats(true)
         .build(&schema(kind))
         .unwrap_or_else(|e| panic!("jobs/{kind}.schema.json does not compile: {e}"))
+}
+
+/// Panics unless `event` is a valid operator event (`jobs/gateway_event.schema.json`): how
+/// the breaker's tests check what the worker publishes.
+pub fn assert_valid_gateway_event(event: &Value) {
+    let errors: Vec<String> = validator("gateway_event")
+        .iter_errors(event)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{event}: {}", errors.join("; "));
 }
 
 /// The schema a fixture is checked against, from its file-name prefix.

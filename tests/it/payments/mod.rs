@@ -1,6 +1,7 @@
 //! CreatePayment end to end: jobs on real Redis, the worker, the sandbox gateway over HTTP.
 
 mod answered;
+mod breaker;
 mod card_data;
 mod cluster;
 mod confined;
@@ -16,13 +17,15 @@ mod retention;
 mod review_index;
 mod safety;
 mod stale_copy;
+mod tripped;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use payworker::client::{ClientOptions, GatewayClient};
-use payworker::config::LimitSettings;
+use payworker::config::{BreakerSettings, LimitSettings};
 use payworker::jobs::CreatePayment;
+use payworker::payments::breaker::{AccountBreakers, Breaker};
 use payworker::payments::flow::{AccountLimits, Limiter};
 use payworker::payments::{CreatePayments, EndpointPaths, PaymentAccount, PaymentStore, record};
 use payworker_gateway::{Credentials, GatewayKey, crypto};
@@ -134,6 +137,7 @@ pub async fn handler_waiting(
         s2s_resend_on: Vec::new(),
         replicas,
         limits: Default::default(),
+        breakers: Default::default(),
     }
 }
 
@@ -144,8 +148,22 @@ pub fn run_worker(
     handler: Arc<CreatePayments>,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<String, queue::QueueError>> {
+    run_worker_with(prefix, target, handler, cancel, None)
+}
+
+/// [`run_worker`], allowing each job `max_attempts` attempts when given.
+pub fn run_worker_with(
+    prefix: &str,
+    target: RedisTarget,
+    handler: Arc<CreatePayments>,
+    cancel: CancellationToken,
+    max_attempts: Option<u32>,
+) -> tokio::task::JoinHandle<Result<String, queue::QueueError>> {
     let mut cfg = config(prefix);
     cfg.name = "create_payment".into();
+    if let Some(max_attempts) = max_attempts {
+        cfg.retry.max_attempts = max_attempts;
+    }
     let hook = payworker::startup::dead_letter_hook(handler.clone());
     tokio::spawn(queue::Queue::new(cfg, target).on_dead(hook).run(
         move |job: CreatePayment, meta| {
@@ -157,6 +175,17 @@ pub fn run_worker(
     ))
 }
 
+/// How [`App::spawn_with`] sets the worker up.
+#[derive(Default)]
+pub struct Setup {
+    /// The test account's limits.
+    pub limits: Option<LimitSettings>,
+    /// The test account's circuit breaker.
+    pub breaker: Option<BreakerSettings>,
+    /// Attempts a job has (the test queue's 4 otherwise).
+    pub max_attempts: Option<u32>,
+}
+
 impl App {
     pub async fn spawn() -> App {
         App::spawn_limited(None).await
@@ -164,6 +193,20 @@ impl App {
 
     /// [`App::spawn`], the test account held to `limits` when given.
     pub async fn spawn_limited(limits: Option<LimitSettings>) -> App {
+        App::spawn_with(Setup {
+            limits,
+            ..Setup::default()
+        })
+        .await
+    }
+
+    /// [`App::spawn`] as `setup` says.
+    pub async fn spawn_with(setup: Setup) -> App {
+        let Setup {
+            limits,
+            breaker,
+            max_attempts,
+        } = setup;
         let prefix = unique_prefix("payments");
         let results = format!("{prefix}:{{results}}");
         let sandbox = test_sandbox().await;
@@ -173,6 +216,10 @@ impl App {
         if let Some(limits) = limits {
             let limiter = Limiter::new(&prefix, "main", &limits, Duration::from_secs(10));
             handler.limits = AccountLimits::default().with("main", limiter);
+        }
+        if let Some(breaker) = breaker {
+            let breaker = Breaker::new(&prefix, "main", &breaker, Duration::from_secs(10));
+            handler.breakers = AccountBreakers::default().with(breaker);
         }
         let handler = Arc::new(handler);
         let reviewer = handler.clone();
@@ -186,7 +233,7 @@ impl App {
         });
         let keys = QueueKeys::new(&prefix, "create_payment", 0);
         let cancel = CancellationToken::new();
-        let worker = run_worker(&prefix, target, handler, cancel.clone());
+        let worker = run_worker_with(&prefix, target, handler, cancel.clone(), max_attempts);
         App {
             prefix,
             results,

@@ -26,7 +26,10 @@ use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
 use payworker::client::{ClientOptions, GatewayClient};
-use payworker::config::{LimitSettings, PaymentsSettings, QueueSettings, RetrySettings};
+use payworker::config::{
+    BreakerSettings, LimitSettings, PaymentsSettings, QueueSettings, RetrySettings,
+};
+use payworker::payments::breaker::{AccountBreakers, Breaker};
 use payworker::payments::flow::{AccountLimits, Limiter};
 use payworker::payments::{
     CreatePayments, EndpointPaths, NotificationQueue, Orphans, PaymentAccount, PaymentStore,
@@ -98,7 +101,8 @@ pub struct BenchPaymentsArgs {
     pub sandbox: SandboxMode,
     /// Account limits, one run each: `off` (none), `on` (a rate and an in-flight cap far
     /// above what a run reaches, so every request pays the limiter's round trips and none
-    /// waits: the limiter's cost), or a binding rate in requests/s (e.g. `500`).
+    /// waits: the limiter's cost), a binding rate in requests/s (e.g. `500`), `breaker` (a
+    /// circuit breaker that never opens, no limits: the breaker's cost) or `on+breaker`.
     #[arg(long, value_delimiter = ',', default_value = "off")]
     pub limits: Vec<LimitsMode>,
     /// Internal: serve the sandbox for a parent `bench-payments --sandbox process`.
@@ -115,6 +119,10 @@ pub enum LimitsMode {
     On,
     /// This many requests a second (burst 10, no in-flight cap).
     Rate(u32),
+    /// No limits; a circuit breaker that never opens (its round trips, closed).
+    Breaker,
+    /// [`LimitsMode::On`] and [`LimitsMode::Breaker`].
+    OnBreaker,
 }
 
 impl std::str::FromStr for LimitsMode {
@@ -124,12 +132,16 @@ impl std::str::FromStr for LimitsMode {
         match s {
             "off" => Ok(LimitsMode::Off),
             "on" => Ok(LimitsMode::On),
+            "breaker" => Ok(LimitsMode::Breaker),
+            "on+breaker" => Ok(LimitsMode::OnBreaker),
             rate => rate
                 .parse::<u32>()
                 .ok()
                 .filter(|&r| r > 0)
                 .map(LimitsMode::Rate)
-                .ok_or_else(|| format!("{rate:?}: give off, on or a rate in requests/s")),
+                .ok_or_else(|| {
+                    format!("{rate:?}: give off, on, breaker, on+breaker or a rate in requests/s")
+                }),
         }
     }
 }
@@ -141,14 +153,25 @@ impl LimitsMode {
             LimitsMode::Off => "off".to_owned(),
             LimitsMode::On => "on".to_owned(),
             LimitsMode::Rate(rate) => format!("{rate}/s"),
+            LimitsMode::Breaker => "breaker".to_owned(),
+            LimitsMode::OnBreaker => "on+breaker".to_owned(),
         }
+    }
+
+    /// The account's breaker, if any: one that never opens.
+    fn breaker(self) -> Option<BreakerSettings> {
+        matches!(self, LimitsMode::Breaker | LimitsMode::OnBreaker).then(|| BreakerSettings {
+            failure_percent: 100,
+            min_requests: u32::MAX,
+            ..BreakerSettings::default()
+        })
     }
 
     /// The account's settings, if any.
     fn settings(self) -> Option<LimitSettings> {
         match self {
-            LimitsMode::Off => None,
-            LimitsMode::On => Some(LimitSettings {
+            LimitsMode::Off | LimitsMode::Breaker => None,
+            LimitsMode::On | LimitsMode::OnBreaker => Some(LimitSettings {
                 per_second: Some(1_000_000),
                 burst: 1_000_000,
                 max_in_flight: Some(1_000_000),
@@ -296,6 +319,10 @@ async fn measure(
     if let Some(settings) = limits.settings() {
         let limiter = Limiter::new(prefix, ACCOUNT, &settings, Duration::from_secs(60));
         handler.limits = AccountLimits::default().with(ACCOUNT, limiter);
+    }
+    if let Some(settings) = limits.breaker() {
+        let breaker = Breaker::new(prefix, ACCOUNT, &settings, Duration::from_secs(60));
+        handler.breakers = AccountBreakers::default().with(breaker);
     }
     let handler = Arc::new(handler);
     let mut config = QueueSettings::default().queue_config(
@@ -463,6 +490,7 @@ async fn handler(
             expiry: PaymentsSettings::default().orphan_expiry,
         }),
         limits: Default::default(),
+        breakers: Default::default(),
         s2s_resend_on: Vec::new(),
         replicas: ReplicaWaiter::new(ReplicaWait {
             replicas: 0,

@@ -138,8 +138,13 @@ async fn workers_under_a_shared_limit_stay_within_the_gateways_quota_and_without
         "with the limits below the quota, nothing arrived over it"
     );
     assert!(limited.peak_in_flight <= 24, "{limited:?}");
+    // Without limits the in-flight cap is what the workers run into first (128 runs at once
+    // against 32); whether they also pass the rate depends on how fast this machine turns
+    // the in-flight 429s around (302 rate 429s in one run, 2 in another with the throttled
+    // jobs deferred), so only the in-flight part is asserted; the rate's schedule is proven
+    // by `payments::limits`.
     assert!(
-        unlimited.throttled_rate > 0 && unlimited.throttled_in_flight > 0,
-        "without limits the workers went over both parts of the quota (the test shows nothing otherwise)"
+        unlimited.throttled_in_flight > 0 && unlimited.peak_in_flight >= 32,
+        "without limits the workers went over the quota (the test shows nothing otherwise): {unlimited:?}"
     );
 }

@@ -259,9 +259,12 @@ async fn with_limits_one_round_trip_asks_the_breaker_first() {
     let prefix = unique_prefix("breaker_guarded");
     let settings = settings(50, 1, Duration::from_millis(300));
     let (breaker, mut conn) = pod(&prefix, &settings).await;
+    // One a second: the first request's place keeps the schedule's key for a second, so the
+    // two reads below see it unchanged unless the refused request reserved a place (at
+    // 1,000/s the key lived 2 ms and could expire between the reads on a busy machine).
     let limits = LimitSettings {
-        per_second: Some(1_000),
-        burst: 10,
+        per_second: Some(1),
+        burst: 1,
         max_in_flight: Some(1),
     };
     let limiter = Limiter::new(&prefix, "main", &limits, Duration::from_secs(10));

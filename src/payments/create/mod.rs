@@ -29,6 +29,9 @@
 //! again and records its answer only while the payment still waits for it and the send mark
 //! is still its own. Otherwise the payment has been settled by better evidence and the run
 //! just ends.
+//!
+//! `gates`: asking the account's circuit breaker and limits before a request, and telling
+//! them its answer. `resume`: what a run does with an order that already had a record.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,10 +40,14 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::Instrument as _;
 
+mod gates;
+mod resume;
+
+use resume::Resume;
+
 use super::account::PaymentAccount;
-use super::breaker::{AccountBreakers, Breaker, Check, Gate, Probe, State, Verdict};
-use super::events::Change;
-use super::flow::{AccountLimits, Admission, Held, Limiter, MAX_BLOCK, Permit};
+use super::breaker::{AccountBreakers, Probe, State};
+use super::flow::{AccountLimits, Held, MAX_BLOCK, Permit};
 use super::orphans::{self, Orphans};
 use super::record::{self, PHASE_SENDING, Record};
 use super::rejected;
@@ -48,7 +55,7 @@ use super::store::{Marks, PaymentStore, StoreError};
 use super::transition::Transition;
 use crate::client::GatewayClient;
 use crate::jobs::{CreatePayment, Method, Trace};
-use payworker_gateway::domain::{Amount, PaymentStatus};
+use payworker_gateway::domain::PaymentStatus;
 use payworker_gateway::response::{ElementCreated, HostCreated, S2sCharged, S2sStatus};
 use payworker_gateway::wire::{OrderFields, S2sRequest};
 use payworker_gateway::{Decision, Endpoint, Oncestr, Outcome, SignedRequest, decide, limits};
@@ -58,11 +65,6 @@ use payworker_queue::{DeadNotice, Job, JobError, JobMeta, RedisConn, Refused};
 /// `review_cause` of a payment whose job was dead-lettered before it could finish: a
 /// re-drive of the dead letter takes the payment up again.
 pub const CAUSE_DEAD_LETTERED: &str = "dead_lettered";
-
-/// How long a run waits in its worker for its account's limits before it goes back to its
-/// queue instead, deferred without spending an attempt: a wait this short costs less than a
-/// trip through the delayed set, but it holds one of the worker's `concurrency` slots.
-const MAX_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
 /// When a session request the gateway throttled with a 429 without `Retry-After` comes
 /// back (plus up to a quarter more at random): deferred, no attempt spent.
@@ -524,257 +526,6 @@ impl CreatePayments {
         }
     }
 
-    /// Asks the account's breaker, then its limits, whether a run with a request of
-    /// `method` may send: the limits' permit, and the probe lease when this run's request
-    /// is the breaker's probe. A run that holds the probe lease for an S2S charge sends a
-    /// probe order's hosted checkout first, never the charge (see `breaker`), and sends its
-    /// charge only if that probe closed the breaker.
-    async fn admit(
-        &self,
-        account: &PaymentAccount,
-        method: Method,
-    ) -> Result<(Option<Permit>, Option<Probe>), NotNow> {
-        match (
-            self.breakers.get(&account.name),
-            self.limits.get(&account.name),
-        ) {
-            (Some(breaker), Some(limiter)) => {
-                self.admit_guarded(account, breaker, limiter, method).await
-            }
-            (Some(breaker), None) => Ok((None, self.gate(account, breaker, method).await?)),
-            (None, _) => Ok((self.admit_limits(account).await?, None)),
-        }
-    }
-
-    /// [`Self::admit`] for an account with a breaker and limits: both asked in one round
-    /// trip (`Limiter::acquire_guarded`), waiting in the worker as [`Self::admit_limits`]
-    /// does. An S2S run told to probe sends the probe order (once) and asks again.
-    async fn admit_guarded(
-        &self,
-        account: &PaymentAccount,
-        breaker: &Breaker,
-        limiter: &Limiter,
-        method: Method,
-    ) -> Result<(Option<Permit>, Option<Probe>), NotNow> {
-        let mut conn = self.store.conn.clone();
-        let deadline = tokio::time::Instant::now() + MAX_LIMIT_WAIT;
-        let mut probed = false;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let own_probe = method != Method::S2s;
-            let (check, admission) = limiter
-                .acquire_guarded(&mut conn, left, breaker, own_probe)
-                .await
-                .map_err(NotNow::Redis)?;
-            self.seen(breaker, &check).await;
-            let state = check.state;
-            let (probe, admission) = match (check.gate, admission) {
-                (Gate::Wait(after), _) => return Err(NotNow::Breaker(spread(after), state)),
-                (Gate::Probe(probe), None) if !probed => {
-                    probed = true;
-                    self.probe(account, breaker, probe).await;
-                    continue;
-                }
-                (Gate::Probe(probe), None) => {
-                    // The probe settled nothing (a 429, the limits): the next run probes.
-                    self.give_back_probe(breaker, &probe).await;
-                    return Err(NotNow::Breaker(spread(THROTTLED_DEFER), state));
-                }
-                (Gate::Go, None) => return Err(NotNow::Breaker(spread(THROTTLED_DEFER), state)),
-                (Gate::Probe(probe), Some(admission)) => (Some(probe), admission),
-                (Gate::Go, Some(admission)) => (None, admission),
-            };
-            match admission {
-                Admission::Go(permit) => {
-                    if !permit.wait.is_zero() {
-                        crate::metrics::limit_wait(&account.name, Held::Rate, false);
-                        tokio::time::sleep(permit.wait).await;
-                    }
-                    return Ok((Some(permit), probe));
-                }
-                Admission::Wait(wait, held) if wait < left => {
-                    crate::metrics::limit_wait(&account.name, held, false);
-                    tokio::time::sleep(wait).await;
-                }
-                Admission::Wait(wait, held) => {
-                    crate::metrics::limit_wait(&account.name, held, true);
-                    return Err(NotNow::Limited(spread(wait), held));
-                }
-            }
-        }
-    }
-
-    /// The breaker's say: send (`None`), send as the probe (the lease), or not now.
-    async fn gate(
-        &self,
-        account: &PaymentAccount,
-        breaker: &Breaker,
-        method: Method,
-    ) -> Result<Option<Probe>, NotNow> {
-        let check = self.check(breaker).await?;
-        let probe = match check.gate {
-            Gate::Go => return Ok(None),
-            Gate::Wait(after) => return Err(NotNow::Breaker(spread(after), check.state)),
-            Gate::Probe(probe) if method != Method::S2s => return Ok(Some(probe)),
-            Gate::Probe(probe) => probe,
-        };
-        self.probe(account, breaker, probe).await;
-        let again = self.check(breaker).await?;
-        match again.gate {
-            Gate::Go => Ok(None),
-            Gate::Wait(after) => Err(NotNow::Breaker(spread(after), again.state)),
-            Gate::Probe(probe) => {
-                // The probe settled nothing (a 429, the limits): the next run probes.
-                self.give_back_probe(breaker, &probe).await;
-                Err(NotNow::Breaker(spread(THROTTLED_DEFER), again.state))
-            }
-        }
-    }
-
-    /// Asks the breaker (one round trip) and announces a transition the call made.
-    async fn check(&self, breaker: &Breaker) -> Result<Check, NotNow> {
-        let check = breaker
-            .check(&mut self.store.conn.clone())
-            .await
-            .map_err(NotNow::Redis)?;
-        self.seen(breaker, &check).await;
-        Ok(check)
-    }
-
-    /// Sets the state gauge from a breaker's answer, and announces a transition it made.
-    async fn seen(&self, breaker: &Breaker, check: &Check) {
-        crate::metrics::breaker_state(breaker.account(), check.state);
-        if let Some(made) = check.made {
-            breaker.announce(&mut self.store.conn.clone(), made).await;
-        }
-    }
-
-    /// Sends the breaker's probe for a run whose own request may not be it (an S2S
-    /// charge): a hosted checkout for a probe order, under the account's limits. Its
-    /// answer goes to the breaker like any request's (in [`Self::send`]).
-    async fn probe(&self, account: &PaymentAccount, breaker: &Breaker, probe: Probe) {
-        let callback = format!(
-            "{}/notify/{}",
-            self.callback_base.trim_end_matches('/'),
-            account.name
-        );
-        let order = breaker.probe_order(&account.creds.site, &callback);
-        let body = match serde_json::to_vec(&order) {
-            Ok(body) => body,
-            Err(_) => return self.give_back_probe(breaker, &probe).await,
-        };
-        let Ok(permit) = self.admit_limits(account).await else {
-            return self.give_back_probe(breaker, &probe).await;
-        };
-        tracing::info!(order_no = %order.order_no, "probing the gateway with a hosted checkout for a probe order");
-        let nonce = Oncestr::random(&mut rand::rng());
-        let request = SignedRequest::from_bytes(
-            &account.creds,
-            self.paths.of(Endpoint::Host),
-            body.into(),
-            &nonce,
-            crate::clock::unix_time(),
-        );
-        let _ = self
-            .send::<HostCreated>(account, &request, Endpoint::Host, permit, Some(&probe))
-            .await;
-    }
-
-    /// Gives a probe lease back unused; an error only leaves it to expire.
-    async fn give_back_probe(&self, breaker: &Breaker, probe: &Probe) {
-        if let Err(error) = breaker.give_back(&mut self.store.conn.clone(), probe).await {
-            crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
-            tracing::warn!(%error, "could not give the breaker's probe lease back; it will expire");
-        }
-    }
-
-    /// Records what a request's answer says about the gateway in the account's breaker,
-    /// and announces a transition the call made; an error is logged (the breaker then
-    /// misses one answer).
-    async fn record_answer<T>(
-        &self,
-        account: &PaymentAccount,
-        outcome: &Outcome<T>,
-        probe: Option<&Probe>,
-    ) {
-        let Some(breaker) = self.breakers.get(&account.name) else {
-            return;
-        };
-        let mut conn = self.store.conn.clone();
-        match breaker.record(&mut conn, Verdict::of(outcome), probe).await {
-            Ok(recorded) => {
-                crate::metrics::breaker_state(breaker.account(), recorded.state);
-                if let Some(made) = recorded.made {
-                    breaker.announce(&mut conn, made).await;
-                }
-            }
-            Err(error) => {
-                crate::metrics::redis_error(crate::metrics::COMPONENT_PAYMENTS);
-                tracing::warn!(%error, "could not record the gateway's answer in the account's breaker");
-            }
-        }
-    }
-
-    /// Waits for the account's limits to admit one request: in the worker for up to
-    /// [`MAX_LIMIT_WAIT`], else [`NotNow::Limited`] with when to come back (a quarter more
-    /// at random, so deferred runs do not return together). No limits, no round trip.
-    async fn admit_limits(&self, account: &PaymentAccount) -> Result<Option<Permit>, NotNow> {
-        let Some(limiter) = self.limits.get(&account.name) else {
-            return Ok(None);
-        };
-        let mut conn = self.store.conn.clone();
-        let deadline = tokio::time::Instant::now() + MAX_LIMIT_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match limiter.acquire(&mut conn, left).await {
-                Ok(Admission::Go(permit)) => {
-                    if !permit.wait.is_zero() {
-                        crate::metrics::limit_wait(&account.name, Held::Rate, false);
-                        tokio::time::sleep(permit.wait).await;
-                    }
-                    return Ok(Some(permit));
-                }
-                Ok(Admission::Wait(wait, held)) if wait < left => {
-                    crate::metrics::limit_wait(&account.name, held, false);
-                    tokio::time::sleep(wait).await;
-                }
-                Ok(Admission::Wait(wait, held)) => {
-                    crate::metrics::limit_wait(&account.name, held, true);
-                    return Err(NotNow::Limited(spread(wait), held));
-                }
-                Err(error) => return Err(NotNow::Redis(error)),
-            }
-        }
-    }
-
-    /// Ends a request's in-flight lease; an error only leaves it to expire.
-    async fn release(&self, account: &PaymentAccount, permit: Option<Permit>) {
-        let (Some(permit), Some(limiter)) = (permit, self.limits.get(&account.name)) else {
-            return;
-        };
-        if let Err(error) = limiter.release(&mut self.store.conn.clone(), permit).await {
-            tracing::warn!(%error, "could not end a request's in-flight lease; it will expire");
-        }
-    }
-
-    /// The gateway said "not now" with a `Retry-After`: every request of the account, on
-    /// every pod, waits that long (only for an account with limits, whose pods share them).
-    async fn hold_account<T>(&self, account: &PaymentAccount, outcome: &Outcome<T>) {
-        let Outcome::Throttled {
-            retry_after: Some(after),
-            ..
-        } = outcome
-        else {
-            return;
-        };
-        let Some(limiter) = self.limits.get(&account.name) else {
-            return;
-        };
-        if let Err(error) = limiter.block(&mut self.store.conn.clone(), *after).await {
-            tracing::warn!(%error, "could not hold the account back after the gateway's Retry-After");
-        }
-    }
-
     async fn send<T: DeserializeOwned + Created>(
         &self,
         account: &PaymentAccount,
@@ -1019,128 +770,6 @@ impl CreatePayments {
     fn default_account(&self) -> Option<&str> {
         self.accounts.first().map(|a| a.name.as_str())
     }
-
-    /// Decides what a run does with an order that already has the record `rec`.
-    async fn resume(&self, conn: &mut RedisConn, run: &Run<'_>, rec: Record) -> Resume {
-        let mut rec = rec;
-        for _ in 0..MAX_RACES {
-            match self.resume_once(conn, run, &rec).await {
-                Step::Done(resume) => return resume,
-                Step::Moved => match record::read(conn, run.key).await {
-                    Ok(fresh) => rec = fresh,
-                    Err(e) => return Resume::Finished(Err(StoreError::from(e).into())),
-                },
-            }
-        }
-        Resume::Finished(Err(JobError::retry(
-            "the payment record kept changing under this job",
-        )))
-    }
-
-    async fn resume_once(&self, conn: &mut RedisConn, run: &Run<'_>, rec: &Record) -> Step {
-        let (job, meta) = (run.job, run.meta);
-        let owner = rec.get("owner").unwrap_or_default();
-        if owner != meta.origin_id {
-            // Another job created this order: never a second request. Say so, and ack. The
-            // event's own fields stay the payment's; what this job asked for, and where it
-            // differs, goes in `data`, so a changed order does not pass for a retry.
-            let method = endpoint(job.method).as_str();
-            let conflict = conflicts(rec, job, method);
-            let mut reason = format!("order {} already exists (job {owner})", job.order_no);
-            if !conflict.is_empty() {
-                reason.push_str(&format!("; this job differs in {}", conflict.join(", ")));
-                tracing::warn!(
-                    order_no = %job.order_no,
-                    conflict = ?conflict,
-                    "a second job for an order differs from its payment; nothing sent"
-                );
-            }
-            let status = rec.get("status").unwrap_or_default();
-            let change = Change {
-                kind: "payment.duplicate_ignored",
-                previous_status: Some(status),
-                version: rec.version(),
-                data: json!({
-                    "reason": reason,
-                    "conflict": conflict,
-                    "duplicate": {
-                        "amount": job.amount.to_string(),
-                        "currency": job.currency.to_string(),
-                        "method": method,
-                    },
-                }),
-                trace: run.trace.clone(),
-                id_seed: Some(format!("payment.duplicate_ignored/{}", meta.origin_id)),
-            };
-            let announced = self.store.announce(conn, rec, &change).await;
-            return Step::Done(Resume::Finished(announced.map_err(JobError::from)));
-        }
-        let s2s = job.method == Method::S2s;
-        let reopen = rec.status() == Some(PaymentStatus::ReviewRequired)
-            && rec.get("review_cause") == Some(CAUSE_DEAD_LETTERED);
-        match rec.status() {
-            Some(PaymentStatus::Pending) if s2s && rec.is_sending() => {
-                // A request of this order may be on the wire (another run holds the mark,
-                // or held it when its process died): never a second one.
-                // The mark stays: a run still alive behind it may yet record its answer.
-                let reason = "the job was delivered again after its request may have reached the gateway; not resent";
-                tracing::warn!(
-                    reason,
-                    "payment outcome unknown; waiting for the gateway's notification"
-                );
-                let unknown = Transition::new(
-                    PaymentStatus::Unknown,
-                    "payment.unknown",
-                    json!({ "reason": reason }),
-                )
-                .with("reason", reason.to_owned());
-                let written = self
-                    .store
-                    .write_change(conn, run.key, rec, &unknown, None, Marks::Keep)
-                    .await;
-                return match written {
-                    Ok(true) => Step::Done(Resume::Finished(Ok(()))),
-                    Ok(false) => Step::Moved,
-                    Err(e) => Step::Done(Resume::Finished(Err(e.into()))),
-                };
-            }
-            Some(PaymentStatus::Pending) => {}
-            _ if reopen => {}
-            _ => {
-                // Already past this job's work (a redelivery after the change): its event
-                // went out with the change, unless a crash on a Cluster left it behind.
-                let left = self.store.publish_left(conn, run.key, rec).await;
-                return Step::Done(Resume::Finished(left.map_err(JobError::from)));
-            }
-        }
-
-        let attempts = rec.attempts() + 1;
-        let token = run.token.as_deref();
-        let index = reopen.then(|| super::store::review_key(&self.store.prefix));
-        let marked = record::mark(
-            conn,
-            run.key,
-            rec.version(),
-            token,
-            attempts,
-            index.as_deref(),
-        );
-        match marked.await {
-            Ok(Some(version)) => {
-                let mut marked = rec.clone();
-                marked.set("version", version.to_string());
-                marked.set("attempts", attempts.to_string());
-                marked.set("status", PaymentStatus::Pending.as_str().to_owned());
-                if let Some(token) = token {
-                    marked.set("phase", PHASE_SENDING.to_owned());
-                    marked.set("send_token", token.to_owned());
-                }
-                Step::Done(Resume::Send(marked))
-            }
-            Ok(None) => Step::Moved,
-            Err(e) => Step::Done(Resume::Finished(Err(StoreError::from(e).into()))),
-        }
-    }
 }
 
 /// `wait` and up to a quarter more at random, so runs sent back together do not return
@@ -1148,68 +777,4 @@ impl CreatePayments {
 fn spread(wait: Duration) -> Duration {
     let spread = rand::random_range(0..=wait.as_millis() / 4);
     wait + Duration::from_millis(u64::try_from(spread).unwrap_or(0))
-}
-
-/// What a run does with an order it did not create.
-enum Resume {
-    /// Nothing to send: the job's result.
-    Finished(Result<(), JobError>),
-    /// The payment is this run's to send (marked for it): the record as it now stands.
-    Send(Record),
-}
-
-/// The fields in which a duplicate `job` (its method named `method`) asks for another
-/// payment than the record's. The account cannot differ: it is part of the record's key.
-/// Amounts compare by value (`20.9` is `20.90`).
-fn conflicts(rec: &Record, job: &CreatePayment, method: &str) -> Vec<&'static str> {
-    let amount = rec.get("amount").and_then(|a| Amount::parse(a).ok());
-    let currency = rec.get("currency").unwrap_or_default();
-    [
-        ("amount", amount != Some(job.amount)),
-        ("currency", currency != job.currency.to_string()),
-        ("method", rec.get("method").unwrap_or_default() != method),
-    ]
-    .into_iter()
-    .filter_map(|(field, differs)| differs.then_some(field))
-    .collect()
-}
-
-enum Step {
-    Done(Resume),
-    /// The record moved since it was read: read it again and decide again.
-    Moved,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(amount: &str, currency: &str) -> CreatePayment {
-        serde_json::from_value(json!({
-            "version": 1, "method": "host", "order_no": "ORD-1", "amount": amount,
-            "currency": currency, "return_url": "https://shop.example.com/done",
-        }))
-        .unwrap()
-    }
-
-    fn record() -> Record {
-        let mut rec = Record::default();
-        for (field, value) in [("amount", "20.9"), ("currency", "EUR"), ("method", "host")] {
-            rec.set(field, value.to_owned());
-        }
-        rec
-    }
-
-    #[test]
-    fn a_duplicate_conflicts_in_each_field_it_changes_and_amounts_compare_by_value() {
-        assert!(conflicts(&record(), &job("20.90", "EUR"), "host").is_empty());
-        assert_eq!(
-            conflicts(&record(), &job("20.91", "EUR"), "host"),
-            ["amount"]
-        );
-        assert_eq!(
-            conflicts(&record(), &job("20.9", "USD"), "s2s"),
-            ["currency", "method"]
-        );
-    }
 }

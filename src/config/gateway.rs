@@ -7,6 +7,7 @@
 
 use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
 
+use payworker_gateway::Endpoint;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, de};
 use url::Url;
@@ -198,6 +199,9 @@ pub struct LimitSettings {
     pub burst: u32,
     /// Requests waiting for the gateway's answer at once, over all pods; unset, no cap.
     pub max_in_flight: Option<u32>,
+    /// Limits of one endpoint's requests besides the account's (`host`, `element`, `s2s`):
+    /// a request goes when both admit it, checked in the same Redis step.
+    pub endpoints: EndpointLimits,
 }
 
 impl Default for LimitSettings {
@@ -206,7 +210,74 @@ impl Default for LimitSettings {
             per_second: None,
             burst: 1,
             max_in_flight: None,
+            endpoints: EndpointLimits::default(),
         }
+    }
+}
+
+impl LimitSettings {
+    /// Whether any limit is set, the account's or an endpoint's.
+    pub fn limits_anything(&self) -> bool {
+        self.per_second.is_some()
+            || self.max_in_flight.is_some()
+            || self.endpoints.iter().any(|(_, l)| l.limits_anything())
+    }
+}
+
+/// Per-endpoint limits of an account (`limits.endpoints`); an endpoint left out has only
+/// the account's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointLimits {
+    /// Hosted checkout requests.
+    pub host: Option<EndpointLimitSettings>,
+    /// Payment Element requests.
+    pub element: Option<EndpointLimitSettings>,
+    /// Server-to-server card payments.
+    pub s2s: Option<EndpointLimitSettings>,
+}
+
+impl EndpointLimits {
+    /// The endpoints that have limits of their own.
+    pub fn iter(&self) -> impl Iterator<Item = (Endpoint, &EndpointLimitSettings)> {
+        [
+            (Endpoint::Host, &self.host),
+            (Endpoint::Element, &self.element),
+            (Endpoint::S2s, &self.s2s),
+        ]
+        .into_iter()
+        .filter_map(|(endpoint, limits)| Some((endpoint, limits.as_ref()?)))
+    }
+}
+
+/// One endpoint's limits, on top of its account's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointLimitSettings {
+    /// This endpoint's requests per second, over all pods (a GCRA schedule); unset, no
+    /// rate limit of its own.
+    pub per_second: Option<u32>,
+    /// Requests that may leave at once after a quiet spell (at least 1).
+    pub burst: u32,
+    /// This endpoint's requests waiting for the gateway's answer at once, over all pods;
+    /// unset, no cap of its own.
+    pub max_in_flight: Option<u32>,
+}
+
+impl Default for EndpointLimitSettings {
+    fn default() -> Self {
+        Self {
+            per_second: None,
+            burst: 1,
+            max_in_flight: None,
+        }
+    }
+}
+
+impl EndpointLimitSettings {
+    /// Whether it sets a limit.
+    pub fn limits_anything(&self) -> bool {
+        self.per_second.is_some() || self.max_in_flight.is_some()
     }
 }
 

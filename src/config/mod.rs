@@ -38,7 +38,8 @@ mod yaml;
 
 pub use error::{ConfigError, ConfigProblem};
 pub use gateway::{
-    AccountSettings, BreakerSettings, GatewaySettings, HttpSettings, LimitSettings, PathSettings,
+    AccountSettings, BreakerSettings, EndpointLimitSettings, EndpointLimits, GatewaySettings,
+    HttpSettings, LimitSettings, PathSettings,
 };
 pub use load::{CONFIG_ENV, DEFAULT_FILE, ENV_PREFIX};
 pub use redact::REDACTED;

@@ -297,25 +297,46 @@ impl Problems {
     }
 
     fn limits(&mut self, at: &str, limits: &LimitSettings) {
-        if limits.per_second == Some(0) {
+        self.limit_values(at, limits.per_second, limits.burst, limits.max_in_flight);
+        for (endpoint, own) in limits.endpoints.iter() {
+            let at = format!("{at}.endpoints.{}", endpoint.as_str());
+            self.limit_values(&at, own.per_second, own.burst, own.max_in_flight);
+            if !own.limits_anything() {
+                self.add(
+                    at,
+                    "sets no limit: give per_second or max_in_flight, or remove it",
+                );
+            }
+        }
+        if !limits.limits_anything() {
+            self.add(
+                at,
+                "sets no limit: give per_second or max_in_flight, or remove limits",
+            );
+        }
+    }
+
+    /// The bounds of one set of limits (an account's or an endpoint's).
+    fn limit_values(
+        &mut self,
+        at: &str,
+        per_second: Option<u32>,
+        burst: u32,
+        max_in_flight: Option<u32>,
+    ) {
+        if per_second == Some(0) {
             self.add(
                 format!("{at}.per_second"),
                 "must be at least 1 (leave it unset for no rate limit)",
             );
         }
-        if limits.burst == 0 {
+        if burst == 0 {
             self.add(format!("{at}.burst"), "must be at least 1");
         }
-        if limits.max_in_flight == Some(0) {
+        if max_in_flight == Some(0) {
             self.add(
                 format!("{at}.max_in_flight"),
                 "must be at least 1 (leave it unset for no cap)",
-            );
-        }
-        if limits.per_second.is_none() && limits.max_in_flight.is_none() {
-            self.add(
-                at,
-                "sets no limit: give per_second or max_in_flight, or remove limits",
             );
         }
     }

@@ -1,8 +1,9 @@
 //! Flow control: an account's request rate and in-flight cap, enforced together by every
 //! worker pod through Redis, so ten pods respect one limit (`gateway.accounts.<name>.limits`).
 //!
-//! One Lua script, one round trip per request, on three keys that share the account's hash
-//! tag (`{prefix}:{limits:<account>}:rate|in_flight|blocked`), so it runs on a Cluster:
+//! One Lua script, one round trip per request, on keys that share the account's hash tag
+//! (`{prefix}:{limits:<account>}:rate|in_flight|blocked`, and an endpoint's own), so it
+//! runs on a Cluster:
 //!
 //! - **blocked**: the time until which the gateway asked the account to hold back (a
 //!   `Retry-After` on a 408, 429 or 503, from any pod): nothing is admitted before it.
@@ -14,6 +15,14 @@
 //!   for it, so a request over the rate costs no second round trip, and waiters do not poll.
 //!   A request whose place is further than the caller will wait reserves nothing and is
 //!   told when to come back.
+//!
+//! - **per endpoint** (`limits.endpoints.<host|element|s2s>`): a rate and a cap of one
+//!   endpoint's own, on `...:<endpoint>:rate|in_flight` of the same hash tag, checked in the
+//!   same script: a request goes when the account's limits and its endpoint's both admit
+//!   it. Its place is the later of the two, and both schedules reserve it as an arrival at
+//!   that time: reserving each schedule at its own earlier place would let a request an
+//!   endpoint holds back leave together with the account's next one, over the account's
+//!   rate. Its lease goes in both in-flight sets and is ended in both.
 //!
 //! An account with a circuit breaker as well (`breaker`) asks both in the same round trip
 //! ([`Limiter::acquire_guarded`]): the breaker's gate runs first in the same script, on its
@@ -27,6 +36,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use payworker_gateway::Endpoint;
 use payworker_queue::RedisConn;
 use redis::{RedisResult, Script};
 
@@ -49,8 +59,14 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 ";
 
-/// After [`NOW`]: KEYS: rate, in_flight, blocked. ARGV: interval (µs, 0 = no rate), burst,
-/// cap (0 = no cap), lease (µs), longest wait the caller accepts (µs), member, poll (µs).
+/// After [`NOW`] and the offsets `ek`, `ea` of the endpoint's KEYS and ARGV: KEYS: rate,
+/// in_flight, blocked (the account's), and at `ek`, `ek + 1` the endpoint's rate and
+/// in_flight. ARGV: interval (µs, 0 = no rate), burst, cap (0 = no cap), lease (µs), longest
+/// wait the caller accepts (µs), member, poll (µs); at `ea` .. `ea + 2` the endpoint's
+/// interval, burst and cap (0, 1, 0 when it has no limits of its own: its keys are then
+/// never written). Both sets are checked before either reserves anything, and the request's
+/// place is the later of the two, reserved on both schedules as an arrival at that time
+/// (so a request held by one schedule does not leave a burst behind on the other).
 /// Returns {admitted (1/0), wait (µs), why (0 admitted, 1 blocked, 2 in flight, 3 rate)}.
 const ACQUIRE: &str = r"
 local interval = tonumber(ARGV[1])
@@ -58,42 +74,63 @@ local burst = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local max_wait = tonumber(ARGV[5])
+local e_interval = tonumber(ARGV[ea])
+local e_burst = tonumber(ARGV[ea + 1])
+local e_cap = tonumber(ARGV[ea + 2])
 local blocked = tonumber(redis.call('GET', KEYS[3]) or '0')
 if blocked > now then
   return {0, blocked - now, 1}
 end
-if cap > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) >= cap then
-    return {0, tonumber(ARGV[7]), 2}
+for _, set in ipairs({{KEYS[2], cap}, {KEYS[ek + 1], e_cap}}) do
+  if set[2] > 0 then
+    redis.call('ZREMRANGEBYSCORE', set[1], '-inf', now)
+    if redis.call('ZCARD', set[1]) >= set[2] then
+      return {0, tonumber(ARGV[7]), 2}
+    end
   end
 end
-local wait = 0
-if interval > 0 then
-  local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local function place(key, iv, b)
+  if iv == 0 then return 0, 0 end
+  local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then tat = now end
-  wait = tat - now - (burst - 1) * interval
-  if wait < 0 then wait = 0 end
-  if wait > max_wait then
-    return {0, wait, 3}
-  end
-  local next_tat = tat + interval
-  redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1)
+  local w = tat - now - (b - 1) * iv
+  if w < 0 then w = 0 end
+  return tat, w
 end
-if cap > 0 then
-  redis.call('ZADD', KEYS[2], string.format('%.0f', now + wait + lease), ARGV[6])
-  redis.call('PEXPIRE', KEYS[2], math.ceil((wait + lease) / 1000) + 1)
+local tat, wait = place(KEYS[1], interval, burst)
+local e_tat, e_wait = place(KEYS[ek], e_interval, e_burst)
+if e_wait > wait then wait = e_wait end
+if wait > max_wait then
+  return {0, wait, 3}
+end
+local at = now + wait
+for _, s in ipairs({{KEYS[1], tat, interval}, {KEYS[ek], e_tat, e_interval}}) do
+  if s[3] > 0 then
+    local next_tat = math.max(s[2], at) + s[3]
+    redis.call('SET', s[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1)
+  end
+end
+for _, set in ipairs({{KEYS[2], cap}, {KEYS[ek + 1], e_cap}}) do
+  if set[2] > 0 then
+    redis.call('ZADD', set[1], string.format('%.0f', at + lease), ARGV[6])
+    redis.call('PEXPIRE', set[1], math.ceil((wait + lease) / 1000) + 1)
+  end
 end
 return {1, wait, 0}
 ";
 
+/// Where the endpoint's KEYS and ARGV start in [`ACQUIRE`] asked alone.
+const ALONE: &str = "local ek, ea = 4, 8\n";
+
 /// The account's breaker and its limits in one round trip (both configured): after [`NOW`],
-/// the limits' KEYS and ARGV as [`ACQUIRE`]'s, then KEYS: the breaker's state and probe
-/// lease; ARGV: probe lease (ms), probe token, longest wait behind a probe (ms), whether the
-/// caller's own request may be the probe (1/0). The breaker first: a request it holds back
+/// the account's limits' KEYS and ARGV as [`ACQUIRE`]'s, then KEYS: the breaker's state and
+/// probe lease; ARGV: probe lease (ms), probe token, longest wait behind a probe (ms),
+/// whether the caller's own request may be the probe (1/0); then the endpoint's KEYS (6, 7)
+/// and ARGV (12 to 14). The breaker first: a request it holds back
 /// reserves nothing; a probe lease taken by a request the limits then refuse is given back.
 /// Returns as `breaker::GATE` does.
 const GUARDED: &str = r"
+local ek, ea = 6, 12
 local now_ms = math.floor(now / 1000)
 local state_key, probe_key = KEYS[4], KEYS[5]
 local lease_ms, token, probe_wait_ms, own_probe = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
@@ -143,6 +180,17 @@ impl LimitKeys {
             blocked: key("blocked"),
         }
     }
+
+    /// The rate and in-flight keys of `endpoint`'s own limits, beside the account's (same
+    /// hash tag, so one script checks both).
+    pub fn endpoint(&self, endpoint: Endpoint) -> (String, String) {
+        let base = self.rate.strip_suffix(":rate").unwrap_or(&self.rate);
+        let name = endpoint.as_str();
+        (
+            format!("{base}:{name}:rate"),
+            format!("{base}:{name}:in_flight"),
+        )
+    }
 }
 
 /// Why a request was not admitted (the `reason` label of the wait metric).
@@ -185,8 +233,10 @@ pub enum Admission {
 pub struct Permit {
     /// Wait this long before sending.
     pub wait: Duration,
-    /// The lease's member in the in-flight set, when the account has a cap.
+    /// The lease's member in the in-flight sets, when the account or the endpoint has a cap.
     lease: Option<String>,
+    /// The in-flight sets it is leased in (the account's, the endpoint's, or both).
+    leased: Vec<String>,
 }
 
 /// One account's limits, as every pod applies them.
@@ -200,25 +250,89 @@ pub struct Limiter {
     max_in_flight: u32,
     /// How long an in-flight lease lasts: longer than any request can take.
     lease: Duration,
+    /// Endpoints with limits of their own, on top of the account's.
+    endpoints: Vec<(Endpoint, Level)>,
+}
+
+/// One endpoint's own limits, as the script takes them.
+#[derive(Debug, Clone)]
+struct Level {
+    rate: String,
+    in_flight: String,
+    /// 0: no rate of its own.
+    interval_us: u64,
+    burst: u32,
+    /// 0: no cap of its own.
+    cap: u32,
+}
+
+/// Microseconds between requests at `per_second`, rounded up (the schedule never runs
+/// faster than the rate); 0 without a rate.
+fn interval_us(per_second: Option<u32>) -> u64 {
+    per_second.map_or(0, |rate| {
+        1_000_000u64.div_ceil(u64::from(rate.max(1))).max(1)
+    })
 }
 
 impl Limiter {
     /// The limiter of `account` under `prefix`; `lease` must outlast any request (connect
     /// and request timeouts, with a margin).
     pub fn new(prefix: &str, account: &str, limits: &LimitSettings, lease: Duration) -> Self {
-        let interval_us = limits
-            .per_second
-            // Rounded up: the schedule never runs faster than the rate.
-            .map_or(0, |rate| {
-                1_000_000u64.div_ceil(u64::from(rate.max(1))).max(1)
-            });
+        let keys = LimitKeys::new(prefix, account);
+        let endpoints = limits
+            .endpoints
+            .iter()
+            .map(|(endpoint, own)| {
+                let (rate, in_flight) = keys.endpoint(endpoint);
+                let level = Level {
+                    rate,
+                    in_flight,
+                    interval_us: interval_us(own.per_second),
+                    burst: own.burst.max(1),
+                    cap: own.max_in_flight.unwrap_or(0),
+                };
+                (endpoint, level)
+            })
+            .collect();
         Limiter {
-            keys: LimitKeys::new(prefix, account),
-            interval_us,
+            keys,
+            interval_us: interval_us(limits.per_second),
             burst: limits.burst.max(1),
             max_in_flight: limits.max_in_flight.unwrap_or(0),
             lease,
+            endpoints,
         }
+    }
+
+    /// `endpoint`'s own limits, or a level that limits nothing (its keys are never written).
+    fn level(&self, endpoint: Endpoint) -> Level {
+        self.endpoints
+            .iter()
+            .find(|(e, _)| *e == endpoint)
+            .map(|(_, level)| level.clone())
+            .unwrap_or_else(|| {
+                let (rate, in_flight) = self.keys.endpoint(endpoint);
+                Level {
+                    rate,
+                    in_flight,
+                    interval_us: 0,
+                    burst: 1,
+                    cap: 0,
+                }
+            })
+    }
+
+    /// A lease member when a cap applies to `level`'s request, and the sets it goes in.
+    fn lease_for(&self, level: &Level) -> (Option<String>, Vec<String>) {
+        let mut sets = Vec::new();
+        if self.max_in_flight > 0 {
+            sets.push(self.keys.in_flight.clone());
+        }
+        if level.cap > 0 {
+            sets.push(level.in_flight.clone());
+        }
+        let member = (!sets.is_empty()).then(|| format!("{:032x}", rand::random::<u128>()));
+        (member, sets)
     }
 
     /// The keys it works on.
@@ -226,18 +340,24 @@ impl Limiter {
         &self.keys
     }
 
-    /// Asks to send one request, waiting at most `max_wait` for its place: one round trip.
+    /// Asks to send one request to `endpoint`, waiting at most `max_wait` for its place:
+    /// one round trip, for the account's limits and the endpoint's own together.
     pub async fn acquire(
         &self,
         conn: &mut RedisConn,
         max_wait: Duration,
+        endpoint: Endpoint,
     ) -> RedisResult<Admission> {
-        static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{NOW}{ACQUIRE}")));
-        let member = (self.max_in_flight > 0).then(|| format!("{:032x}", rand::random::<u128>()));
+        static SCRIPT: LazyLock<Script> =
+            LazyLock::new(|| Script::new(&format!("{NOW}{ALONE}{ACQUIRE}")));
+        let level = self.level(endpoint);
+        let (member, leased) = self.lease_for(&level);
         let (admitted, wait, why): (i64, i64, i64) = SCRIPT
             .key(&self.keys.rate)
             .key(&self.keys.in_flight)
             .key(&self.keys.blocked)
+            .key(&level.rate)
+            .key(&level.in_flight)
             .arg(self.interval_us)
             .arg(self.burst)
             .arg(self.max_in_flight)
@@ -245,18 +365,12 @@ impl Limiter {
             .arg(micros(max_wait))
             .arg(member.as_deref().unwrap_or(""))
             .arg(micros(IN_FLIGHT_POLL))
+            .arg(level.interval_us)
+            .arg(level.burst)
+            .arg(level.cap)
             .invoke_async(conn)
             .await?;
-        let wait = Duration::from_micros(u64::try_from(wait).unwrap_or(0));
-        Ok(match (admitted, why) {
-            (1, _) => Admission::Go(Permit {
-                wait,
-                lease: member,
-            }),
-            (_, 1) => Admission::Wait(wait, Held::Blocked),
-            (_, 2) => Admission::Wait(wait, Held::InFlight),
-            _ => Admission::Wait(wait, Held::Rate),
-        })
+        Ok(admission(admitted, wait, why, member, leased))
     }
 
     /// Asks the account's `breaker` and then these limits, in one round trip: the breaker's
@@ -268,6 +382,7 @@ impl Limiter {
         &self,
         conn: &mut RedisConn,
         max_wait: Duration,
+        endpoint: Endpoint,
         breaker: &Breaker,
         own_probe: bool,
     ) -> RedisResult<(Check, Option<Admission>)> {
@@ -276,7 +391,8 @@ impl Limiter {
                 "{NOW}{GUARDED}{ACQUIRE}\nend\n{GATE}{GUARDED_END}"
             ))
         });
-        let member = (self.max_in_flight > 0).then(|| format!("{:032x}", rand::random::<u128>()));
+        let level = self.level(endpoint);
+        let (member, leased) = self.lease_for(&level);
         let (lease_ms, token, probe_wait_ms) = breaker.gate_args();
         let reply: GateReply = SCRIPT
             .key(&self.keys.rate)
@@ -284,6 +400,8 @@ impl Limiter {
             .key(&self.keys.blocked)
             .key(&breaker.keys().state)
             .key(&breaker.keys().probe)
+            .key(&level.rate)
+            .key(&level.in_flight)
             .arg(self.interval_us)
             .arg(self.burst)
             .arg(self.max_in_flight)
@@ -295,6 +413,9 @@ impl Limiter {
             .arg(&token)
             .arg(probe_wait_ms)
             .arg(if own_probe { "1" } else { "0" })
+            .arg(level.interval_us)
+            .arg(level.burst)
+            .arg(level.cap)
             .invoke_async(conn)
             .await?;
         let check = check_of(&reply, token);
@@ -302,29 +423,19 @@ impl Limiter {
         if matches!(why, 4 | 5) {
             return Ok((check, None));
         }
-        let wait = Duration::from_micros(u64::try_from(wait).unwrap_or(0));
-        let admission = match (admitted, why) {
-            (1, _) => Admission::Go(Permit {
-                wait,
-                lease: member,
-            }),
-            (_, 1) => Admission::Wait(wait, Held::Blocked),
-            (_, 2) => Admission::Wait(wait, Held::InFlight),
-            _ => Admission::Wait(wait, Held::Rate),
-        };
-        Ok((check, Some(admission)))
+        Ok((check, Some(admission(admitted, wait, why, member, leased))))
     }
 
-    /// Ends a request's lease (its answer is in): one round trip, none without a cap.
+    /// Ends a request's leases (its answer is in): one round trip, none without a cap.
     pub async fn release(&self, conn: &mut RedisConn, permit: Permit) -> RedisResult<()> {
         let Some(member) = permit.lease else {
             return Ok(());
         };
-        redis::cmd("ZREM")
-            .arg(&self.keys.in_flight)
-            .arg(member)
-            .query_async(conn)
-            .await
+        let mut pipe = redis::pipe();
+        for set in &permit.leased {
+            pipe.zrem(set, &member).ignore();
+        }
+        pipe.query_async(conn).await
     }
 
     /// Holds every request of the account back for `hold` (at most [`MAX_BLOCK`]), on
@@ -336,6 +447,28 @@ impl Limiter {
             .arg(micros(hold.min(MAX_BLOCK)))
             .invoke_async(conn)
             .await
+    }
+}
+
+/// The script's answer as an [`Admission`]: a permit holding the lease `member` in
+/// `leased`, or why not and for how long.
+fn admission(
+    admitted: i64,
+    wait: i64,
+    why: i64,
+    member: Option<String>,
+    leased: Vec<String>,
+) -> Admission {
+    let wait = Duration::from_micros(u64::try_from(wait).unwrap_or(0));
+    match (admitted, why) {
+        (1, _) => Admission::Go(Permit {
+            wait,
+            lease: member,
+            leased,
+        }),
+        (_, 1) => Admission::Wait(wait, Held::Blocked),
+        (_, 2) => Admission::Wait(wait, Held::InFlight),
+        _ => Admission::Wait(wait, Held::Rate),
     }
 }
 
@@ -388,9 +521,17 @@ mod tests {
     #[test]
     fn every_key_of_an_account_is_on_its_hash_tag() {
         let keys = LimitKeys::new("pw", "main");
-        for key in [&keys.rate, &keys.in_flight, &keys.blocked] {
+        let (rate, in_flight) = keys.endpoint(Endpoint::S2s);
+        for key in [
+            &keys.rate,
+            &keys.in_flight,
+            &keys.blocked,
+            &rate,
+            &in_flight,
+        ] {
             assert!(key.starts_with("pw:{limits:main}:"), "{key}");
         }
+        assert_eq!(rate, "pw:{limits:main}:s2s:rate");
     }
 
     #[test]
@@ -399,6 +540,7 @@ mod tests {
             per_second: Some(150),
             burst: 10,
             max_in_flight: None,
+            ..LimitSettings::default()
         };
         let limiter = Limiter::new("pw", "main", &limits, Duration::from_secs(40));
         assert_eq!(limiter.interval_us, 6_667);

@@ -39,7 +39,10 @@ impl CreatePayments {
                 self.admit_guarded(account, breaker, limiter, method).await
             }
             (Some(breaker), None) => Ok((None, self.gate(account, breaker, method).await?)),
-            (None, _) => Ok((self.admit_limits(account).await?, None)),
+            (None, _) => Ok((
+                self.admit_limits(account, super::endpoint(method)).await?,
+                None,
+            )),
         }
     }
 
@@ -60,7 +63,7 @@ impl CreatePayments {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let own_probe = method != Method::S2s;
             let (check, admission) = limiter
-                .acquire_guarded(&mut conn, left, breaker, own_probe)
+                .acquire_guarded(&mut conn, left, super::endpoint(method), breaker, own_probe)
                 .await
                 .map_err(NotNow::Redis)?;
             self.seen(breaker, &check).await;
@@ -160,7 +163,7 @@ impl CreatePayments {
             Ok(body) => body,
             Err(_) => return self.give_back_probe(breaker, &probe).await,
         };
-        let Ok(permit) = self.admit_limits(account).await else {
+        let Ok(permit) = self.admit_limits(account, Endpoint::Host).await else {
             return self.give_back_probe(breaker, &probe).await;
         };
         tracing::info!(order_no = %order.order_no, "probing the gateway with a hosted checkout for a probe order");
@@ -212,10 +215,14 @@ impl CreatePayments {
         }
     }
 
-    /// Waits for the account's limits to admit one request: in the worker for up to
+    /// Waits for the account's limits (and `endpoint`'s own) to admit one request: in the worker for up to
     /// [`MAX_LIMIT_WAIT`], else [`NotNow::Limited`] with when to come back (a quarter more
     /// at random, so deferred runs do not return together). No limits, no round trip.
-    async fn admit_limits(&self, account: &PaymentAccount) -> Result<Option<Permit>, NotNow> {
+    async fn admit_limits(
+        &self,
+        account: &PaymentAccount,
+        endpoint: Endpoint,
+    ) -> Result<Option<Permit>, NotNow> {
         let Some(limiter) = self.limits.get(&account.name) else {
             return Ok(None);
         };
@@ -223,7 +230,7 @@ impl CreatePayments {
         let deadline = tokio::time::Instant::now() + MAX_LIMIT_WAIT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match limiter.acquire(&mut conn, left).await {
+            match limiter.acquire(&mut conn, left, endpoint).await {
                 Ok(Admission::Go(permit)) => {
                     if !permit.wait.is_zero() {
                         crate::metrics::limit_wait(&account.name, Held::Rate, false);

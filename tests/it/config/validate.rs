@@ -321,6 +321,7 @@ fn an_accounts_limits_are_read_from_yaml_and_each_must_limit_something() {
             per_second: Some(150),
             burst: 10,
             max_in_flight: Some(64),
+            ..LimitSettings::default()
         })
     );
     let problems = after(|s| {
@@ -328,6 +329,7 @@ fn an_accounts_limits_are_read_from_yaml_and_each_must_limit_something() {
             per_second: Some(0),
             burst: 0,
             max_in_flight: Some(0),
+            ..LimitSettings::default()
         });
     });
     assert_eq!(
@@ -345,6 +347,54 @@ fn an_accounts_limits_are_read_from_yaml_and_each_must_limit_something() {
         problems,
         [
             "gateway.accounts.main.limits: sets no limit: give per_second or max_in_flight, or remove limits"
+        ]
+    );
+}
+
+#[test]
+fn an_endpoints_own_limits_are_read_from_yaml_and_checked() {
+    use payworker::config::{EndpointLimitSettings, EndpointLimits};
+    let yaml = with_key_line(&format!(
+        "key: {TEST_KEY}\n      limits: {{ endpoints: {{ s2s: {{ max_in_flight: 4 }} }} }}"
+    ));
+    let settings = from_yaml(&yaml).unwrap();
+    assert_eq!(
+        settings.gateway.accounts["main"].limits,
+        Some(LimitSettings {
+            endpoints: EndpointLimits {
+                s2s: Some(EndpointLimitSettings {
+                    max_in_flight: Some(4),
+                    ..EndpointLimitSettings::default()
+                }),
+                ..EndpointLimits::default()
+            },
+            ..LimitSettings::default()
+        }),
+        "an endpoint's limits alone are limits"
+    );
+    let yaml = with_key_line(&format!(
+        "key: {TEST_KEY}\n      limits: {{ endpoints: {{ refund: {{ max_in_flight: 4 }} }} }}"
+    ));
+    assert!(from_yaml(&yaml).is_err(), "an endpoint the gateway lacks");
+    let problems = after(|s| {
+        s.gateway.accounts.get_mut("main").unwrap().limits = Some(LimitSettings {
+            per_second: Some(10),
+            endpoints: EndpointLimits {
+                host: Some(EndpointLimitSettings {
+                    per_second: Some(0),
+                    ..EndpointLimitSettings::default()
+                }),
+                element: Some(EndpointLimitSettings::default()),
+                ..EndpointLimits::default()
+            },
+            ..LimitSettings::default()
+        });
+    });
+    assert_eq!(
+        problems,
+        [
+            "gateway.accounts.main.limits.endpoints.host.per_second: must be at least 1 (leave it unset for no rate limit)",
+            "gateway.accounts.main.limits.endpoints.element: sets no limit: give per_second or max_in_flight, or remove it",
         ]
     );
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use payworker::config::BreakerSettings;
 use payworker::payments::breaker::{self, Breaker, Gate, Made, State, Transition, Verdict};
+use payworker_gateway::Endpoint;
 use payworker_queue::{RedisConn, RedisTarget};
 
 use crate::support::{REDIS, cleanup, eventually, redis, unique_prefix};
@@ -266,11 +267,12 @@ async fn with_limits_one_round_trip_asks_the_breaker_first() {
         per_second: Some(1),
         burst: 1,
         max_in_flight: Some(1),
+        ..LimitSettings::default()
     };
     let limiter = Limiter::new(&prefix, "main", &limits, Duration::from_secs(10));
     let wait = Duration::from_millis(100);
     let (check, admission) = limiter
-        .acquire_guarded(&mut conn, wait, &breaker, true)
+        .acquire_guarded(&mut conn, wait, Endpoint::Host, &breaker, true)
         .await
         .unwrap();
     assert_eq!((check.gate, check.state), (Gate::Go, State::Closed));
@@ -288,7 +290,7 @@ async fn with_limits_one_round_trip_asks_the_breaker_first() {
     );
     let rate_before: Option<String> = conn.get(&limiter.keys().rate).await.unwrap();
     let (check, admission) = limiter
-        .acquire_guarded(&mut conn, wait, &breaker, true)
+        .acquire_guarded(&mut conn, wait, Endpoint::Host, &breaker, true)
         .await
         .unwrap();
     assert!(matches!(check.gate, Gate::Wait(_)), "{check:?}");
@@ -301,7 +303,7 @@ async fn with_limits_one_round_trip_asks_the_breaker_first() {
     // Half-open, but the in-flight cap is full: the probe lease is given back at once.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (check, admission) = limiter
-        .acquire_guarded(&mut conn, wait, &breaker, true)
+        .acquire_guarded(&mut conn, wait, Endpoint::Host, &breaker, true)
         .await
         .unwrap();
     assert_eq!(check.made.unwrap().transition, Transition::HalfOpen);
@@ -315,7 +317,7 @@ async fn with_limits_one_round_trip_asks_the_breaker_first() {
     // An S2S charge is never the probe: its run is told to probe, and the limits are not asked.
     limiter.release(&mut conn, first).await.unwrap();
     let (check, admission) = limiter
-        .acquire_guarded(&mut conn, wait, &breaker, false)
+        .acquire_guarded(&mut conn, wait, Endpoint::Host, &breaker, false)
         .await
         .unwrap();
     assert!(matches!(check.gate, Gate::Probe(_)), "{check:?}");
@@ -324,7 +326,7 @@ async fn with_limits_one_round_trip_asks_the_breaker_first() {
     assert_eq!(in_flight, 0);
     // A session request finds the probe under way.
     let (check, admission) = limiter
-        .acquire_guarded(&mut conn, wait, &breaker, true)
+        .acquire_guarded(&mut conn, wait, Endpoint::Host, &breaker, true)
         .await
         .unwrap();
     assert!(matches!(check.gate, Gate::Wait(_)), "{check:?}");

@@ -22,6 +22,7 @@ async fn s2s_jobs_over_the_rate_are_deferred_and_each_charges_once() {
         per_second: Some(1),
         burst: 1,
         max_in_flight: Some(2),
+        ..LimitSettings::default()
     }))
     .await;
     let orders: Vec<String> = (0..6).map(|n| format!("LIM-S2S-{n}")).collect();
@@ -59,6 +60,7 @@ async fn a_retry_after_on_a_host_request_holds_the_whole_account() {
         per_second: Some(1000),
         burst: 100,
         max_in_flight: None,
+        ..LimitSettings::default()
     }))
     .await;
     app.sandbox.add_fault(

@@ -49,6 +49,7 @@ fn loose_limits() -> LimitSettings {
         per_second: Some(10_000),
         burst: 1_000,
         max_in_flight: Some(1_000),
+        ..LimitSettings::default()
     }
 }
 

@@ -175,11 +175,13 @@ impl LimitsMode {
                 per_second: Some(1_000_000),
                 burst: 1_000_000,
                 max_in_flight: Some(1_000_000),
+                ..LimitSettings::default()
             }),
             LimitsMode::Rate(rate) => Some(LimitSettings {
                 per_second: Some(rate),
                 burst: 10,
                 max_in_flight: None,
+                ..LimitSettings::default()
             }),
         }
     }

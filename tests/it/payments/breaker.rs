@@ -230,22 +230,7 @@ async fn concurrent_callers_make_each_transition_once_with_one_event() {
 
 /// The events on the operator stream of `prefix`, oldest first.
 pub async fn breaker_events(prefix: &str) -> Vec<serde_json::Value> {
-    use redis::AsyncCommands as _;
-    let reply: redis::streams::StreamRangeReply = redis()
-        .await
-        .xrange_all(breaker::events_key(prefix))
-        .await
-        .unwrap();
-    reply
-        .ids
-        .iter()
-        .map(|e| {
-            serde_json::from_str(
-                &redis::from_redis_value::<String>(e.map["event"].clone()).unwrap(),
-            )
-            .unwrap()
-        })
-        .collect()
+    crate::support::stream_events(&breaker::events_key(prefix)).await
 }
 
 /// With limits as well, one script asks the breaker and then the limits: a request the

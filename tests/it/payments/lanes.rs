@@ -53,18 +53,7 @@ async fn a_job_on_a_lane_runs_and_a_refused_one_is_listed_by_its_lane() {
         .xadd(&interactive.stream, "*", &[("job", job(1, "LANE-1"))])
         .await
         .unwrap();
-    let event = eventually(Duration::from_secs(30), || {
-        let (mut conn, results) = (conn.clone(), results.clone());
-        async move {
-            let reply: redis::streams::StreamRangeReply = conn.xrange_all(&results).await.ok()?;
-            reply.ids.iter().find_map(|entry| {
-                let text: String = redis::from_redis_value(entry.map["event"].clone()).ok()?;
-                let event: Value = serde_json::from_str(&text).ok()?;
-                (event["order_no"] == "LANE-1").then_some(event)
-            })
-        }
-    })
-    .await;
+    let event = crate::support::first_event_of(&results, "LANE-1", Duration::from_secs(30)).await;
     assert!(event["payment_id"].is_string(), "{event}");
 
     let batch = QueueKeys::on_lane(&prefix, "create_payment", Some("batch"), 0);

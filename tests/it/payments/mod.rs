@@ -273,18 +273,7 @@ impl App {
     }
 
     pub async fn events(&self) -> Vec<serde_json::Value> {
-        let reply: redis::streams::StreamRangeReply =
-            redis().await.xrange_all(&self.results).await.unwrap();
-        reply
-            .ids
-            .iter()
-            .map(|e| {
-                serde_json::from_str(
-                    &redis::from_redis_value::<String>(e.map["event"].clone()).unwrap(),
-                )
-                .unwrap()
-            })
-            .collect()
+        crate::support::stream_events(&self.results).await
     }
 
     /// Waits until the order has an event of `kind`, and returns it.

@@ -23,7 +23,6 @@ use payworker_gateway::{GatewayKey, crypto};
 use payworker_queue::QueueKeys;
 use prost::Message as _;
 use redis::AsyncCommands as _;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::trace_view;
@@ -222,18 +221,7 @@ async fn one_payment_is_one_trace_from_the_producer_to_the_gateway_and_its_notif
         .xadd(&stream, "*", &[("job", j.to_string())])
         .await
         .unwrap();
-    let event = eventually(Duration::from_secs(30), || {
-        let (mut conn, results) = (conn.clone(), results.clone());
-        async move {
-            let reply: redis::streams::StreamRangeReply = conn.xrange_all(&results).await.ok()?;
-            reply.ids.iter().find_map(|entry| {
-                let text: String = redis::from_redis_value(entry.map["event"].clone()).ok()?;
-                let event: Value = serde_json::from_str(&text).ok()?;
-                (event["order_no"] == order).then_some(event)
-            })
-        }
-    })
-    .await;
+    let event = crate::support::first_event_of(&results, order, Duration::from_secs(30)).await;
     let payment_id = event["payment_id"].as_str().unwrap().to_owned();
 
     // The gateway's notification, in the gateway's own trace, to the ingress process.

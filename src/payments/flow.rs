@@ -59,11 +59,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 ";
 
-/// After [`NOW`] and the offsets `ek`, `ea` of the endpoint's KEYS and ARGV: KEYS: rate,
-/// in_flight, blocked (the account's), and at `ek`, `ek + 1` the endpoint's rate and
+/// After [`NOW`]: KEYS: rate, in_flight, blocked (the account's), the endpoint's rate and
 /// in_flight. ARGV: interval (µs, 0 = no rate), burst, cap (0 = no cap), lease (µs), longest
-/// wait the caller accepts (µs), member, poll (µs); at `ea` .. `ea + 2` the endpoint's
-/// interval, burst and cap (0, 1, 0 when it has no limits of its own: its keys are then
+/// wait the caller accepts (µs), member, poll (µs), then the endpoint's interval, burst and
+/// cap (0, 1, 0 when it has no limits of its own: its keys are then
 /// never written). Both sets are checked before either reserves anything, and the request's
 /// place is the later of the two, reserved on both schedules as an arrival at that time
 /// (so a request held by one schedule does not leave a burst behind on the other).
@@ -74,14 +73,14 @@ local burst = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local max_wait = tonumber(ARGV[5])
-local e_interval = tonumber(ARGV[ea])
-local e_burst = tonumber(ARGV[ea + 1])
-local e_cap = tonumber(ARGV[ea + 2])
+local e_interval = tonumber(ARGV[8])
+local e_burst = tonumber(ARGV[9])
+local e_cap = tonumber(ARGV[10])
 local blocked = tonumber(redis.call('GET', KEYS[3]) or '0')
 if blocked > now then
   return {0, blocked - now, 1}
 end
-for _, set in ipairs({{KEYS[2], cap}, {KEYS[ek + 1], e_cap}}) do
+for _, set in ipairs({{KEYS[2], cap}, {KEYS[5], e_cap}}) do
   if set[2] > 0 then
     redis.call('ZREMRANGEBYSCORE', set[1], '-inf', now)
     if redis.call('ZCARD', set[1]) >= set[2] then
@@ -98,19 +97,19 @@ local function place(key, iv, b)
   return tat, w
 end
 local tat, wait = place(KEYS[1], interval, burst)
-local e_tat, e_wait = place(KEYS[ek], e_interval, e_burst)
+local e_tat, e_wait = place(KEYS[4], e_interval, e_burst)
 if e_wait > wait then wait = e_wait end
 if wait > max_wait then
   return {0, wait, 3}
 end
 local at = now + wait
-for _, s in ipairs({{KEYS[1], tat, interval}, {KEYS[ek], e_tat, e_interval}}) do
+for _, s in ipairs({{KEYS[1], tat, interval}, {KEYS[4], e_tat, e_interval}}) do
   if s[3] > 0 then
     local next_tat = math.max(s[2], at) + s[3]
     redis.call('SET', s[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1)
   end
 end
-for _, set in ipairs({{KEYS[2], cap}, {KEYS[ek + 1], e_cap}}) do
+for _, set in ipairs({{KEYS[2], cap}, {KEYS[5], e_cap}}) do
   if set[2] > 0 then
     redis.call('ZADD', set[1], string.format('%.0f', at + lease), ARGV[6])
     redis.call('PEXPIRE', set[1], math.ceil((wait + lease) / 1000) + 1)
@@ -119,21 +118,16 @@ end
 return {1, wait, 0}
 ";
 
-/// Where the endpoint's KEYS and ARGV start in [`ACQUIRE`] asked alone.
-const ALONE: &str = "local ek, ea = 4, 8\n";
-
 /// The account's breaker and its limits in one round trip (both configured): after [`NOW`],
-/// the account's limits' KEYS and ARGV as [`ACQUIRE`]'s, then KEYS: the breaker's state and
-/// probe lease; ARGV: probe lease (ms), probe token, longest wait behind a probe (ms),
-/// whether the caller's own request may be the probe (1/0); then the endpoint's KEYS (6, 7)
-/// and ARGV (12 to 14). The breaker first: a request it holds back
+/// the limits' KEYS and ARGV as [`ACQUIRE`]'s (1 to 5, 1 to 10), then KEYS: the breaker's
+/// state and probe lease; ARGV: probe lease (ms), probe token, longest wait behind a probe
+/// (ms), whether the caller's own request may be the probe (1/0). The breaker first: a request it holds back
 /// reserves nothing; a probe lease taken by a request the limits then refuse is given back.
 /// Returns as `breaker::GATE` does.
 const GUARDED: &str = r"
-local ek, ea = 6, 12
 local now_ms = math.floor(now / 1000)
-local state_key, probe_key = KEYS[4], KEYS[5]
-local lease_ms, token, probe_wait_ms, own_probe = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local state_key, probe_key = KEYS[6], KEYS[7]
+local lease_ms, token, probe_wait_ms, own_probe = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
 local function acquire()
 ";
 
@@ -340,19 +334,16 @@ impl Limiter {
         &self.keys
     }
 
-    /// Asks to send one request to `endpoint`, waiting at most `max_wait` for its place:
-    /// one round trip, for the account's limits and the endpoint's own together.
-    pub async fn acquire(
+    /// `script` with the limits' KEYS and ARGV ([`ACQUIRE`]'s) for a request under `level`.
+    fn invocation<'a>(
         &self,
-        conn: &mut RedisConn,
+        script: &'a Script,
+        level: &Level,
         max_wait: Duration,
-        endpoint: Endpoint,
-    ) -> RedisResult<Admission> {
-        static SCRIPT: LazyLock<Script> =
-            LazyLock::new(|| Script::new(&format!("{NOW}{ALONE}{ACQUIRE}")));
-        let level = self.level(endpoint);
-        let (member, leased) = self.lease_for(&level);
-        let (admitted, wait, why): (i64, i64, i64) = SCRIPT
+        member: Option<&str>,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
             .key(&self.keys.rate)
             .key(&self.keys.in_flight)
             .key(&self.keys.blocked)
@@ -363,11 +354,27 @@ impl Limiter {
             .arg(self.max_in_flight)
             .arg(micros(self.lease))
             .arg(micros(max_wait))
-            .arg(member.as_deref().unwrap_or(""))
+            .arg(member.unwrap_or(""))
             .arg(micros(IN_FLIGHT_POLL))
             .arg(level.interval_us)
             .arg(level.burst)
-            .arg(level.cap)
+            .arg(level.cap);
+        invocation
+    }
+
+    /// Asks to send one request to `endpoint`, waiting at most `max_wait` for its place:
+    /// one round trip, for the account's limits and the endpoint's own together.
+    pub async fn acquire(
+        &self,
+        conn: &mut RedisConn,
+        max_wait: Duration,
+        endpoint: Endpoint,
+    ) -> RedisResult<Admission> {
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{NOW}{ACQUIRE}")));
+        let level = self.level(endpoint);
+        let (member, leased) = self.lease_for(&level);
+        let (admitted, wait, why): (i64, i64, i64) = self
+            .invocation(&SCRIPT, &level, max_wait, member.as_deref())
             .invoke_async(conn)
             .await?;
         Ok(admission(admitted, wait, why, member, leased))
@@ -394,28 +401,14 @@ impl Limiter {
         let level = self.level(endpoint);
         let (member, leased) = self.lease_for(&level);
         let (lease_ms, token, probe_wait_ms) = breaker.gate_args();
-        let reply: GateReply = SCRIPT
-            .key(&self.keys.rate)
-            .key(&self.keys.in_flight)
-            .key(&self.keys.blocked)
+        let reply: GateReply = self
+            .invocation(&SCRIPT, &level, max_wait, member.as_deref())
             .key(&breaker.keys().state)
             .key(&breaker.keys().probe)
-            .key(&level.rate)
-            .key(&level.in_flight)
-            .arg(self.interval_us)
-            .arg(self.burst)
-            .arg(self.max_in_flight)
-            .arg(micros(self.lease))
-            .arg(micros(max_wait))
-            .arg(member.as_deref().unwrap_or(""))
-            .arg(micros(IN_FLIGHT_POLL))
             .arg(lease_ms)
             .arg(&token)
             .arg(probe_wait_ms)
             .arg(if own_probe { "1" } else { "0" })
-            .arg(level.interval_us)
-            .arg(level.burst)
-            .arg(level.cap)
             .invoke_async(conn)
             .await?;
         let check = check_of(&reply, token);

@@ -1,9 +1,10 @@
 //! The binary as an operator runs it: `check-config`, `encrypt-card`, `demo`, `dlq`, and what
 //! start-up says about the configuration (a key written twice, a key file others can read).
-//! `dlq` holds the dead-letter console's and `payment show`'s tests.
+//! `dlq` holds the dead-letter commands' tests, `payment` those of `payment show`.
 
 mod dlq;
 mod options;
+mod payment;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

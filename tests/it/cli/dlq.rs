@@ -617,45 +617,13 @@ async fn concurrent_redrive_commands_put_each_job_back_once() {
 /// never show them, as text or JSON, and a search for the PAN finds nothing.
 #[tokio::test]
 async fn no_dlq_output_shows_misplaced_card_data() {
-    const PAN: &str = "4242424242424242";
-    const SPACED: &str = "4242 4242 4242 4242";
-    const CVC: &str = "989";
+    use crate::support::card_letters::{CVC, PAN, SPACED};
     let mut c = Console::new("dlqcli-card", 1).await;
-    let errors = format!(
-        r#"[{{"attempt":1,"at_ms":1700000000000,"worker":"w-1","error":"declined card {SPACED} cvc {CVC} signed with {KEY}"}}]"#
-    );
-    let payload = format!(
-        r#"{{"version":1,"method":"s2s","order_no":"CARD-1","card":{{"number":"{PAN}","cvc":"{CVC}"}},"metadata":{{"note":"{PAN}","cvv":"{CVC}","copied":"{KEY}"}}}}"#
-    );
-    let detail = format!("card {PAN} with CVC: {CVC} refused; key {KEY}");
-    let note = format!("pan {PAN} cvc {CVC}");
-    let id = c
-        .letter(
-            0,
-            "1700000000000-0",
-            &[
-                ("job", &payload),
-                ("reason", "invalid"),
-                ("detail", &detail),
-                ("errors", &errors),
-                ("worker", &format!("w-{PAN}")),
-                ("note", &note),
-            ],
-        )
-        .await;
-    c.letter(
-        0,
-        "1700000000001-0",
-        &[
-            (
-                "job",
-                "not json {PAN} cvc 989".replace("{PAN}", PAN).as_str(),
-            ),
-            ("reason", "not_json"),
-            ("errors", &format!("broken {PAN} cvv {CVC}")),
-        ],
-    )
-    .await;
+    let mut seeded = Vec::new();
+    for (entry, fields) in crate::support::card_letters(KEY) {
+        seeded.push(c.letter(0, entry, &crate::support::as_pairs(&fields)).await);
+    }
+    let id = seeded[0].clone();
     let outputs = [
         c.run(&["dlq", "list"]),
         c.run(&["dlq", "list", "--json"]),

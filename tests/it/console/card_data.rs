@@ -3,46 +3,15 @@
 
 use super::{Running, TOKEN};
 use crate::cli::KEY;
-use crate::support::cleanup;
-
-const PAN: &str = "4242424242424242";
-const SPACED: &str = "4242 4242 4242 4242";
-const CVC: &str = "989";
+use crate::support::card_letters::{CVC, PAN, SPACED};
+use crate::support::{as_pairs, card_letters, cleanup};
 
 #[tokio::test]
 async fn no_console_page_shows_card_data_or_a_key() {
     let mut c = Running::start("console-card", "0.0.0.0", true).await;
-    let errors = format!(
-        r#"[{{"attempt":1,"at_ms":1700000000000,"worker":"w-1","error":"declined card {SPACED} cvc {CVC}"}}]"#
-    );
-    let payload = format!(
-        r#"{{"version":1,"method":"s2s","order_no":"CARD-1","card":{{"number":"{PAN}","cvc":"{CVC}"}},"metadata":{{"note":"{PAN}","cvv":"{CVC}"}}}}"#
-    );
-    let detail = format!("card {PAN} with CVC: {CVC} refused, key {KEY}");
-    let note = format!("pan {PAN} cvc {CVC}");
-    let one = c
-        .letter(
-            "1700000000000-0",
-            &[
-                ("job", &payload),
-                ("reason", "invalid"),
-                ("detail", &detail),
-                ("errors", &errors),
-                ("worker", &format!("w-{PAN}")),
-                ("note", &note),
-            ],
-        )
-        .await;
-    let two = c
-        .letter(
-            "1700000000001-0",
-            &[
-                ("job", &format!("not json {PAN} cvc {CVC}")),
-                ("reason", "not_json"),
-                ("errors", &format!("broken {PAN} cvv {CVC}")),
-            ],
-        )
-        .await;
+    let [(first, one), (second, two)] = card_letters(KEY);
+    let one = c.letter(first, &as_pairs(&one)).await;
+    let two = c.letter(second, &as_pairs(&two)).await;
     let mut pages = vec![
         "/queues".to_owned(),
         "/letters".to_owned(),

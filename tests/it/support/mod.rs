@@ -7,11 +7,13 @@
 //! workspace's test kit, `payworker-testkit`, re-exported here so that every test reaches
 //! its support through one path.
 
+pub mod card_letters;
 mod events;
 mod gateway;
 mod process;
 mod redis_dump;
 
+pub use card_letters::{as_pairs, card_letters};
 pub use events::{first_event_of, stream_events};
 pub use gateway::{notifying_sandbox, silent_sandbox};
 pub use payworker_testkit::shared_redis::{REDIS, cleanup, dlq, enqueue, pending, redis};

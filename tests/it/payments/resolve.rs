@@ -20,26 +20,9 @@ async fn craft(prefix: &str, order_no: &str, status: &str, extra: &[(&str, &str)
         .connect(Duration::from_secs(5))
         .await
         .unwrap();
-    let key = record::key(prefix, "main", order_no);
-    let mut fields: Vec<(&str, String)> = vec![
-        ("status", status.into()),
-        ("version", "2".into()),
-        ("owner", OWNER.into()),
-        ("attempts", "1".into()),
-        ("account", "main".into()),
-        ("order_no", order_no.into()),
-        ("amount", "20.99".into()),
-        ("currency", "EUR".into()),
-        ("method", "s2s".into()),
-    ];
-    fields.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let orphans = payworker::payments::orphans::key(prefix, "main", order_no);
-    assert!(
-        record::claim(&mut conn, &key, &orphans, &fields)
-            .await
-            .unwrap()
-            .created
-    );
+    let key =
+        crate::support::seed_record(&mut conn, prefix, (order_no, status, "s2s", OWNER), extra)
+            .await;
     if status == "unknown" {
         let _: i64 = redis()
             .await

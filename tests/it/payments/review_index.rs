@@ -23,23 +23,7 @@ async fn craft_on(
     status: &str,
     extra: &[(&str, &str)],
 ) -> String {
-    let key = record::key(prefix, "main", order_no);
-    let mut fields: Vec<(&str, String)> = vec![
-        ("status", status.into()),
-        ("version", "2".into()),
-        ("owner", "1-0".into()),
-        ("attempts", "1".into()),
-        ("account", "main".into()),
-        ("order_no", order_no.into()),
-        ("amount", "20.99".into()),
-        ("currency", "EUR".into()),
-        ("method", "host".into()),
-    ];
-    fields.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let orphans = payworker::payments::orphans::key(prefix, "main", order_no);
-    let claim = record::claim(conn, &key, &orphans, &fields).await;
-    assert!(claim.unwrap().created);
-    key
+    crate::support::seed_record(conn, prefix, (order_no, status, "host", "1-0"), extra).await
 }
 
 async fn store(prefix: &str, sandbox: &SandboxHandle) -> Arc<PaymentStore> {

@@ -11,6 +11,7 @@ pub mod card_letters;
 mod events;
 mod gateway;
 mod process;
+mod records;
 mod redis_dump;
 
 pub use card_letters::{as_pairs, card_letters};
@@ -22,6 +23,7 @@ pub use payworker_testkit::{
     owner_of, queue_job, replication, unique_prefix,
 };
 pub use process::{ANY_HEALTH_PORT, env_or, payworker_command, spawn_payworker, worker_yaml};
+pub use records::seed_record;
 pub use redis_dump::{dump, key_as_text};
 
 /// The gateway's independent test vectors (`crates/gateway/tests/fixtures/gateway.json`,

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use payworker::payments::resolve::{Decision, Resolution};
-use payworker::payments::{record, unknown_key};
+use payworker::payments::unknown_key;
 use payworker_queue as queue;
 use redis::AsyncCommands;
 
@@ -30,22 +30,13 @@ async fn scrape_until(product: &Product, want: &[&str]) -> String {
 /// An `unknown` payment's record, in the review set as if it had entered `unknown` `age`
 /// ago (its score: that time plus the review delay, as the worker writes it).
 async fn unknown_since(product: &Product, order_no: &str, age: Duration) {
-    let key = record::key(&product.prefix, "main", order_no);
-    let orphans = payworker::payments::orphans::key(&product.prefix, "main", order_no);
-    let fields: Vec<(&str, String)> = vec![
-        ("status", "unknown".into()),
-        ("version", "2".into()),
-        ("owner", "1-0".into()),
-        ("attempts", "1".into()),
-        ("account", "main".into()),
-        ("order_no", order_no.into()),
-        ("amount", "20.99".into()),
-        ("currency", "EUR".into()),
-        ("method", "s2s".into()),
-        ("phase", "sending".into()),
-    ];
-    let claim = record::claim(&mut product.conn().await, &key, &orphans, &fields).await;
-    assert!(claim.unwrap().created);
+    let key = crate::support::seed_record(
+        &mut product.conn().await,
+        &product.prefix,
+        (order_no, "unknown", "s2s", "1-0"),
+        &[("phase", "sending")],
+    )
+    .await;
     let after = product.settings.payments.unknown_review_after;
     let entered = queue::now_ms() - u64::try_from(age.as_millis()).unwrap();
     let review_at = entered + u64::try_from(after.as_millis()).unwrap();
